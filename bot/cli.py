@@ -1,0 +1,171 @@
+"""`python -m bot <command>`: the one entry point for operators and developers.
+
+Errors an operator can fix (configuration, data, files) are one line on stderr and
+exit status 2; stdout carries only results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import PROJECT_ROOT, ConfigError, Settings, load_settings
+from bot.nlu.data import NluDataError
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _print_json(result: object) -> None:
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+def _read_lines(source: str) -> list[str]:
+    if source == "-":
+        return sys.stdin.read().splitlines()
+    path = Path(source)
+    if not path.is_file():
+        raise CliError(f"no such file: {source}")
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def cmd_nlu_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu import NluService
+
+    if args.file is None and args.text is None:
+        raise CliError("give a text to parse, or --file F (one text per line, '-' for stdin)")
+    texts = _read_lines(args.file) if args.file is not None else [args.text]
+    service = NluService(settings)
+    if settings.rasa_nlu_url:
+        import asyncio
+
+        async def remote() -> list[dict[str, object]]:
+            try:
+                return await service.parse_many(texts)
+            finally:
+                await service.close()
+
+        results = asyncio.run(remote())
+    else:
+        results = []
+        for start in range(0, len(texts), 256):
+            results.extend(service.model.parse_batch(texts[start : start + 256]))
+    for result in results:
+        _print_json(result)
+    return 0
+
+
+def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu.bench import VARIANTS
+    from bot.nlu.data import load_training_data
+    from bot.nlu.evaluate import (
+        cross_validate,
+        evaluate_holdout,
+        format_summary,
+        load_holdout,
+        write_results,
+    )
+    from bot.nlu.model import TriageModel
+
+    config = VARIANTS[args.variant]
+    data = load_training_data(settings.nlu_data_dir)
+    out = Path(args.out)
+    summaries = []
+    if args.folds > 1:
+        started = time.perf_counter()
+        cv = cross_validate(
+            data, config, folds=args.folds, progress=lambda line: print(line, file=sys.stderr)
+        )
+        write_results(cv, out / "cross_validation")
+        took = time.perf_counter() - started
+        summaries.append(format_summary(f"{args.folds}-fold cross-validation ({took:.0f} s)", cv))
+    holdout = load_holdout(Path(args.holdout))
+    if holdout:
+        model = TriageModel.train(data, config, default_language=settings.default_language)
+        results = evaluate_holdout(model, holdout)
+        write_results(results, out / "holdout")
+        summaries.append(format_summary(f"held-out set ({args.holdout})", results))
+    print(f"variant: {args.variant}; results written to {out}/")
+    print("\n\n".join(summaries))
+    return 0
+
+
+def cmd_nlu_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu.bench import VARIANTS, run_bench
+    from bot.nlu.data import load_training_data
+
+    data = load_training_data(settings.nlu_data_dir)
+    texts = [example.text for example in data.examples][:: max(1, len(data.examples) // args.texts)]
+    variants = args.variant or ["default", "chars-only"]
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown:
+        raise CliError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    print(run_bench(settings.nlu_data_dir, texts[: args.texts], variants))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.telegram_bot_token:
+        raise CliError(
+            "TELEGRAM_BOT_TOKEN is not set: "
+            "put the token from @BotFather in the environment or .env"
+        )
+    raise CliError("the Telegram front end is not built yet; try `python -m bot nlu parse TEXT`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the Telegram bot")
+    run.set_defaults(handler=cmd_run)
+
+    nlu = commands.add_parser("nlu", help="the triage classifier")
+    nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)
+
+    parse = nlu_commands.add_parser("parse", help="print the parse of a text as JSON")
+    parse.add_argument("text", nargs="?", help="the text to parse")
+    parse.add_argument("--file", help="parse one text per line of this file ('-' for stdin)")
+    parse.set_defaults(handler=cmd_nlu_parse)
+
+    test = nlu_commands.add_parser("test", help="cross-validate and score the held-out set")
+    test.add_argument("--folds", type=int, default=5, help="folds (1 skips cross-validation)")
+    test.add_argument("--out", default="nlu_results", help="results folder")
+    test.add_argument(
+        "--holdout", default=str(PROJECT_ROOT / "tests" / "nlu" / "holdout"), help="held-out folder"
+    )
+    test.add_argument("--variant", default="default", help="model variant (see docs/nlu.md)")
+    test.set_defaults(handler=cmd_nlu_test)
+
+    bench = nlu_commands.add_parser("bench", help="training time, latency, throughput, memory")
+    bench.add_argument("--texts", type=int, default=1000, help="how many texts to parse")
+    bench.add_argument("--variant", action="append", help="variants to measure (repeatable)")
+    bench.set_defaults(handler=cmd_nlu_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "variant", None) and isinstance(args.variant, str):
+        from bot.nlu.bench import VARIANTS
+
+        if args.variant not in VARIANTS:
+            parser.error(f"unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}")
+    try:
+        settings = load_settings()
+        return int(args.handler(args, settings))
+    except (ConfigError, CliError, NluDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Set up and run the project on a fresh machine with nothing but Python 3.11+.
+
+    python3 dev.py run     # install into .venv if needed, then run the bot
+    python3 dev.py test    # install into .venv if needed, then lint, type-check and test
+
+The virtual environment is (re)installed from pyproject.toml pinned by
+constraints.txt whenever either file changes. Extra arguments go to the command:
+`python3 dev.py test -k nlu`, `python3 dev.py run --help`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".installed"
+PYTEST_NO_TESTS = 5
+
+
+def _say(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr, flush=True)
+
+
+def _run(*command: str | Path) -> int:
+    return subprocess.call([str(part) for part in command], cwd=ROOT)
+
+
+def ensure_environment() -> None:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    wanted = digest.hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        _say(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    _say("installing dependencies (pinned by constraints.txt)")
+    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
+    if _run(*pip, "--upgrade", "pip") != 0:
+        sys.exit("dev.py: could not upgrade pip in .venv")
+    if _run(*pip, "-c", "constraints.txt", "-e", ".[dev]") != 0:
+        sys.exit("dev.py: installing the dependencies failed (see pip's message above)")
+    STAMP.write_text(wanted)
+
+
+def run_tests(extra: list[str]) -> int:
+    checks: list[tuple[str, list[str | Path]]] = [
+        ("ruff", [PYTHON, "-m", "ruff", "check", "."]),
+        ("ruff format", [PYTHON, "-m", "ruff", "format", "--check", "."]),
+        ("mypy", [PYTHON, "-m", "mypy"]),
+    ]
+    if not extra:
+        for name, command in checks:
+            _say(f"{name} ...")
+            if _run(*command) != 0:
+                _say(f"{name} failed")
+                return 1
+    _say("pytest ...")
+    status = _run(PYTHON, "-m", "pytest", *extra)
+    if status == PYTEST_NO_TESTS:
+        _say("pytest collected no tests: that is a failure, not a pass")
+        return 1
+    return status
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file is what says so to older Pythons
+        sys.exit(f"dev.py: Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
+    if not argv or argv[0] not in {"run", "test", "setup"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    command, extra = argv[0], argv[1:]
+    if command == "setup":
+        return 0
+    if command == "test":
+        return run_tests(extra)
+    return _run(PYTHON, "-m", "bot", "run", *extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
