@@ -1,0 +1,67 @@
+"""The triage brain: is this a complaint, what type, what motive, which facts, is it major.
+
+:class:`NluService` is what the rest of the bot calls. It uses the embedded model
+by default and a Rasa NLU server when `RASA_NLU_URL` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import aiohttp
+
+from bot.config import Settings
+from bot.nlu.model import TriageModel, load_or_train
+from bot.nlu.remote import RasaNluClient, from_rasa
+
+__all__ = ["NluService", "TriageModel", "load_or_train"]
+
+
+class NluService:
+    """One interface for both parsers; :meth:`parse` is async because the remote one is."""
+
+    def __init__(self, settings: Settings, model: TriageModel | None = None) -> None:
+        self.settings = settings
+        self._model = model
+        self._remote = RasaNluClient(settings.rasa_nlu_url) if settings.rasa_nlu_url else None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def model(self) -> TriageModel:
+        """The embedded model, trained or loaded from its cache on first use."""
+        if self._model is None:
+            self._model = load_or_train(
+                self.settings.nlu_data_dir,
+                self.settings.nlu_cache_dir,
+                default_language=self.settings.default_language,
+            )
+        return self._model
+
+    async def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
+        if self._remote is None:
+            return self.model.parse(text, today=today)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        answer = await self._remote.parse(self._session, text)
+        return from_rasa(
+            answer,
+            text,
+            extractor=self.model.extractor,
+            default_language=self.settings.default_language,
+            today=today,
+        )
+
+    async def parse_many(
+        self, texts: Sequence[str], *, today: date | None = None
+    ) -> list[dict[str, Any]]:
+        if self._remote is None:
+            return self.model.parse_batch(texts, today=today)
+        return list(await asyncio.gather(*(self.parse(text, today=today) for text in texts)))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,240 @@
+"""Find dates and relative dates ("上周三", "3 days ago", "Nov 3") and resolve them to a day.
+
+Complaints talk about the past, so a bare weekday or a month-day without a year
+resolves to its most recent occurrence that is not far in the future.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from bot.nlu.numbers import chinese_to_int
+
+_CN_NUM = "零一二两三四五六七八九十百"
+_WEEKDAY_ZH = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5}
+_WEEKDAYS_EN = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_MONTHS_EN = {name.lower(): index for index, name in enumerate(calendar.month_abbr) if name}
+_EN_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "couple of": 2, "few": 3,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FoundDate:
+    start: int
+    end: int
+    text: str
+    day: date
+    grain: str  # "day", "week" or "month"
+
+
+def _number(token: str) -> int:
+    token = token.strip().lower()
+    if token.isdigit():
+        return int(token)
+    if token in _EN_NUMBERS:
+        return _EN_NUMBERS[token]
+    return chinese_to_int(token) or 1
+
+
+def _months_back(today: date, months: int) -> date:
+    year, month = divmod(today.month - 1 - months, 12)
+    month += 1
+    year = today.year + year
+    return date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
+
+
+def _weekday_of_week(today: date, weekday: int, weeks_back: int) -> date:
+    monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks_back)
+    return monday + timedelta(days=weekday)
+
+
+def _most_recent_weekday(today: date, weekday: int) -> date:
+    return today - timedelta(days=(today.weekday() - weekday) % 7)
+
+
+def _month_day(today: date, month: int, day: int, year: int | None) -> date | None:
+    if not 1 <= month <= 12:
+        return None
+    target_year = year if year is not None else today.year
+    if not 1 <= day <= calendar.monthrange(target_year, month)[1]:
+        return None
+    found = date(target_year, month, day)
+    if year is None and found - today > timedelta(days=31):
+        found = date(
+            target_year - 1, month, min(day, calendar.monthrange(target_year - 1, month)[1])
+        )
+    return found
+
+
+Resolver = Callable[[re.Match[str], date], tuple[date, str] | None]
+_RULES: list[tuple[re.Pattern[str], Resolver]] = []
+
+
+def _rule(pattern: str) -> Callable[[Resolver], Resolver]:
+    def register(resolver: Resolver) -> Resolver:
+        _RULES.append((re.compile(pattern, re.IGNORECASE), resolver))
+        return resolver
+
+    return register
+
+
+@_rule(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?")
+def _iso(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    found = _month_day(today, int(match[2]), int(match[3]), int(match[1]))
+    return (found, "day") if found else None
+
+
+@_rule(rf"(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月\s*(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]")
+def _zh_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    found = _month_day(today, _number(match[1]), _number(match[2]), None)
+    return (found, "day") if found else None
+
+
+@_rule(r"大前天|前天|昨天|昨日|昨晚|昨儿|今天|今日|今早|今晚|今儿")
+def _zh_relative_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    offset = {"大前天": 3, "前天": 2}.get(match[0], 1 if match[0].startswith("昨") else 0)
+    return today - timedelta(days=offset), "day"
+
+
+@_rule(rf"(\d+|[{_CN_NUM}]+|半)\s*(?:个)?\s*(天|日|星期|礼拜|周|月)(?:以?前|之前)")
+def _zh_ago(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    unit = match[2]
+    if match[1] == "半":
+        return (today - timedelta(days=15), "day") if unit == "月" else None
+    amount = _number(match[1])
+    if unit in {"天", "日"}:
+        return today - timedelta(days=amount), "day"
+    if unit == "月":
+        return _months_back(today, amount), "month"
+    return today - timedelta(weeks=amount), "week"
+
+
+@_rule(r"(上上|上|这|本|今)?\s*(?:个)?\s*(?:周|星期|礼拜)([一二三四五六日天末1-7])?")
+def _zh_week(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    prefix, day = match[1], match[2]
+    weeks_back = {"上上": 2, "上": 1}.get(prefix or "", 0)
+    if day is None:
+        if prefix is None:
+            return None
+        return _weekday_of_week(today, 0, weeks_back), "week"
+    weekday = int(day) - 1 if day.isdigit() else _WEEKDAY_ZH[day]
+    if prefix is None:
+        return _most_recent_weekday(today, weekday), "day"
+    return _weekday_of_week(today, weekday, weeks_back), "day"
+
+
+@_rule(r"(上上|上|这|本)\s*(?:个)?\s*月(?!\s*\d)")
+def _zh_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    back = {"上上": 2, "上": 1}.get(match[1], 0)
+    return _months_back(today, back).replace(day=1), "month"
+
+
+@_rule(r"(?<![\d.])(\d{1,2})\s*[号日](?![\d元块])")
+def _zh_day_of_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    day = int(match[1])
+    if not 1 <= day <= 31:
+        return None
+    month_start = today.replace(day=1)
+    candidate = (
+        _month_day(today, today.month, day, today.year)
+        if day <= 28 or day <= (calendar.monthrange(today.year, today.month)[1])
+        else None
+    )
+    if candidate is None or candidate > today:
+        previous = month_start - timedelta(days=1)
+        candidate = _month_day(today, previous.month, day, previous.year)
+    return (candidate, "day") if candidate else None
+
+
+@_rule(r"\b(?:the\s+)?day\s+before\s+yesterday\b|\byesterday\b|\blast\s+night\b|\btoday\b|"
+       r"\bthis\s+(?:morning|afternoon|evening)\b|\btonight\b")  # fmt: skip
+def _en_relative_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    text = match[0].lower()
+    if "before" in text:
+        return today - timedelta(days=2), "day"
+    if "yesterday" in text or "last night" in text:
+        return today - timedelta(days=1), "day"
+    return today, "day"
+
+
+@_rule(r"\b(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|couple\s+of|few)\s+"
+       r"(day|week|month)s?\s+ago\b")  # fmt: skip
+def _en_ago(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    amount = _number(" ".join(match[1].split()))
+    unit = match[2].lower()
+    if unit == "day":
+        return today - timedelta(days=amount), "day"
+    if unit == "week":
+        return today - timedelta(weeks=amount), "week"
+    return _months_back(today, amount), "month"
+
+
+@_rule(r"\b(last|this|on|past)?\s*(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
+def _en_weekday(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    weekday = _WEEKDAYS_EN.index(match[2].lower())
+    if (match[1] or "").lower() == "last":
+        recent = _most_recent_weekday(today, weekday)
+        return (recent if recent != today else recent - timedelta(weeks=1)), "day"
+    return _most_recent_weekday(today, weekday), "day"
+
+
+@_rule(r"\blast\s+(week|month)\b")
+def _en_last_period(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    if match[1].lower() == "week":
+        return _weekday_of_week(today, 0, 1), "week"
+    return _months_back(today, 1).replace(day=1), "month"
+
+
+@_rule(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?"
+       r"\b(?:,?\s*(\d{4}))?")  # fmt: skip
+def _en_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    month = _MONTHS_EN.get(match[1].lower()[:3])
+    year = int(match[3]) if match[3] else None
+    found = _month_day(today, month or 0, int(match[2]), year)
+    return (found, "day") if found else None
+
+
+@_rule(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+       r"[a-z]*\b(?:,?\s*(\d{4}))?")  # fmt: skip
+def _en_day_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    month = _MONTHS_EN.get(match[2].lower()[:3])
+    year = int(match[3]) if match[3] else None
+    found = _month_day(today, month or 0, int(match[1]), year)
+    return (found, "day") if found else None
+
+
+@_rule(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?(?![\d/])")
+def _slash_date(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    year = int(match[3]) if match[3] else None
+    if year is not None and year < 100:
+        year += 2000
+    first, second = int(match[1]), int(match[2])
+    month, day = (first, second) if first <= 12 else (second, first)
+    found = _month_day(today, month, day, year)
+    return (found, "day") if found else None
+
+
+def find_dates(text: str, today: date) -> Iterator[FoundDate]:
+    """Yield non-overlapping dates, earlier rules (more specific) winning."""
+    taken: list[tuple[int, int]] = []
+    found: list[FoundDate] = []
+    for pattern, resolve in _RULES:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            surface = match[0].strip()
+            if not surface or any(start < e and s < end for s, e in taken):
+                continue
+            resolved = resolve(match, today)
+            if resolved is None:
+                continue
+            start += len(match[0]) - len(match[0].lstrip())
+            end = start + len(surface)
+            taken.append((start, end))
+            found.append(FoundDate(start, end, text[start:end], resolved[0], resolved[1]))
+    yield from sorted(found, key=lambda item: item.start)

@@ -1,0 +1,49 @@
+"""The label names the rest of the system depends on (nlu_data/README.md defines them)."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Axis = Literal["intent", "complaint_type", "motive", "signal"]
+
+DIALOGUE_INTENTS: Final = (
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "inquiry",
+    "praise",
+    "request_human",
+    "complain",
+)
+COMPLAINT_TYPES: Final = (
+    "product_quality",
+    "delivery",
+    "billing",
+    "misleading_marketing",
+    "service_attitude",
+    "slow_response",
+    "after_sales",
+    "safety",
+    "other",
+)
+MOTIVES: Final = ("compensation", "fix", "explanation", "apology", "venting", "prevention")
+SIGNALS: Final = ("major_media", "repeat_contact", "abusive", "threat_of_harm")
+ENTITIES: Final = ("order_id", "phone", "email", "amount", "date", "product")
+LANGUAGES: Final = ("zh", "en")
+
+COMPLAIN: Final = "complain"
+
+AXIS_OF_LABEL: Final[dict[str, Axis]] = {
+    **{name: "intent" for name in DIALOGUE_INTENTS},
+    **{name: "complaint_type" for name in COMPLAINT_TYPES},
+    **{name: "motive" for name in MOTIVES},
+    **{name: "signal" for name in SIGNALS},
+}
+LABELS_OF_AXIS: Final[dict[Axis, tuple[str, ...]]] = {
+    "intent": DIALOGUE_INTENTS,
+    "complaint_type": COMPLAINT_TYPES,
+    "motive": MOTIVES,
+    "signal": SIGNALS,
+}

@@ -1,0 +1,302 @@
+"""The embedded triage classifier: intent, complaint type, motive and signals in one model.
+
+Features are TF-IDF character n-grams (robust to typos, unsegmented Chinese and
+mixed scripts) joined with word uni/bi-grams (jieba words for Chinese). Each axis
+is a logistic regression, whose probabilities are usable as confidences. Signals
+are one-vs-rest classifiers backed by the key-phrase lookup tables in nlu_data/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
+
+from bot.nlu.data import Example, TrainingData, load_training_data
+from bot.nlu.entities import EntityExtractor
+from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
+from bot.nlu.text import detect_language, normalise, words
+
+MODEL_VERSION = "1"
+_LETTERS = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def word_ngrams(text: str) -> list[str]:
+    """Word unigrams and bigrams of an already normalised text (module level: picklable)."""
+    tokens = words(text)
+    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Knobs compared in docs/nlu.md; the defaults are the chosen ones."""
+
+    char_ngrams: tuple[int, int] = (1, 4)
+    use_words: bool = True
+    use_chars: bool = True
+    classifier: str = "svm"  # "svm": calibrated linear SVM; "logreg": logistic regression
+    c: float = 1.0
+    class_weight_power: float = 0.5
+    signal_threshold: float = 0.5
+
+
+def _vectorizer(config: ModelConfig) -> FeatureUnion:
+    parts: list[tuple[str, Any]] = []
+    if config.use_chars:
+        parts.append((
+            "chars",
+            TfidfVectorizer(
+                analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True,
+                min_df=1, lowercase=False, dtype=np.float32,
+            ),
+        ))  # fmt: skip
+    if config.use_words:
+        parts.append((
+            "words",
+            TfidfVectorizer(
+                analyzer=word_ngrams, sublinear_tf=True, min_df=1, lowercase=False, dtype=np.float32
+            ),
+        ))  # fmt: skip
+    return FeatureUnion(parts)
+
+
+def _sample_weights(labels: Sequence[str], power: float) -> np.ndarray:
+    """Soften class imbalance: weight = (n / (k * n_class)) ** power."""
+    counts = Counter(labels)
+    total, classes = len(labels), len(counts)
+    return np.array([(total / (classes * counts[label])) ** power for label in labels])
+
+
+Classifier: TypeAlias = CalibratedClassifierCV | LogisticRegression
+
+
+def _fit(features: csr_matrix, labels: Sequence[str], config: ModelConfig) -> Classifier:
+    """A linear SVM with sigmoid-calibrated probabilities (fast on 100k+ sparse features),
+    or a logistic regression (slower to train here, kept for comparison)."""
+    classifier: Classifier
+    if config.classifier == "logreg":
+        classifier = LogisticRegression(C=config.c, max_iter=3000)
+    else:
+        folds = min(3, *Counter(labels).values())
+        classifier = CalibratedClassifierCV(LinearSVC(C=config.c), method="sigmoid", cv=folds)
+    classifier.fit(
+        features, labels, sample_weight=_sample_weights(labels, config.class_weight_power)
+    )
+    return classifier
+
+
+def _lexicon_text(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _term_pattern(terms: Sequence[str], patterns: Sequence[str] = ()) -> re.Pattern[str] | None:
+    """Key phrases (Latin ones as whole words) and regexes, as one pattern on lower-cased text."""
+    parts = []
+    for term in sorted(
+        {_lexicon_text(term) for term in terms if term.strip()}, key=len, reverse=True
+    ):
+        escaped = re.escape(term)
+        parts.append(rf"(?<![a-z]){escaped}(?![a-z])" if re.search("[a-z]", term) else escaped)
+    parts.extend(f"(?:{pattern})" for pattern in patterns)
+    return re.compile("|".join(parts)) if parts else None
+
+
+def intent_label(example: Example) -> str:
+    """Complaint types, motives and signals are all examples of the `complain` intent."""
+    return example.label if example.axis == "intent" else COMPLAIN
+
+
+@dataclass
+class TriageModel:
+    """A trained model. Build with :meth:`train` or :func:`load_or_train`."""
+
+    config: ModelConfig
+    vectorizer: FeatureUnion
+    intent: Classifier
+    complaint_type: Classifier
+    motive: Classifier
+    signals: dict[str, Classifier]
+    signal_terms: dict[str, re.Pattern[str] | None]
+    extractor: EntityExtractor
+    known_words: frozenset[str]
+    fingerprint: str = ""
+    training_seconds: float = 0.0
+    default_language: str = "zh"
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def train(
+        cls, data: TrainingData, config: ModelConfig | None = None, *, default_language: str = "zh"
+    ) -> TriageModel:
+        config = config or ModelConfig()
+        started = time.perf_counter()
+        examples = data.examples
+        texts = [normalise(example.text) for example in examples]
+        vectorizer = _vectorizer(config)
+        matrix = csr_matrix(vectorizer.fit_transform(texts))
+
+        def rows(axis: str) -> list[int]:
+            return [index for index, example in enumerate(examples) if example.axis == axis]
+
+        intent = _fit(matrix, [intent_label(example) for example in examples], config)
+        type_rows, motive_rows = rows("complaint_type"), rows("motive")
+        complaint_type = _fit(matrix[type_rows], [examples[i].label for i in type_rows], config)
+        motive = _fit(matrix[motive_rows], [examples[i].label for i in motive_rows], config)
+        signals = {}
+        for signal in SIGNALS:
+            flags = ["yes" if e.axis == "signal" and e.label == signal else "no" for e in examples]
+            signals[signal] = _fit(matrix, flags, config)
+        signal_terms = {
+            signal: _term_pattern(
+                data.lookups.get(f"{signal}_terms", []), data.regexes.get(f"{signal}_pattern", [])
+            )
+            for signal in SIGNALS
+        }
+        known = frozenset(
+            token for text in texts for token in words(text) if _LETTERS.search(token)
+        )
+        return cls(
+            config=config,
+            vectorizer=vectorizer,
+            intent=intent,
+            complaint_type=complaint_type,
+            motive=motive,
+            signals=signals,
+            signal_terms=signal_terms,
+            extractor=EntityExtractor.from_training_data(data),
+            known_words=known,
+            fingerprint=data.fingerprint,
+            training_seconds=time.perf_counter() - started,
+            default_language=default_language,
+            stats={"examples": len(examples), "features": matrix.shape[1]},
+        )
+
+    def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
+        return self.parse_batch([text], today=today)[0]
+
+    def parse_batch(
+        self, texts: Sequence[str], *, today: date | None = None
+    ) -> list[dict[str, Any]]:
+        """Parse many texts at once (one matrix product per axis)."""
+        today = today or date.today()
+        cleaned = [text if isinstance(text, str) else "" for text in texts]
+        normalised = [normalise(text) for text in cleaned]
+        matrix = self.vectorizer.transform(normalised)
+        axes = {
+            "intent": self._probabilities(self.intent, matrix, DIALOGUE_INTENTS),
+            "complaint_type": self._probabilities(self.complaint_type, matrix, COMPLAINT_TYPES),
+            "motive": self._probabilities(self.motive, matrix, MOTIVES),
+        }
+        signal_scores = {
+            name: classifier.predict_proba(matrix)[:, list(classifier.classes_).index("yes")]
+            for name, classifier in self.signals.items()
+        }
+        results = []
+        for row, (text, norm) in enumerate(zip(cleaned, normalised, strict=True)):
+            evidence = any(token in self.known_words for token in words(norm))
+            language, language_confidence = detect_language(text, self.default_language)
+            ranked = {
+                axis: _rank(probs[row], labels, evidence) for axis, (probs, labels) in axes.items()
+            }
+            lexicon = _lexicon_text(text)
+            fired = []
+            scores = {}
+            for signal in SIGNALS:
+                score = float(signal_scores[signal][row]) if evidence else 0.0
+                pattern = self.signal_terms.get(signal)
+                matched = bool(pattern and pattern.search(lexicon))
+                scores[signal] = round(max(score, 0.95 if matched else 0.0), 4)
+                if matched or score >= self.config.signal_threshold:
+                    fired.append(signal)
+            results.append({
+                "text": text,
+                "language": language,
+                "language_confidence": language_confidence,
+                "intent": ranked["intent"][0],
+                "intent_ranking": ranked["intent"],
+                "complaint_type": ranked["complaint_type"][0],
+                "complaint_type_ranking": ranked["complaint_type"][:3],
+                "motive": ranked["motive"][0],
+                "motive_ranking": ranked["motive"][:3],
+                "entities": [entity.as_dict() for entity in self.extractor.extract(text, today)],
+                "signals": fired,
+                "signal_scores": scores,
+            })  # fmt: skip
+        return results
+
+    @staticmethod
+    def _probabilities(
+        classifier: Classifier, matrix: Any, labels: Sequence[str]
+    ) -> tuple[np.ndarray, Sequence[str]]:
+        probabilities = classifier.predict_proba(matrix)
+        order = [list(classifier.classes_).index(label) for label in labels]
+        return probabilities[:, order], labels
+
+
+def _rank(probabilities: np.ndarray, labels: Sequence[str], evidence: bool) -> list[dict[str, Any]]:
+    """Labels by confidence.
+
+    Without a single known word the model knows nothing: the confidence is uniform,
+    the model's order is kept as the best guess.
+    """
+    uniform = 1.0 / len(labels)
+    order = np.argsort(-probabilities, kind="stable")
+    return [
+        {
+            "name": labels[i],
+            "confidence": round(float(probabilities[i]) if evidence else uniform, 4),
+        }
+        for i in order
+    ]
+
+
+def cache_path(cache_dir: Path, fingerprint: str, config: ModelConfig) -> Path:
+    """Stable across processes (unlike ``hash()``, which is salted per process)."""
+    knobs = hashlib.sha256(repr(config).encode()).hexdigest()[:8]
+    return cache_dir / f"triage-v{MODEL_VERSION}-{fingerprint}-{knobs}.pkl"
+
+
+def load_or_train(
+    data_dir: Path,
+    cache_dir: Path,
+    config: ModelConfig | None = None,
+    *,
+    default_language: str = "zh",
+) -> TriageModel:
+    """Load the model cached for this exact data, or train and cache it (atomically)."""
+    config = config or ModelConfig()
+    data = load_training_data(data_dir)
+    path = cache_path(cache_dir, data.fingerprint, config)
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                model = pickle.load(handle)
+            if isinstance(model, TriageModel) and model.fingerprint == data.fingerprint:
+                model.default_language = default_language
+                return model
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass  # a stale or broken cache is rebuilt below
+    model = TriageModel.train(data, config, default_language=default_language)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".tmp") as temporary:
+        pickle.dump(model, temporary, protocol=pickle.HIGHEST_PROTOCOL)
+    Path(temporary.name).replace(path)
+    return model

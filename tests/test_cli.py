@@ -1,0 +1,91 @@
+"""`python -m bot ...` as an operator runs it: JSON on stdout, one-line errors on stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_parse_prints_one_json_object(cli_env: dict[str, str]) -> None:
+    done = run_cli("nlu", "parse", "我的快递丢了,订单号SO2024110588123,赶紧给我补发", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["intent"]["name"] == "complain"
+    assert result["complaint_type"]["name"] == "delivery"
+    assert result["language"] == "zh"
+    assert {"entity": "order_id", "value": "SO2024110588123"}.items() <= result["entities"][
+        0
+    ].items()
+
+
+def test_parse_file_keeps_order_for_a_thousand_lines(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    base = ["hello", "退钱!", "", "where is my parcel, it's a week late", "😡", "谢谢"]
+    texts = [
+        f"{base[i % len(base)]}" if i % 7 else f"line {i}: order #{10_000_000 + i}"
+        for i in range(1000)
+    ]
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    done = run_cli("nlu", "parse", "--file", str(source), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [result["text"] for result in results] == texts
+    assert results[7]["entities"][0]["value"] == "10000007"
+
+
+def test_parse_reads_standard_input(cli_env: dict[str, str]) -> None:
+    done = run_cli(
+        "nlu", "parse", "--file", "-", env=cli_env, stdin="hi\nmy card was charged twice\n"
+    )
+    assert [json.loads(line)["intent"]["name"] for line in done.stdout.splitlines()] == [
+        "greet",
+        "complain",
+    ]
+
+
+def test_bad_input_never_prints_a_traceback(cli_env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "bad.txt"
+    source.write_bytes("ok\n\xff\xfe broken bytes \x00\n<b>x</b>\n".encode("latin-1"))
+    done = run_cli("nlu", "parse", "--file", str(source), env=cli_env)
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == 3
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_missing_file_is_one_line_on_stderr(cli_env: dict[str, str]) -> None:
+    done = run_cli("nlu", "parse", "--file", "/no/such/file.txt", env=cli_env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip() == "error: no such file: /no/such/file.txt"
+
+
+def test_bad_configuration_is_reported_clearly(cli_env: dict[str, str]) -> None:
+    done = run_cli("nlu", "parse", "hi", env={**cli_env, "DEFAULT_LANGUAGE": "fr"})
+    assert done.returncode == 2
+    assert "DEFAULT_LANGUAGE: Input should be 'zh' or 'en'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_run_without_a_token_says_what_to_do(cli_env: dict[str, str], tmp_path: Path) -> None:
+    done = run_cli("run", env=cli_env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "TELEGRAM_BOT_TOKEN is not set" in done.stderr
+
+
+def test_nlu_test_writes_reports(cli_env: dict[str, str], tmp_path: Path) -> None:
+    done = run_cli("nlu", "test", "--folds", "2", "--out", str(tmp_path / "out"), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "2-fold cross-validation" in done.stdout and "held-out set" in done.stdout
+    report = json.loads(
+        (tmp_path / "out" / "cross_validation" / "zh" / "complaint_type.json").read_text()
+    )
+    assert set(report["per_label"]) >= {"product_quality", "safety", "macro avg"}
+    assert len(report["confusion_matrix"]["rows_gold_columns_predicted"]) == 9
+    assert (tmp_path / "out" / "holdout" / "en" / "motive_errors.jsonl").exists()
