@@ -35,7 +35,7 @@ from bot.nlu.entities import EntityExtractor
 from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
 from bot.nlu.text import detect_language, normalise, words
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 _LETTERS = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
 
 
@@ -96,7 +96,9 @@ def _fit(features: csr_matrix, labels: Sequence[str], config: ModelConfig) -> Cl
         classifier = LogisticRegression(C=config.c, max_iter=3000)
     else:
         folds = min(3, *Counter(labels).values())
-        classifier = CalibratedClassifierCV(LinearSVC(C=config.c), method="sigmoid", cv=folds)
+        classifier = CalibratedClassifierCV(
+            LinearSVC(C=config.c, random_state=0), method="sigmoid", cv=folds, ensemble=False
+        )
     classifier.fit(
         features, labels, sample_weight=_sample_weights(labels, config.class_weight_power)
     )
