@@ -140,14 +140,9 @@ def _zh_day_of_month(match: re.Match[str], today: date) -> tuple[date, str] | No
     day = int(match[1])
     if not 1 <= day <= 31:
         return None
-    month_start = today.replace(day=1)
-    candidate = (
-        _month_day(today, today.month, day, today.year)
-        if day <= 28 or day <= (calendar.monthrange(today.year, today.month)[1])
-        else None
-    )
-    if candidate is None or candidate > today:
-        previous = month_start - timedelta(days=1)
+    candidate = _month_day(today, today.month, day, today.year)
+    if candidate is None or candidate > today:  # "28号" said on the 5th: last month's
+        previous = today.replace(day=1) - timedelta(days=1)
         candidate = _month_day(today, previous.month, day, previous.year)
     return (candidate, "day") if candidate else None
 
@@ -191,21 +186,17 @@ def _en_last_period(match: re.Match[str], today: date) -> tuple[date, str] | Non
     return _months_back(today, 1).replace(day=1), "month"
 
 
-@_rule(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?"
-       r"\b(?:,?\s*(\d{4}))?")  # fmt: skip
-def _en_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
-    month = _MONTHS_EN.get(match[1].lower()[:3])
-    year = int(match[3]) if match[3] else None
-    found = _month_day(today, month or 0, int(match[2]), year)
-    return (found, "day") if found else None
+_MONTH_NAME = r"(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DAY_NUMBER = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(?:,?\s*(?P<year>\d{4}))?"
 
 
-@_rule(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-       r"[a-z]*\b(?:,?\s*(\d{4}))?")  # fmt: skip
-def _en_day_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
-    month = _MONTHS_EN.get(match[2].lower()[:3])
-    year = int(match[3]) if match[3] else None
-    found = _month_day(today, month or 0, int(match[1]), year)
+@_rule(rf"\b{_MONTH_NAME}\s+{_DAY_NUMBER}\b{_YEAR}")  # Nov 3, November 3rd, 2025
+@_rule(rf"\b{_DAY_NUMBER}\s+(?:of\s+)?{_MONTH_NAME}\b{_YEAR}")  # 3 Nov, 3rd of November
+def _en_named_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    month = _MONTHS_EN.get(match["month"].lower()[:3], 0)
+    year = int(match["year"]) if match["year"] else None
+    found = _month_day(today, month, int(match["day"]), year)
     return (found, "day") if found else None
 
 

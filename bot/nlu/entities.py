@@ -142,18 +142,14 @@ class EntityExtractor:
                 yield Entity("product", value, match.start(), match.end(), "LookupEntityExtractor")
 
     def _amounts(self, text: str) -> Iterable[Entity]:
-        for match in _AMOUNT_PREFIX.finditer(text):
-            amount = _amount_value(match.group(2))
-            currency = _CURRENCY_PREFIX.get(match.group(1).lower(), "CNY")
-            if amount is not None:
-                yield Entity(
-                    "amount", match.group(0), match.start(), match.end(), "AmountExtractor",
-                    {"amount": amount, "currency": currency},
-                )  # fmt: skip
-        for match in _AMOUNT_SUFFIX.finditer(text):
-            amount = _amount_value(match.group(1))
-            currency = _CURRENCY_SUFFIX.get(match.group(2).lower(), "CNY")
-            if amount is not None:
+        """Currency before the number (¥299, $45.90) or after it (299元, 两百块, 45 bucks)."""
+        forms = ((_AMOUNT_PREFIX, 2, 1, _CURRENCY_PREFIX), (_AMOUNT_SUFFIX, 1, 2, _CURRENCY_SUFFIX))
+        for pattern, number_group, currency_group, currencies in forms:
+            for match in pattern.finditer(text):
+                amount = _amount_value(match.group(number_group))
+                if amount is None:
+                    continue
+                currency = currencies.get(match.group(currency_group).lower(), "CNY")
                 yield Entity(
                     "amount", match.group(0), match.start(), match.end(), "AmountExtractor",
                     {"amount": amount, "currency": currency},

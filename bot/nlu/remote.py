@@ -22,11 +22,12 @@ class RasaNluError(RuntimeError):
     """The Rasa server did not give a usable answer."""
 
 
-def _best(ranking: list[dict[str, Any]], labels: tuple[str, ...]) -> dict[str, Any]:
+def _best(ranking: list[dict[str, Any]], labels: tuple[str, ...], fallback: str) -> dict[str, Any]:
+    """The best-ranked label of one axis; ``fallback`` with no confidence when Rasa ranked none."""
     for item in ranking:
         if item.get("name") in labels:
             return {"name": item["name"], "confidence": float(item.get("confidence", 0.0))}
-    return {"name": labels[-1] if labels is COMPLAINT_TYPES else labels[0], "confidence": 0.0}
+    return {"name": fallback, "confidence": 0.0}
 
 
 def from_rasa(
@@ -74,8 +75,8 @@ def from_rasa(
         "language_confidence": confidence,
         "intent": intent_ranking[0],
         "intent_ranking": intent_ranking,
-        "complaint_type": _best(ranking, COMPLAINT_TYPES),
-        "motive": _best(ranking, MOTIVES),
+        "complaint_type": _best(ranking, COMPLAINT_TYPES, "other"),
+        "motive": _best(ranking, MOTIVES, "explanation"),
         "entities": sorted(entities, key=lambda entity: entity.get("start", 0)),
         "signals": signals,
     }
