@@ -7,6 +7,7 @@ exit status 2; stdout carries only results.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -43,23 +44,24 @@ def cmd_nlu_parse(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError("give a text to parse, or --file F (one text per line, '-' for stdin)")
     texts = _read_lines(args.file) if args.file is not None else [args.text]
     service = NluService(settings)
-    if settings.rasa_nlu_url:
-        import asyncio
 
-        async def remote() -> list[dict[str, object]]:
-            try:
-                return await service.parse_many(texts)
-            finally:
-                await service.close()
+    async def parse_all() -> list[dict[str, object]]:
+        try:
+            return await service.parse_many(texts)
+        finally:
+            await service.close()
 
-        results = asyncio.run(remote())
-    else:
-        results = []
-        for start in range(0, len(texts), 256):
-            results.extend(service.model.parse_batch(texts[start : start + 256]))
-    for result in results:
+    for result in asyncio.run(parse_all()):
         _print_json(result)
     return 0
+
+
+def _check_variants(names: list[str]) -> None:
+    from bot.nlu.bench import VARIANTS
+
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise CliError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
 
 
 def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,6 +76,7 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
     )
     from bot.nlu.model import TriageModel
 
+    _check_variants([args.variant])
     config = VARIANTS[args.variant]
     data = load_training_data(settings.nlu_data_dir)
     out = Path(args.out)
@@ -98,15 +101,13 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_nlu_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.nlu.bench import VARIANTS, run_bench
+    from bot.nlu.bench import run_bench
     from bot.nlu.data import load_training_data
 
     data = load_training_data(settings.nlu_data_dir)
     texts = [example.text for example in data.examples][:: max(1, len(data.examples) // args.texts)]
     variants = args.variant or ["default", "chars-only"]
-    unknown = [name for name in variants if name not in VARIANTS]
-    if unknown:
-        raise CliError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    _check_variants(variants)
     print(run_bench(settings.nlu_data_dir, texts[: args.texts], variants))
     return 0
 
@@ -154,11 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "variant", None) and isinstance(args.variant, str):
-        from bot.nlu.bench import VARIANTS
-
-        if args.variant not in VARIANTS:
-            parser.error(f"unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}")
     try:
         settings = load_settings()
         return int(args.handler(args, settings))

@@ -19,6 +19,8 @@ from bot.nlu.remote import RasaNluClient, from_rasa
 
 __all__ = ["NluService", "TriageModel", "load_or_train"]
 
+BATCH = 256
+
 
 class NluService:
     """One interface for both parsers; :meth:`parse` is async because the remote one is."""
@@ -57,8 +59,12 @@ class NluService:
     async def parse_many(
         self, texts: Sequence[str], *, today: date | None = None
     ) -> list[dict[str, Any]]:
+        """Parse in order; the embedded model in batches of ``BATCH`` to bound memory."""
         if self._remote is None:
-            return self.model.parse_batch(texts, today=today)
+            results: list[dict[str, Any]] = []
+            for start in range(0, len(texts), BATCH):
+                results.extend(self.model.parse_batch(texts[start : start + BATCH], today=today))
+            return results
         return list(await asyncio.gather(*(self.parse(text, today=today) for text in texts)))
 
     async def close(self) -> None:

@@ -2,8 +2,8 @@
 
 Features are TF-IDF character n-grams (robust to typos, unsegmented Chinese and
 mixed scripts) joined with word uni/bi-grams (jieba words for Chinese). Each axis
-is a logistic regression, whose probabilities are usable as confidences. Signals
-are one-vs-rest classifiers backed by the key-phrase lookup tables in nlu_data/.
+is a linear SVM with sigmoid-calibrated probabilities, usable as confidences.
+Signals are one-vs-rest classifiers backed by key phrases and regexes in nlu_data/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
@@ -30,12 +30,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
-from bot.nlu.data import Example, TrainingData, load_training_data
+from bot.nlu.data import Example, TrainingData, fingerprint, load_training_data
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
 from bot.nlu.text import detect_language, normalise, words
 
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 _LETTERS = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
 
 
@@ -142,7 +142,6 @@ class TriageModel:
     fingerprint: str = ""
     training_seconds: float = 0.0
     default_language: str = "zh"
-    stats: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def train(
@@ -188,7 +187,6 @@ class TriageModel:
             fingerprint=data.fingerprint,
             training_seconds=time.perf_counter() - started,
             default_language=default_language,
-            stats={"examples": len(examples), "features": matrix.shape[1]},
         )
 
     def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
@@ -285,18 +283,20 @@ def load_or_train(
 ) -> TriageModel:
     """Load the model cached for this exact data, or train and cache it (atomically)."""
     config = config or ModelConfig()
-    data = load_training_data(data_dir)
-    path = cache_path(cache_dir, data.fingerprint, config)
+    data_hash = fingerprint(data_dir)  # hashing the files is enough on a cache hit
+    path = cache_path(cache_dir, data_hash, config)
     if path.exists():
         try:
             with path.open("rb") as handle:
                 model = pickle.load(handle)
-            if isinstance(model, TriageModel) and model.fingerprint == data.fingerprint:
+            if isinstance(model, TriageModel) and model.fingerprint == data_hash:
                 model.default_language = default_language
                 return model
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # a stale or broken cache is rebuilt below
-    model = TriageModel.train(data, config, default_language=default_language)
+    model = TriageModel.train(
+        load_training_data(data_dir), config, default_language=default_language
+    )
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".tmp") as temporary:
         pickle.dump(model, temporary, protocol=pickle.HIGHEST_PROTOCOL)
