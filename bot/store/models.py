@@ -1,0 +1,145 @@
+"""Tables (sqlmodel). Time stamps are timezone-aware UTC on every engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; SQLite keeps no zone, so one is put back on the way out."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use an aware one (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _when() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Customer(SQLModel, table=True):
+    """A person who writes to the bot.
+
+    tier: the domain's diamond / gold / silver / regular / at-risk.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=sa.BigInteger, unique=True, index=True)
+    name: str = ""
+    language: str = "zh"
+    tier: str = "regular"
+    variations: dict[str, Any] = _json()
+    """The variation of each response last shown, so the next one differs."""
+    created_at: datetime = _when()
+
+
+class Conversation(SQLModel, table=True):
+    """One dialogue; `stage` is where the five steps stand, `slots` what is known so far.
+
+    status: open (the bot is talking), handed_off (a person has it), closed.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
+    channel: str = "telegram"
+    language: str = "zh"
+    status: str = Field(default="open", index=True)
+    stage: str = "idle"
+    slots: dict[str, Any] = _json()
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Message(SQLModel, table=True):
+    """Every message in (`direction` "in") and out ("out"), in order."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    direction: str
+    text: str = ""
+    payload: str | None = None
+    response: str | None = None
+    buttons: list[Any] = _json_list()
+    parse: dict[str, Any] = _json()
+    created_at: datetime = _when()
+
+
+class Complaint(SQLModel, table=True):
+    """What went wrong and what the customer wants, with their own first words."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    complaint_type: str = "other"
+    motive: str | None = None
+    desired_outcome: str | None = None
+    facts: dict[str, Any] = _json()
+    signals: list[str] = _json_list()
+    major: bool = False
+    major_reasons: list[str] = _json_list()
+    habitual: bool = False
+    first_words: str = ""
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Ticket(SQLModel, table=True):
+    """A hand-off to a person. kind: complaint, inquiry, request_human, abuse, threat.
+
+    priority: 0 normal, 1 high (major complaint), 2 urgent (threat of harm, injury).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    complaint_id: int | None = Field(default=None, foreign_key="complaint.id")
+    kind: str = "complaint"
+    status: str = Field(default="open", index=True)
+    priority: int = 0
+    supervisor_flag: bool = False
+    summary: str = ""
+    summary_data: dict[str, Any] = _json()
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class FollowUp(SQLModel, table=True):
+    """A promise with a due time (first contact within the SLA, a call-back, a survey)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    kind: str
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="pending", index=True)
+    created_at: datetime = _when()
