@@ -1,0 +1,373 @@
+"""The business steps of a complaint, as rasa-sdk actions.
+
+They read the tracker (slots and the parsed user messages), return events and queue
+responses on the dispatcher by name (``utter_*``); wording and sending are the
+engine's. Button titles are label keys (``choice.<slot>.<value>``) that the engine
+translates, payloads are what the engine reads back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, ReminderScheduled, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.facts import (
+    NEGATIVE_YESNO,
+    OTHER,
+    Slot,
+    amount_in,
+    bucket,
+    find_term,
+    load_facts,
+    order_id_in,
+    policy_for,
+)
+
+MOTIVE_THRESHOLD = 0.8
+"""Below this calibrated confidence (and with no outcome named in so many words) the
+motive counts as unclear and step 3 asks for it. The motive model is trained on
+messages that state a motive, so on ones that do not it still guesses, with less
+confidence; asking is cheaper than assuming."""
+VIP_TIERS = ("diamond", "gold")
+MAJOR_SIGNALS = ("major_media", "repeat_contact")
+HABITUAL_COUNT = 3
+"""Complaints in 90 days, this one included, that make a customer habitual (习惯型)."""
+SIGNAL_FLOORS = {"threat_of_harm": 0.8, "abusive": 0.8, "major_media": 0.7, "repeat_contact": 0.7}
+"""What a signal must score before the conversation acts on it. The NLU reports a
+signal from 0.5; acting on one (ending the bot's part, flagging a supervisor) needs
+more than a lean, and short answers ("#66120934") can lean oddly. A key phrase scores
+0.95, so it always counts."""
+# Intents that answer a closed question negatively / positively.
+NEGATIVE_INTENTS = ("deny",)
+POSITIVE_INTENTS = ("affirm",)
+
+
+def slot_buttons(slot: Slot) -> list[dict[str, str]]:
+    """The buttons of a closed question: title is a label key, payload sets the slot."""
+    buttons = []
+    for value in slot.options():
+        if slot.kind == "yesno":
+            title = f"button.{value}_plain"
+        elif value == OTHER:
+            title = "button.other"
+        elif value == slot.negative:
+            title = f"button.{value}"
+        else:
+            title = f"choice.{slot.name}.{value}"
+        buttons.append({"title": title, "payload": f"slot:{slot.name}={value}"})
+    return buttons
+
+
+def strong_signals(parse: dict[str, Any]) -> set[str]:
+    """The signals of a parse that clear their floor."""
+    scores = parse.get("signal_scores") or {}
+    fired = set(parse.get("signals") or [])
+    return {name for name in fired if float(scores.get(name, 1.0)) >= SIGNAL_FLOORS.get(name, 0.5)}
+
+
+def _today(tracker: Tracker) -> date:
+    today = tracker.get_slot("today")
+    return date.fromisoformat(today) if today else datetime.now(UTC).date()
+
+
+def _now(tracker: Tracker) -> datetime:
+    now = tracker.get_slot("now")
+    return datetime.fromisoformat(now) if now else datetime.now(UTC)
+
+
+def _user_messages(tracker: Tracker) -> list[dict[str, Any]]:
+    return [event for event in tracker.events if event.get("event") == "user"]
+
+
+def _language(tracker: Tracker) -> str:
+    return str(tracker.get_slot("language") or "zh")
+
+
+class ActionRecordComplaint(Action):
+    """Classify the complaint from everything said so far and record its flags."""
+
+    def name(self) -> str:
+        return "action_record_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        parse = tracker.latest_message or {}
+        text = str(parse.get("text") or "")
+        language = _language(tracker)
+        events: list[EventType] = []
+
+        complaint_type = tracker.get_slot("complaint_type")
+        if not tracker.get_slot("type_locked"):
+            complaint_type = (parse.get("complaint_type") or {}).get("name") or "other"
+            events.append(SlotSet("complaint_type", complaint_type))
+
+        if not tracker.get_slot("motive_locked"):
+            facts = load_facts()
+            motive = parse.get("motive") or {}
+            named = facts.named_outcome(text, language)
+            if named is not None:
+                chosen: str | None = facts.outcome_motives[named]
+            elif float(motive.get("confidence") or 0) >= MOTIVE_THRESHOLD:
+                chosen = motive.get("name")
+            else:
+                chosen = None  # unclear: step 3 asks what outcome they would like
+            events.append(SlotSet("motive", chosen))
+            outcome = facts.outcome(chosen, text, language) if chosen else None
+            events.append(SlotSet("desired_outcome", outcome))
+
+        signals = sorted(set(tracker.get_slot("signals") or []) | strong_signals(parse))
+        reasons = [signal for signal in MAJOR_SIGNALS if signal in signals]
+        prior = int(tracker.get_slot("complaints_90d") or 0)
+        tier = str(tracker.get_slot("customer_tier") or "regular")
+        priority = 1 if reasons or tier in VIP_TIERS else 0
+        events += [
+            SlotSet("signals", signals),
+            SlotSet("major", bool(reasons)),
+            SlotSet("major_reasons", reasons),
+            SlotSet("habitual", prior + 1 >= HABITUAL_COUNT),
+            SlotSet("priority", max(priority, int(tracker.get_slot("priority") or 0))),
+        ]
+        return events
+
+
+class ValidateComplaintForm(FormValidationAction):
+    """Fill the complaint's facts: from what was already said, then one question at a time.
+
+    Extraction reads every user message of the complaint (entities and key words), so
+    a fact the customer gave is never asked. Validation reads the answer to the
+    requested slot; after two answers it cannot read, it keeps the customer's words.
+    """
+
+    def name(self) -> str:
+        return "validate_complaint_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        facts = load_facts()
+        return list(
+            facts.required(
+                tracker.get_slot("complaint_type"), major=bool(tracker.get_slot("major"))
+            )
+        )
+
+    async def get_extraction_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        facts = load_facts()
+        required = await self.required_slots([], dispatcher, tracker, domain)
+        language = _language(tracker)
+        found: dict[str, Any] = {}
+        for message in _user_messages(tracker):
+            parse = message.get("parse_data") or {}
+            text = str(message.get("text") or "")
+            for name in required:
+                if tracker.get_slot(name) is not None or name in found:
+                    continue
+                value = _extract(facts.slots[name], parse, text, language, _today(tracker))
+                if value is not None:
+                    found[name] = value
+        return [SlotSet(name, value) for name, value in found.items()]
+
+    async def get_validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        candidates = tracker.slots_to_validate()
+        requested = tracker.get_slot("requested_slot")
+        events = [
+            SlotSet(name, value)
+            for name, value in candidates.items()
+            if name != requested and name in load_facts().slots
+        ]
+        if requested not in candidates or requested not in load_facts().slots:
+            return events
+        slot = load_facts().slots[requested]
+        value, problem = _validate(slot, candidates[requested], tracker)
+        attempts = int(tracker.get_slot("invalid_attempts") or 0)
+        if problem is None:
+            events += [SlotSet(requested, value), SlotSet("invalid_attempts", 0)]
+        elif attempts >= 1:
+            # Second answer we cannot read: keep the customer's own words and move on.
+            dispatcher.utter_message(response="utter_accept_anyway")
+            events += [
+                SlotSet(requested, str(candidates[requested])),
+                SlotSet("invalid_attempts", 0),
+            ]
+        else:
+            dispatcher.utter_message(response=problem, buttons=slot_buttons(slot))
+            events += [SlotSet(requested, None), SlotSet("invalid_attempts", attempts + 1)]
+        return events
+
+
+def _extract(slot: Slot, parse: dict[str, Any], text: str, language: str, today: date) -> Any:
+    """A value for the slot from one earlier message, or None."""
+    for entity in parse.get("entities") or []:
+        if slot.entity is None or entity.get("entity") != slot.entity:
+            continue
+        if slot.kind == "date":
+            day = (entity.get("additional_info") or {}).get("date")
+            answer = bucket(slot, date.fromisoformat(day), today) if day else None
+            if answer is not None:
+                return answer
+        elif slot.kind == "amount":
+            amount = (entity.get("additional_info") or {}).get("amount")
+            if amount is not None:
+                return amount
+        else:
+            return entity.get("value")
+    if slot.terms:
+        return find_term(slot, text, language)
+    return None
+
+
+def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
+    """The slot's value from an answer, or the response that says what was wrong."""
+    answer = str(raw).strip()
+    if answer in slot.options() and answer != OTHER:
+        return answer, None
+    parse = tracker.latest_message or {}
+    intent = (parse.get("intent") or {}).get("name")
+    language = _language(tracker)
+    if slot.kind == "order_id":
+        found = order_id_in(answer)
+        if found:
+            return found, None
+        if intent in NEGATIVE_INTENTS and slot.negative:
+            return slot.negative, None
+        return None, "utter_invalid_order_id"
+    if slot.kind == "amount":
+        for entity in parse.get("entities") or []:
+            amount = (entity.get("additional_info") or {}).get("amount")
+            if entity.get("entity") == "amount" and amount is not None:
+                return amount, None
+        number = amount_in(answer)
+        if number is not None:
+            return number, None
+        if intent in NEGATIVE_INTENTS and slot.negative:
+            return slot.negative, None
+        return None, "utter_invalid_amount"
+    if slot.kind == "date":
+        for entity in parse.get("entities") or []:
+            day = (entity.get("additional_info") or {}).get("date")
+            if entity.get("entity") == "date" and day:
+                value = bucket(slot, date.fromisoformat(day), _today(tracker))
+                return (value, None) if value else (None, "utter_invalid_date_future")
+    if slot.kind == "yesno":
+        if intent in POSITIVE_INTENTS:
+            return "yes", None
+        if intent in NEGATIVE_INTENTS:
+            return NEGATIVE_YESNO, None
+    term = find_term(slot, answer, language)
+    if term is not None:
+        return term, None
+    if slot.kind in ("choice", "date") and len(answer) >= 2 and intent not in NEGATIVE_INTENTS:
+        # The customer described it in their own words: that is the "other" answer.
+        return answer, None
+    return None, "utter_invalid_choice"
+
+
+class ActionSummarise(Action):
+    """Build the read-back: type, motive, desired outcome, facts, the customer's words."""
+
+    def name(self) -> str:
+        return "action_summarise"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        facts = load_facts()
+        required = facts.required(
+            tracker.get_slot("complaint_type"), major=bool(tracker.get_slot("major"))
+        )
+        # The type's facts first, in asking order, then any other fact the customer gave.
+        order = [*required, *(name for name in facts.slots if name not in required)]
+        known = {
+            name: tracker.get_slot(name) for name in order if tracker.get_slot(name) is not None
+        }
+        summary = {
+            "complaint_type": tracker.get_slot("complaint_type"),
+            "motive": tracker.get_slot("motive"),
+            "desired_outcome": tracker.get_slot("desired_outcome"),
+            "outcome_text": tracker.get_slot("outcome_text"),
+            "facts": known,
+            "notes": tracker.get_slot("notes") or {},
+            "customer_words": tracker.get_slot("first_words") or "",
+            "major": bool(tracker.get_slot("major")),
+            "major_reasons": tracker.get_slot("major_reasons") or [],
+            "habitual": bool(tracker.get_slot("habitual")),
+            "signals": tracker.get_slot("signals") or [],
+            "priority": int(tracker.get_slot("priority") or 0),
+            "language": _language(tracker),
+        }
+        if summary["complaint_type"] == "safety" and known.get("injury") == "yes":
+            summary["priority"] = 2
+        dispatcher.utter_message(response="utter_summary", summary=summary)
+        dispatcher.utter_message(
+            response="utter_summary_confirm",
+            buttons=[
+                {"title": "button.correct", "payload": "summary:yes"},
+                {"title": "button.change", "payload": "summary:change"},
+            ],
+        )
+        return [SlotSet("summary", summary), SlotSet("priority", summary["priority"])]
+
+
+class ActionHandoff(Action):
+    """Tell the customer what happens next and by when, then pause the bot."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        kind = tracker.get_slot("handoff_kind") or "complaint"
+        rule = policy_for(tracker.slots) if kind == "complaint" else None
+        if rule:
+            dispatcher.utter_message(response=f"utter_policy_{rule}")
+        major = bool(tracker.get_slot("major")) or int(tracker.get_slot("priority") or 0) >= 2
+        dispatcher.utter_message(
+            response="utter_next_steps_major" if major else "utter_next_steps",
+            sla_seconds=int(tracker.get_slot("first_contact_sla_seconds") or 7200),
+            ticket=tracker.get_slot("ticket_ref"),
+        )
+        if kind == "complaint":
+            dispatcher.utter_message(response="utter_closing")
+        return [SlotSet("policy", rule), ConversationPaused()]
+
+
+class ActionScheduleFollowUp(Action):
+    """Promise-keeping: the first contact and the progress report each get a due time."""
+
+    def name(self) -> str:
+        return "action_schedule_follow_up"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        ticket = tracker.get_slot("ticket_ref")
+        now = _now(tracker)
+        due = {
+            "first_contact": int(tracker.get_slot("first_contact_sla_seconds") or 7200),
+            "progress_report": int(tracker.get_slot("progress_sla_seconds") or 3 * 86400),
+        }
+        return [
+            ReminderScheduled(
+                f"EXTERNAL_{kind}_due",
+                now + timedelta(seconds=seconds),
+                entities=[{"entity": "ticket", "value": ticket}],
+                name=f"{kind}:{ticket}",
+                kill_on_user_message=False,
+            )
+            for kind, seconds in due.items()
+        ]

@@ -1,0 +1,172 @@
+"""The facts each complaint type needs (data/facts.yml) and how an answer is read.
+
+Shared by the actions (which validate) and the engine (which draws the buttons), so
+the action server and the bot read the same file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATA = Path(__file__).parent / "data"
+OTHER = "other"
+NEGATIVE_YESNO = "no"
+
+# Order numbers: a shop prefix and digits, '#' and digits, or a long bare number. The
+# same shapes as nlu_data/*/entities.yml, anchored: an answer must be one whole number.
+ORDER_ID = re.compile(r"(?:[A-Za-z]{2,4}[-_]?\d{6,20}|#\d{5,20}|\d{10,20})")
+_ORDER_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])" + ORDER_ID.pattern + r"(?![A-Za-z0-9])")
+_AMOUNT = re.compile(r"(\d+(?:[.,]\d{1,2})?)")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One fact: how it is asked and how an answer is read."""
+
+    name: str
+    kind: str
+    entity: str | None = None
+    choices: tuple[str, ...] = ()
+    negative: str | None = None
+    bucket_days: tuple[int, ...] = ()
+    terms: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def options(self) -> tuple[str, ...]:
+        """The button values, in order, ``other`` last where free text is allowed."""
+        if self.kind == "yesno":
+            return ("yes", "no")
+        if self.kind in ("choice", "date"):
+            return (*self.choices, OTHER)
+        if self.negative:
+            return (self.negative,)
+        return ()
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    slots: dict[str, Slot]
+    types: dict[str, tuple[str, ...]]
+    essential: dict[str, tuple[str, ...]]
+    outcome_defaults: dict[str, str]
+    outcome_motives: dict[str, str]
+    outcome_terms: dict[str, dict[str, tuple[str, ...]]]
+
+    def outcome(self, motive: str | None, text: str, language: str) -> str | None:
+        """The outcome the customer's words name, else the motive's default."""
+        named = self.named_outcome(text, language)
+        if named is not None:
+            return named
+        return self.outcome_defaults.get(motive) if motive else None
+
+    def named_outcome(self, text: str, language: str) -> str | None:
+        """An outcome the customer asked for in so many words ("refund", "换货")."""
+        return longest_match(self.outcome_terms, text, language)
+
+    def required(self, complaint_type: str | None, *, major: bool = False) -> tuple[str, ...]:
+        """The slots asked for a type; only the essential ones for a major complaint."""
+        kind = complaint_type if complaint_type in self.types else "other"
+        return self.essential[kind] if major else self.types[kind]
+
+
+@cache
+def load_facts(path: Path = DATA / "facts.yml") -> FactSpec:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    slots = {}
+    for name, spec in raw["slots"].items():
+        terms = {
+            lang: {str(value): tuple(words) for value, words in by_value.items()}
+            for lang, by_value in (spec.get("terms") or {}).items()
+        }
+        slots[name] = Slot(
+            name=name,
+            kind=spec["kind"],
+            entity=spec.get("entity"),
+            choices=tuple(spec.get("choices", ())),
+            negative=None if spec.get("negative") is None else str(spec["negative"]),
+            bucket_days=tuple(spec.get("bucket_days", ())),
+            terms=terms,
+        )
+    types = {name: tuple(spec["slots"]) for name, spec in raw["types"].items()}
+    essential = {name: tuple(spec["essential"]) for name, spec in raw["types"].items()}
+    for kind, names in types.items():
+        unknown = [slot for slot in names if slot not in slots]
+        if unknown:
+            raise ValueError(f"facts.yml: type {kind} names unknown slots {unknown}")
+    outcomes = raw["outcomes"]
+    return FactSpec(
+        slots=slots,
+        types=types,
+        essential=essential,
+        outcome_defaults=dict(outcomes["defaults"]),
+        outcome_motives=dict(outcomes["motives"]),
+        outcome_terms={
+            lang: {value: tuple(words) for value, words in by_value.items()}
+            for lang, by_value in outcomes["terms"].items()
+        },
+    )
+
+
+@cache
+def load_policy(path: Path = DATA / "policy.yml") -> list[dict[str, Any]]:
+    return list(yaml.safe_load(path.read_text(encoding="utf-8"))["rules"])
+
+
+def policy_for(slots: dict[str, Any]) -> str | None:
+    """The first policy rule whose conditions hold for what is known."""
+    for rule in load_policy():
+        if all(
+            slots.get(key) in (wanted if isinstance(wanted, list) else [wanted])
+            for key, wanted in rule["when"].items()
+        ):
+            return str(rule["name"])
+    return None
+
+
+def bucket(slot: Slot, day: date, today: date) -> str | None:
+    """A date as the slot's bucket (e.g. within_7_days); None for a future date."""
+    days = (today - day).days
+    if days < 0:
+        return None
+    for limit, choice in zip(slot.bucket_days, slot.choices, strict=False):
+        if days <= limit:
+            return choice
+    return slot.choices[-1]
+
+
+def find_term(slot: Slot, text: str, language: str) -> str | None:
+    """The choice whose words appear in the text."""
+    return longest_match(slot.terms, text, language)
+
+
+def longest_match(
+    terms: dict[str, dict[str, tuple[str, ...]]], text: str, language: str
+) -> str | None:
+    """The value whose word occurs in the text, the longest word winning; the
+    message's language is tried first, then the others (mixed-language chat)."""
+    lowered = text.lower()
+    for lang in (language, *[other for other in terms if other != language]):
+        best: tuple[int, str] | None = None
+        for value, words in terms.get(lang, {}).items():
+            for word in words:
+                if word.lower() in lowered and (best is None or len(word) > best[0]):
+                    best = (len(word), value)
+        if best is not None:
+            return best[1]
+    return None
+
+
+def order_id_in(text: str) -> str | None:
+    found = _ORDER_ID_IN_TEXT.search(text)
+    return found.group(0) if found else None
+
+
+def amount_in(text: str) -> float | None:
+    found = _AMOUNT.search(text.replace(",", "") if text.count(",") == 1 else text)
+    return float(found.group(1).replace(",", ".")) if found else None
