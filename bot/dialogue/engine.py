@@ -1,0 +1,469 @@
+"""The conversation engine: one customer message in, the bot's replies out.
+
+Per message: parse (NLU), decide (:mod:`bot.dialogue.policy`, the five steps), act
+(rasa-sdk actions), then render the responses in the customer's language and store
+everything in one transaction. State lives in the database, so a restart continues
+each conversation where it was. Messages of one chat are handled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner, build_domain
+from bot.dialogue.faq import Faq
+from bot.dialogue.policy import Policy
+from bot.dialogue.responses import Responses
+from bot.dialogue.turn import Button, Incoming, Reply, Turn
+from bot.nlu import NluService
+from bot.nlu.text import detect_language
+from bot.store import Complaint, Conversation, Database, FollowUp, Message, Ticket
+from bot.store.db import (
+    active_conversation,
+    add_message,
+    complaints_since,
+    count_conversations,
+    get_or_create_customer,
+    habitual_window_start,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096
+"""Longest text parsed (Telegram's own message limit); the transcript keeps it all."""
+LANGUAGE_SWITCH_CONFIDENCE = 0.8
+LANGUAGE_SWITCH_LENGTH = 12
+
+
+@dataclass
+class TurnResult:
+    replies: list[Reply]
+    conversation_id: int
+    status: str
+    stage: str
+    ticket_id: int | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        nlu: NluService,
+        actions: ActionRunner | None = None,
+        responses: Responses | None = None,
+        faq: Faq | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.nlu = nlu
+        self.actions = actions or action_runner(settings.action_server_url)
+        self.responses = responses or Responses()
+        self.faq = faq or Faq()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.domain = build_domain()
+        self.policy = Policy(self)
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        await self.actions.close()
+        await self.nlu.close()
+
+    async def handle(self, incoming: Incoming) -> TurnResult:
+        """Handle one message; messages of the same chat wait for each other."""
+        lock = self._locks.setdefault(incoming.chat_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._handle(incoming)
+        finally:
+            if not lock.locked() and self._locks.get(incoming.chat_id) is lock:
+                del self._locks[incoming.chat_id]
+
+    async def _handle(self, incoming: Incoming) -> TurnResult:
+        now = self.clock()
+        today = now.astimezone(self.settings.tz).date()
+        text = (incoming.text or "").strip()
+        parse = None
+        if text and not text.startswith("/") and incoming.payload is None:
+            parse = await self.nlu.parse(text[:MAX_TEXT], today=today)
+        with self.db.session() as session:
+            hint = _language_of(incoming.language_hint) or self.settings.default_language
+            customer, new_customer = get_or_create_customer(
+                session, telegram_id=incoming.user_id, name=incoming.name, language=hint
+            )
+            assert customer.id is not None
+            conversation = active_conversation(session, customer_id=customer.id)
+            if conversation is None:
+                returning = count_conversations(session, customer_id=customer.id) > 0
+                conversation = Conversation(
+                    customer_id=customer.id,
+                    chat_id=incoming.chat_id,
+                    channel=incoming.channel,
+                    language=_first_language(parse, customer.language if returning else hint),
+                    slots={"returning": returning},
+                )
+                session.add(conversation)
+                session.flush()
+            elif parse is not None:
+                _maybe_switch_language(conversation, parse, text)
+            customer.language = conversation.language
+            assert conversation.id is not None
+            message = add_message(
+                session,
+                conversation_id=conversation.id,
+                direction="in",
+                text=incoming.text or "",
+                payload=incoming.payload,
+                parse=parse,
+            )
+            session.flush()
+            assert message.id is not None
+            turn = Turn(
+                incoming=incoming,
+                customer=customer,
+                conversation=conversation,
+                slots=dict(conversation.slots),
+                now=now,
+                today=today,
+                text=text,
+                parse=parse,
+                message_id=message.id,
+                new_customer=new_customer,
+                session=session,
+            )
+            complaint_id = turn.slots.get("complaint_id")
+            if complaint_id:
+                turn.complaint = session.get(Complaint, complaint_id)
+            try:
+                await self.policy.decide(turn)
+            except ActionError as error:
+                log.error("conversation %s: %s", conversation.id, error)
+                turn.parts.clear()
+                turn.say("utter_error")
+                self.open_ticket(turn, kind="error", priority=1)
+                self.pause(turn)
+            replies = self._render(turn)
+            for reply in replies:
+                add_message(
+                    session,
+                    conversation_id=conversation.id,
+                    direction="out",
+                    text=reply.text,
+                    response=",".join(reply.responses),
+                    buttons=[{"label": b.label, "payload": b.payload} for b in reply.buttons],
+                )
+            for reminder in turn.reminders:
+                kind = str(reminder.get("name") or "follow_up").split(":", 1)[0]
+                session.add(
+                    FollowUp(
+                        ticket_id=turn.ticket_id or turn.slots.get("ticket_id"),
+                        conversation_id=conversation.id,
+                        kind=kind,
+                        due_at=datetime.fromisoformat(str(reminder["date_time"])),
+                    )
+                )
+            conversation.slots = dict(turn.slots)
+            conversation.updated_at = now
+            session.add(conversation)
+            session.add(customer)
+            session.commit()
+            return TurnResult(
+                replies=replies,
+                conversation_id=conversation.id,
+                status=conversation.status,
+                stage=conversation.stage,
+                ticket_id=turn.ticket_id,
+            )
+
+    # --- actions -----------------------------------------------------------------
+
+    async def act(
+        self,
+        turn: Turn,
+        action: str,
+        *,
+        candidates: dict[str, Any] | None = None,
+        latest: dict[str, Any] | None = None,
+        silent: bool = False,
+    ) -> None:
+        """Run one action on a Rasa tracker of this conversation and apply its events."""
+        turn.slots.update(
+            language=turn.language,
+            today=turn.today.isoformat(),
+            now=turn.now.isoformat(),
+            first_contact_sla_seconds=int(self.settings.first_contact_sla.total_seconds()),
+            progress_sla_seconds=int(self.settings.progress_sla.total_seconds()),
+            customer_tier=turn.customer.tier,
+        )
+        latest_message = latest or turn.parse or {"text": turn.text, "intent": {}, "entities": []}
+        events = self._user_events(turn)
+        events += [
+            {"event": "slot", "timestamp": None, "name": name, "value": value}
+            for name, value in (candidates or {}).items()
+        ]
+        form = turn.stage in ("facts", "fact_other", "fact_open")
+        call = {
+            "next_action": action,
+            "sender_id": str(turn.incoming.chat_id),
+            "version": "3.21.1",
+            "domain": self.domain,
+            "tracker": {
+                "sender_id": str(turn.incoming.chat_id),
+                "slots": {**turn.slots, **(candidates or {})},
+                "latest_message": latest_message,
+                "events": events,
+                "paused": False,
+                "followup_action": None,
+                "active_loop": {"name": "complaint_form"} if form else {},
+                "latest_action_name": "action_listen",
+            },
+        }
+        result = await self.actions.run(call)
+        for event in result["events"]:
+            kind = event.get("event")
+            if kind == "slot":
+                turn.slots[event["name"]] = event["value"]
+            elif kind == "pause":
+                self.pause(turn)
+            elif kind == "reminder":
+                turn.reminders.append(event)
+        if silent:
+            return
+        for response in result["responses"]:
+            values = {
+                key: value
+                for key, value in response.items()
+                if key not in _RESPONSE_FIELDS and value is not None
+            }
+            turn.say(str(response.get("response")), list(response.get("buttons") or []), **values)
+
+    def _user_events(self, turn: Turn) -> list[dict[str, Any]]:
+        """The customer's messages of the current complaint, as Rasa user events."""
+        start = turn.slots.get("complaint_from") or turn.message_id
+        rows = turn.session.exec(
+            select(Message)
+            .where(
+                Message.conversation_id == turn.conversation.id,
+                Message.direction == "in",
+                col(Message.id) >= start,
+            )
+            .order_by(col(Message.id))
+        )
+        return [
+            {
+                "event": "user",
+                "timestamp": row.created_at.timestamp(),
+                "text": row.text,
+                "parse_data": row.parse or {"text": row.text, "entities": []},
+            }
+            for row in rows
+            if row.payload is None
+        ]
+
+    # --- records -------------------------------------------------------------------
+
+    def save_complaint(self, turn: Turn) -> Complaint:
+        """Create or update the complaint row from the slots (nothing waits for the end)."""
+        from actions.facts import load_facts
+
+        complaint = turn.complaint
+        if complaint is None:
+            assert turn.conversation.id is not None and turn.customer.id is not None
+            complaint = Complaint(
+                conversation_id=turn.conversation.id,
+                customer_id=turn.customer.id,
+                first_words=str(turn.slots.get("first_words") or ""),
+            )
+        slots = turn.slots
+        complaint.complaint_type = str(slots.get("complaint_type") or "other")
+        complaint.motive = slots.get("motive")
+        complaint.desired_outcome = slots.get("desired_outcome")
+        complaint.facts = {
+            name: slots[name] for name in load_facts().slots if slots.get(name) is not None
+        } | ({"notes": slots["notes"]} if slots.get("notes") else {})
+        complaint.signals = list(slots.get("signals") or [])
+        complaint.major = bool(slots.get("major"))
+        complaint.major_reasons = list(slots.get("major_reasons") or [])
+        complaint.habitual = bool(slots.get("habitual"))
+        complaint.updated_at = turn.now
+        turn.session.add(complaint)
+        turn.session.flush()
+        turn.complaint = complaint
+        turn.slots["complaint_id"] = complaint.id
+        return complaint
+
+    def prior_complaints(self, turn: Turn) -> int:
+        assert turn.customer.id is not None
+        since = habitual_window_start(turn.now)
+        count = complaints_since(turn.session, customer_id=turn.customer.id, since=since)
+        return count - (1 if turn.complaint is not None else 0)
+
+    def open_ticket(
+        self, turn: Turn, *, kind: str, priority: int = 0, supervisor: bool = False
+    ) -> Ticket:
+        """The hand-off record; one open ticket per conversation."""
+        assert turn.conversation.id is not None and turn.customer.id is not None
+        summary = dict(turn.slots.get("summary") or {})
+        ticket = Ticket(
+            conversation_id=turn.conversation.id,
+            customer_id=turn.customer.id,
+            complaint_id=turn.complaint.id if turn.complaint else None,
+            kind=kind,
+            priority=max(priority, int(turn.slots.get("priority") or 0)),
+            supervisor_flag=supervisor or bool(turn.slots.get("major")),
+            summary=self.summary_text(summary, turn.language) if summary else "",
+            summary_data=summary,
+        )
+        turn.session.add(ticket)
+        turn.session.flush()
+        turn.ticket_id = ticket.id
+        turn.slots["ticket_id"] = ticket.id
+        turn.slots["ticket_ref"] = f"#{ticket.id}"
+        return ticket
+
+    def pause(self, turn: Turn) -> None:
+        turn.paused = True
+        turn.conversation.status = "handed_off"
+        turn.stage = "handed_off"
+
+    # --- wording -------------------------------------------------------------------
+
+    def summary_values(self, summary: dict[str, Any], language: str) -> dict[str, str]:
+        """The read-back's placeholders: labels in the customer's language."""
+        from actions.facts import load_facts
+
+        label = self.responses.label
+        slots = load_facts().slots
+        colon = "：" if language == "zh" else ": "
+        lines = []
+        for name, value in (summary.get("facts") or {}).items():
+            shown = self.fact_value(name, value, language)
+            lines.append(f"{label(f'slot.{name}', language)}{colon}{shown}")
+        for name, note in (summary.get("notes") or {}).items():
+            title = label(f"slot.{name}" if name in slots else "note.correction", language)
+            lines.append(f"{title}{colon}{note}")
+        outcome = summary.get("desired_outcome")
+        if outcome and self.responses.has_label(f"outcome.{outcome}", language):
+            outcome_text = label(f"outcome.{outcome}", language)
+        else:
+            outcome_text = str(summary.get("outcome_text") or label("value.unknown", language))
+        words = str(summary.get("customer_words") or "")
+        return {
+            "type": label(f"type.{summary.get('complaint_type') or 'other'}", language),
+            "outcome": outcome_text,
+            "facts": "\n".join(lines) if lines else label("value.unknown", language),
+            "words": words if len(words) <= 300 else words[:297] + "…",
+        }
+
+    def fact_value(self, name: str, value: Any, language: str) -> str:
+        """A fact as the customer reads it: the button's words, else what they typed."""
+        if value == "no_order_id":
+            key = "value.none_order"
+        elif value == "amount_unknown":
+            key = "value.unknown"
+        elif value in ("yes", "no"):
+            key = f"button.{value}_plain"
+        else:
+            key = f"choice.{name}.{value}"
+        if self.responses.has_label(key, language):
+            return self.responses.label(key, language)
+        return str(value)
+
+    def summary_text(self, summary: dict[str, Any], language: str) -> str:
+        rotation: dict[str, Any] = {}
+        return self.responses.render(
+            "utter_summary", language, rotation, **self.summary_values(summary, language)
+        )
+
+    def _render(self, turn: Turn) -> list[Reply]:
+        rotation = dict(turn.customer.variations)
+        replies: list[Reply] = []
+        current: Reply | None = None
+        joiner = "\n\n"
+        for part in turn.parts:
+            values = dict(part.values)
+            if part.key == "utter_summary":
+                values = self.summary_values(values.get("summary") or {}, turn.language)
+            if "sla_seconds" in values:
+                values["sla"] = self.responses.duration(int(values["sla_seconds"]), turn.language)
+            values.setdefault("name", turn.customer.name or "")
+            if part.key.startswith("faq:"):
+                text = str(values["answer"])
+            else:
+                text = self.responses.render(part.key, turn.language, rotation, **values)
+            if current is None:
+                current = Reply(text=text)
+            else:
+                current.text += joiner + text
+            current.responses.append(part.key)
+            joiner = "\n\n"
+            if part.key == "utter_greet_brief":
+                joiner = "" if turn.language == "zh" else " "
+            if part.buttons:
+                current.buttons = [
+                    Button(
+                        label=self._button_label(b["title"], turn.language), payload=b["payload"]
+                    )
+                    for b in part.buttons
+                ]
+                replies.append(current)
+                current = None
+                joiner = "\n\n"
+        if current is not None:
+            replies.append(current)
+        turn.customer.variations = rotation
+        return replies
+
+    def _button_label(self, title: str, language: str) -> str:
+        if self.responses.has_label(title, language):
+            return self.responses.label(title, language)
+        return title
+
+
+_RESPONSE_FIELDS = {
+    "text", "buttons", "elements", "custom", "template", "response", "image", "attachment",
+}  # fmt: skip
+
+
+def _language_of(code: str | None) -> str | None:
+    if not code:
+        return None
+    code = code.lower()
+    if code.startswith("zh"):
+        return "zh"
+    if code.startswith("en"):
+        return "en"
+    return None
+
+
+def _first_language(parse: dict[str, Any] | None, fallback: str) -> str:
+    if parse and float(parse.get("language_confidence") or 0) >= 0.5:
+        return str(parse["language"])
+    return fallback
+
+
+def _maybe_switch_language(conversation: Conversation, parse: dict[str, Any], text: str) -> None:
+    """Follow the customer into the other language only on a clear, long enough message."""
+    if parse.get("language") == conversation.language:
+        return
+    # Order numbers, e-mails and codes are Latin in every language: judge the words only.
+    words = " ".join(
+        token for token in text.split() if not any(c.isdigit() or c == "@" for c in token)
+    )
+    language, confidence = detect_language(words, default=conversation.language)
+    if (
+        language != conversation.language
+        and confidence >= LANGUAGE_SWITCH_CONFIDENCE
+        and len(words) >= LANGUAGE_SWITCH_LENGTH
+    ):
+        conversation.language = language

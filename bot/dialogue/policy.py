@@ -1,0 +1,581 @@
+"""The dialogue policy: the five steps of shared/domain.md §1, in order.
+
+1 greet by name · 2 empathy before facts, restate to check understanding ·
+3 find the expectation (motive) · 4 facts by closed questions, never re-asked ·
+5 read back, say what happens next and by when, hand off.
+
+Around them: FAQ answers for questions, thanks for praise, a person on request at any
+point, /cancel, the three-strike abuse protocol, threats straight to a supervisor.
+The conversation's ``stage`` says which question is open.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
+from actions.facts import OTHER, load_facts
+from bot.dialogue.faq import Answer
+from bot.dialogue.intensity import AGITATED, intensity
+from bot.nlu.labels import COMPLAINT_TYPES
+from bot.store.db import open_tickets
+
+if TYPE_CHECKING:
+    from bot.dialogue.engine import Engine
+    from bot.dialogue.turn import Turn
+
+COMPLAINT_CONFIDENCE = 0.4
+"""Below this the bot asks what the customer wants instead of assuming a complaint."""
+NEAR_TIE = 0.15
+NEAR_TIE_FLOOR = 0.25
+REQUEST_HUMAN_CONFIDENCE = 0.5
+MAX_RESTATEMENTS = 2
+MIN_NOTE = 3
+"""Shorter free text at the read-back (a stray "3") repeats the question, not a note."""
+# A button's outcome -> (motive, desired outcome).
+OUTCOMES = {
+    "refund": ("compensation", "refund"),
+    "replacement": ("fix", "replacement"),
+    "repair": ("fix", "repair"),
+    "explanation": ("explanation", "explanation"),
+    "apology": ("apology", "apology"),
+}
+OUTCOME_BUTTONS = [*OUTCOMES, "other"]
+CONFIRM_BUTTONS = [
+    {"title": "button.yes", "payload": "confirm:yes"},
+    {"title": "button.not_quite", "payload": "confirm:no"},
+]
+MENU_BUTTONS = [
+    {"title": "menu.complain", "payload": "menu:complain"},
+    {"title": "menu.question", "payload": "menu:question"},
+    {"title": "menu.human", "payload": "menu:human"},
+]
+
+
+class Policy:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def decide(self, turn: Turn) -> None:
+        if turn.text.startswith("/") and turn.payload is None:
+            await self._command(turn)
+            return
+        if turn.conversation.status == "handed_off":
+            await self._while_handed_off(turn)
+            return
+        if _threat(turn):
+            await self._escalate(turn, kind="threat", response="utter_threat_supervisor")
+            return
+        if "abusive" in turn.signals:
+            strikes = int(turn.slots.get("abuse_strikes") or 0) + 1
+            turn.slots["abuse_strikes"] = strikes
+            if strikes >= 3:
+                await self._escalate(turn, kind="abuse", response="utter_abuse_strike_3")
+                return
+            self._greet_briefly(turn)
+            turn.say(f"utter_abuse_strike_{strikes}")
+        if turn.payload == "menu:human" or (
+            turn.intent == "request_human" and turn.intent_confidence >= REQUEST_HUMAN_CONFIDENCE
+        ):
+            await self._handoff_now(turn)
+            return
+        handler = getattr(self, f"_stage_{turn.stage}", self._stage_idle)
+        await handler(turn)
+
+    # --- around the complaint --------------------------------------------------------
+
+    async def _command(self, turn: Turn) -> None:
+        command = turn.text.split()[0].split("@")[0].lower()
+        if command == "/cancel":
+            turn.say("utter_cancel")
+            turn.conversation.status = "closed"
+            turn.conversation.closed_at = turn.now
+            turn.stage = "closed"
+        elif command == "/start" and turn.stage == "idle":
+            self._greet(turn)
+        elif turn.conversation.status == "handed_off":
+            turn.say("utter_handoff_waiting")
+        elif command in ("/start", "/help"):
+            # Mid-conversation: repeat the open question rather than start over.
+            self._reprompt(turn)
+        else:
+            turn.say("utter_not_understood", MENU_BUTTONS)
+
+    def _greet(self, turn: Turn) -> None:
+        returning = bool(turn.slots.get("returning")) and not turn.new_customer
+        turn.say("utter_greet_returning" if returning else "utter_greet")
+        turn.slots["greeted"] = True
+
+    def _greet_briefly(self, turn: Turn) -> None:
+        if not turn.slots.get("greeted"):
+            turn.say("utter_greet_brief")
+            turn.slots["greeted"] = True
+
+    async def _while_handed_off(self, turn: Turn) -> None:
+        """A person has the case: the message joins it (the relay is the hand-off's)."""
+        if _threat(turn):
+            for ticket in open_tickets(turn.session, conversation_id=turn.conversation.id or 0):
+                ticket.priority, ticket.supervisor_flag = 2, True
+                turn.session.add(ticket)
+            turn.say("utter_threat_supervisor")
+        elif not turn.slots.get("waiting_acknowledged"):
+            turn.say("utter_handoff_waiting")
+            turn.slots["waiting_acknowledged"] = True
+
+    async def _escalate(self, turn: Turn, *, kind: str, response: str) -> None:
+        """Threat of harm or a third insult: a supervisor takes over now."""
+        turn.say(response)
+        if turn.slots.get("complaint_id"):
+            await self.engine.act(turn, "action_summarise", silent=True)
+            self.engine.save_complaint(turn)
+        self.engine.open_ticket(turn, kind=kind, priority=2, supervisor=True)
+        turn.slots["handoff_kind"] = kind
+        await self.engine.act(turn, "action_handoff")
+        await self.engine.act(turn, "action_schedule_follow_up")
+
+    async def _handoff_now(self, turn: Turn) -> None:
+        """The customer asked for a person: hand off at once with what is known."""
+        turn.say("utter_handoff_request_human")
+        if turn.slots.get("complaint_id"):
+            await self.engine.act(turn, "action_summarise", silent=True)
+            self.engine.save_complaint(turn)
+        self.engine.open_ticket(turn, kind="request_human")
+        turn.slots["handoff_kind"] = "request_human"
+        await self.engine.act(turn, "action_handoff")
+        await self.engine.act(turn, "action_schedule_follow_up")
+
+    def _reprompt(self, turn: Turn) -> None:
+        """Ask the open question again (a stale button, /start mid-way)."""
+        stage = turn.stage
+        if stage == "confirming":
+            self._restate(turn)
+        elif stage in ("expectation",):
+            turn.say("utter_ask_outcome", _outcome_buttons())
+        elif stage in ("facts",) and turn.slots.get("requested_slot"):
+            self._ask(turn, str(turn.slots["requested_slot"]))
+        elif stage == "summary":
+            turn.say(
+                "utter_summary_confirm",
+                [
+                    {"title": "button.correct", "payload": "summary:yes"},
+                    {"title": "button.change", "payload": "summary:change"},
+                ],
+            )
+        elif stage == "correcting":
+            turn.say("utter_ask_which_change", self._change_buttons(turn))
+        elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
+            turn.say("utter_ask_tell_more")
+        else:
+            turn.say("utter_offer_help", MENU_BUTTONS)
+
+    # --- step 1: no topic yet -------------------------------------------------------
+
+    async def _stage_idle(self, turn: Turn) -> None:
+        if turn.payload == "menu:complain":
+            self._greet_briefly(turn)
+            turn.say("utter_ask_tell_more")
+            turn.stage = "listening"
+            return
+        if turn.payload == "menu:question":
+            turn.say("utter_offer_help")
+            return
+        if turn.payload is not None:
+            self._reprompt(turn)
+            return
+        intent = turn.intent
+        answer = self.engine.faq.answer(turn.text, turn.language) if intent == "inquiry" else None
+        if _is_complaint(turn, faq_matched=answer is not None):
+            await self._start_complaint(turn)
+        elif intent == "greet" or not turn.text:
+            if turn.slots.get("greeted"):
+                turn.say("utter_offer_help")
+            else:
+                self._greet(turn)
+        elif intent == "inquiry" and turn.intent_confidence >= COMPLAINT_CONFIDENCE:
+            await self._inquiry(turn, answer)
+        elif intent == "praise":
+            self._greet_briefly(turn)
+            turn.say("utter_praise_thanks")
+        elif intent == "thank":
+            turn.say("utter_thank_reply")
+        elif intent == "goodbye":
+            turn.say("utter_goodbye")
+            turn.conversation.status = "closed"
+            turn.conversation.closed_at = turn.now
+            turn.stage = "closed"
+        elif intent in ("affirm", "deny") and turn.intent_confidence >= COMPLAINT_CONFIDENCE:
+            self._greet_briefly(turn)
+            turn.say("utter_offer_help")
+        else:
+            self._greet_briefly(turn)
+            turn.say("utter_not_understood", MENU_BUTTONS)
+
+    async def _inquiry(self, turn: Turn, answer: Answer | None) -> None:
+        self._greet_briefly(turn)
+        if answer is not None:
+            turn.say(f"faq:{answer.topic}", answer=answer.text)
+            turn.say("utter_faq_more")
+            return
+        turn.say("utter_faq_no_match")
+        self.engine.open_ticket(turn, kind="inquiry")
+        turn.slots["handoff_kind"] = "inquiry"
+        await self.engine.act(turn, "action_handoff")
+        await self.engine.act(turn, "action_schedule_follow_up")
+
+    # --- step 2: empathy, then restate -------------------------------------------------
+
+    async def _start_complaint(self, turn: Turn) -> None:
+        assert turn.parse is not None
+        turn.slots.update(
+            complaint_from=turn.message_id,
+            first_words=turn.text,
+            complaint_texts=[turn.text],
+            restatements=0,
+            complaints_90d=self.engine.prior_complaints(turn),
+        )
+        await self.engine.act(turn, "action_record_complaint")
+        self.engine.save_complaint(turn)
+        self._greet_briefly(turn)
+        agitated = intensity(turn.text, turn.parse) >= AGITATED
+        if turn.slots.get("major"):
+            turn.say("utter_empathy_major")
+        elif agitated:
+            turn.say("utter_empathy_strong")
+        else:
+            turn.say("utter_empathy_mild")
+        if turn.slots.get("complaint_type") == "safety":
+            turn.say("utter_safety_advice")
+        if agitated and not turn.slots.get("major") and len(turn.text) < 400:
+            # Let an upset customer talk before anything else (先处理情感).
+            turn.say("utter_ask_tell_more")
+            turn.stage = "listening"
+            return
+        self._restate(turn)
+
+    def _restate(self, turn: Turn) -> None:
+        complaint_type = str(turn.slots.get("complaint_type") or "other")
+        turn.say(f"utter_restate_{complaint_type}", CONFIRM_BUTTONS, what=self._what(turn))
+        turn.slots["restatements"] = int(turn.slots.get("restatements") or 0) + 1
+        turn.stage = "confirming"
+
+    def _what(self, turn: Turn) -> str:
+        """The thing restated: the product the customer named, else a generic word."""
+        for message in self.engine._user_events(turn):
+            for entity in (message.get("parse_data") or {}).get("entities") or []:
+                if entity.get("entity") == "product":
+                    return str(entity.get("value"))
+        generic = (
+            "item" if turn.slots.get("complaint_type") in ("product_quality", "safety") else "order"
+        )
+        return self.engine.responses.label(f"value.{generic}", turn.language)
+
+    async def _stage_listening(self, turn: Turn) -> None:
+        """The customer tells more after an open question."""
+        if turn.payload is not None or not turn.text:
+            self._reprompt(turn)
+            return
+        if not turn.slots.get("complaint_id"):
+            if turn.parse is not None:
+                await self._start_complaint(turn)
+            return
+        await self._hear_more(turn, fresh=bool(turn.slots.pop("misunderstood", False)))
+        self._restate(turn)
+
+    async def _hear_more(self, turn: Turn, *, fresh: bool) -> None:
+        """Re-classify with what the customer added (alone, if they corrected us)."""
+        texts = [*turn.slots.get("complaint_texts", []), turn.text]
+        turn.slots["complaint_texts"] = texts
+        latest = (
+            turn.parse
+            if fresh
+            else await self.engine.nlu.parse(" ".join(texts)[-4000:], today=turn.today)
+        )
+        if latest is not None and turn.parse is not None:
+            latest = {**latest, "signals": sorted(set(latest.get("signals") or []) | turn.signals)}
+        await self.engine.act(turn, "action_record_complaint", latest=latest)
+        self.engine.save_complaint(turn)
+
+    async def _stage_confirming(self, turn: Turn) -> None:
+        if turn.payload == "confirm:yes" or (turn.payload is None and turn.intent == "affirm"):
+            await self._after_confirm(turn)
+        elif turn.payload == "confirm:no" or (turn.payload is None and turn.intent == "deny"):
+            # A "no" to a closed question is followed by an open one.
+            turn.say("utter_misunderstood_open")
+            turn.slots["misunderstood"] = True
+            turn.stage = "listening"
+        elif turn.payload is not None or not turn.text:
+            self._reprompt(turn)
+        elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
+            await self._hear_more(turn, fresh=False)
+            await self._after_confirm(turn)
+        else:
+            await self._hear_more(turn, fresh=False)
+            self._restate(turn)
+
+    # --- step 3: the expectation ----------------------------------------------------------
+
+    async def _after_confirm(self, turn: Turn) -> None:
+        motive = turn.slots.get("motive")
+        if motive is None:
+            turn.say("utter_ask_outcome", _outcome_buttons())
+            turn.stage = "expectation"
+            return
+        turn.say(f"utter_expectation_{motive}")
+        await self._continue_facts(turn)
+
+    async def _stage_expectation(self, turn: Turn) -> None:
+        payload = turn.payload or ""
+        if payload.startswith("outcome:"):
+            choice = payload.split(":", 1)[1]
+            if choice == OTHER:
+                turn.say("utter_ask_outcome_other")
+                turn.stage = "expectation_text"
+                return
+            if choice not in OUTCOMES:
+                self._reprompt(turn)
+                return
+            motive, outcome = OUTCOMES[choice]
+            turn.slots.update(motive=motive, desired_outcome=outcome, motive_locked=True)
+        elif payload or not turn.text:
+            self._reprompt(turn)
+            return
+        else:
+            self._outcome_from_text(turn)
+        turn.say(f"utter_expectation_{turn.slots['motive']}")
+        await self._continue_facts(turn)
+
+    async def _stage_expectation_text(self, turn: Turn) -> None:
+        if turn.payload is not None or not turn.text:
+            await self._stage_expectation(turn)
+            return
+        self._outcome_from_text(turn)
+        turn.say(f"utter_expectation_{turn.slots['motive']}")
+        await self._continue_facts(turn)
+
+    def _outcome_from_text(self, turn: Turn) -> None:
+        motive = (turn.parse or {}).get("motive") or {}
+        name = str(motive.get("name") or "explanation")
+        outcome = load_facts().outcome(name, turn.text, turn.language)
+        if float(motive.get("confidence") or 0) < MOTIVE_THRESHOLD:
+            outcome = load_facts().outcome(None, turn.text, turn.language) or OTHER
+        turn.slots.update(
+            motive=name, desired_outcome=outcome, outcome_text=turn.text, motive_locked=True
+        )
+
+    # --- step 4: facts, closed questions ----------------------------------------------------
+
+    async def _continue_facts(self, turn: Turn) -> None:
+        """Fill what the customer already said, then ask the next missing fact or sum up."""
+        turn.stage = "facts"
+        await self.engine.act(turn, "validate_complaint_form")
+        self.engine.save_complaint(turn)
+        requested = turn.slots.get("requested_slot")
+        if requested is None:
+            await self._summarise(turn)
+            return
+        if not turn.slots.get("facts_introduced"):
+            turn.say("utter_facts_intro")
+            turn.slots["facts_introduced"] = True
+        self._ask(turn, str(requested))
+
+    def _ask(self, turn: Turn, slot: str) -> None:
+        turn.say(f"utter_ask_{slot}", slot_buttons(load_facts().slots[slot]))
+        turn.stage = "facts"
+
+    async def _stage_facts(self, turn: Turn) -> None:
+        requested = turn.slots.get("requested_slot")
+        if requested is None:
+            await self._continue_facts(turn)
+            return
+        payload = turn.payload or ""
+        if payload.startswith("slot:"):
+            name, _, value = payload[5:].partition("=")
+            if name != requested:
+                self._reprompt(turn)
+                return
+            if value == OTHER:
+                turn.say("utter_ask_other_text")
+                turn.stage = "fact_other"
+                return
+            candidate: Any = value
+        elif payload or not turn.text:
+            self._reprompt(turn)
+            return
+        else:
+            candidate = turn.text
+        await self._answer(turn, str(requested), candidate)
+
+    async def _answer(self, turn: Turn, slot_name: str, candidate: Any) -> None:
+        await self.engine.act(turn, "validate_complaint_form", candidates={slot_name: candidate})
+        self.engine.save_complaint(turn)
+        value = turn.slots.get(slot_name)
+        if value is None:
+            turn.stage = "facts"
+            return  # the action said what was wrong, with the buttons again
+        slot = load_facts().slots[slot_name]
+        if slot.negative is not None and value == slot.negative:
+            turn.say(f"utter_ask_{slot_name}_open")
+            turn.slots["open_slot"] = slot_name
+            turn.stage = "fact_open"
+            return
+        await self._next_fact(turn)
+
+    async def _next_fact(self, turn: Turn) -> None:
+        requested = turn.slots.get("requested_slot")
+        if requested is None or turn.slots.get("correcting"):
+            turn.slots["correcting"] = False
+            await self._summarise(turn)
+            return
+        self._ask(turn, str(requested))
+
+    async def _stage_fact_other(self, turn: Turn) -> None:
+        if turn.payload is not None or not turn.text:
+            turn.stage = "facts"
+            await self._stage_facts(turn)
+            return
+        await self._answer(turn, str(turn.slots.get("requested_slot")), turn.text)
+
+    async def _stage_fact_open(self, turn: Turn) -> None:
+        if turn.payload is None and turn.text:
+            notes = dict(turn.slots.get("notes") or {})
+            notes[str(turn.slots.get("open_slot"))] = turn.text
+            turn.slots["notes"] = notes
+        turn.stage = "facts"
+        await self.engine.act(turn, "validate_complaint_form")
+        self.engine.save_complaint(turn)
+        await self._next_fact(turn)
+
+    # --- step 5: read back, confirm, hand off ---------------------------------------------
+
+    async def _summarise(self, turn: Turn) -> None:
+        turn.slots["requested_slot"] = None
+        await self.engine.act(turn, "action_summarise")
+        self.engine.save_complaint(turn)
+        turn.stage = "summary"
+
+    async def _stage_summary(self, turn: Turn) -> None:
+        if turn.payload == "summary:yes" or (turn.payload is None and turn.intent == "affirm"):
+            await self._close(turn)
+        elif turn.payload == "summary:change" or (turn.payload is None and turn.intent == "deny"):
+            turn.say("utter_ask_which_change", self._change_buttons(turn))
+            turn.stage = "correcting"
+        elif turn.payload is not None or len(turn.text) < MIN_NOTE:
+            self._reprompt(turn)
+        else:
+            self._note(turn, "correction")
+            turn.say("utter_correction_done")
+            await self._summarise(turn)
+
+    def _note(self, turn: Turn, key: str) -> None:
+        notes = dict(turn.slots.get("notes") or {})
+        notes[key] = turn.text
+        turn.slots["notes"] = notes
+
+    def _change_buttons(self, turn: Turn) -> list[dict[str, str]]:
+        summary = turn.slots.get("summary") or {}
+        buttons = [
+            {"title": "slot.complaint_type", "payload": "change:complaint_type"},
+            {"title": "slot.desired_outcome", "payload": "change:desired_outcome"},
+        ]
+        buttons += [
+            {"title": f"slot.{name}", "payload": f"change:{name}"}
+            for name in (summary.get("facts") or {})
+        ]
+        buttons.append({"title": "button.other", "payload": "change:other"})
+        return buttons
+
+    async def _stage_correcting(self, turn: Turn) -> None:
+        payload = turn.payload or ""
+        target = payload.split(":", 1)[1] if payload.startswith("change:") else None
+        if target == "complaint_type":
+            buttons = [
+                {"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES
+            ]
+            turn.say("utter_ask_complaint_type", buttons)
+            turn.stage = "correcting_type"
+        elif target == "desired_outcome":
+            turn.slots["motive_locked"] = False
+            turn.say("utter_ask_outcome", _outcome_buttons())
+            turn.stage = "expectation"
+        elif target in load_facts().slots:
+            turn.slots[target] = None
+            turn.slots["correcting"] = True
+            self._ask(turn, target)
+            turn.slots["requested_slot"] = target
+        elif target == OTHER or (not payload and turn.text):
+            if turn.text and not payload:
+                self._note(turn, "correction")
+                turn.say("utter_correction_done")
+                await self._summarise(turn)
+                return
+            turn.say("utter_ask_other_text")
+            turn.stage = "note"
+        else:
+            self._reprompt(turn)
+
+    async def _stage_correcting_type(self, turn: Turn) -> None:
+        payload = turn.payload or ""
+        chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
+        if chosen not in COMPLAINT_TYPES:
+            turn.say("utter_invalid_choice")
+            turn.stage = "correcting"
+            turn.say("utter_ask_which_change", self._change_buttons(turn))
+            return
+        turn.slots.update(complaint_type=chosen, type_locked=True)
+        turn.say("utter_correction_done")
+        await self._continue_facts(turn)
+
+    async def _stage_note(self, turn: Turn) -> None:
+        if turn.payload is not None or not turn.text:
+            self._reprompt(turn)
+            return
+        self._note(turn, "correction")
+        turn.say("utter_correction_done")
+        await self._summarise(turn)
+
+    async def _close(self, turn: Turn) -> None:
+        """Tell the customer what happens next and by when, then hand off."""
+        self.engine.save_complaint(turn)
+        priority = int(turn.slots.get("priority") or 0)
+        self.engine.open_ticket(turn, kind="complaint", priority=priority)
+        turn.slots["handoff_kind"] = "complaint"
+        await self.engine.act(turn, "action_handoff")
+        await self.engine.act(turn, "action_schedule_follow_up")
+
+    async def _stage_handed_off(self, turn: Turn) -> None:
+        await self._while_handed_off(turn)
+
+    async def _stage_closed(self, turn: Turn) -> None:
+        await self._stage_idle(turn)
+
+
+def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
+    """A complaint when the model says so, or nearly says so and no FAQ fits.
+
+    Plain descriptions of a fault ("the screen flickers all the time") sit between
+    `complain` and `inquiry`; treating a near tie as a complaint costs an empathy line
+    and a check question ("is that right?"), missing one costs the customer.
+    """
+    if turn.parse is None:
+        return False
+    if turn.signals & {"major_media", "repeat_contact"}:
+        return True
+    ranking = {item["name"]: float(item["confidence"]) for item in turn.parse["intent_ranking"]}
+    complain = ranking.get("complain", 0.0)
+    if turn.intent == "complain":
+        return complain >= COMPLAINT_CONFIDENCE
+    return (
+        not faq_matched
+        and complain >= NEAR_TIE_FLOOR
+        and turn.intent_confidence - complain <= NEAR_TIE
+    )
+
+
+def _threat(turn: Turn) -> bool:
+    """A threat of harm ends the bot's part: a key phrase or a confident model only
+    ("I'll go to the media" is major, not a threat)."""
+    return "threat_of_harm" in turn.signals
+
+
+def _outcome_buttons() -> list[dict[str, str]]:
+    return [{"title": f"outcome.{name}", "payload": f"outcome:{name}"} for name in OUTCOME_BUTTONS]

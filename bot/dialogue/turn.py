@@ -1,0 +1,108 @@
+"""One customer message and everything the bot does about it, before it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from actions.complaint import strong_signals
+from bot.store import Complaint, Conversation, Customer
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    payload: str
+
+
+@dataclass
+class Reply:
+    """One message to the customer: text, its buttons, the responses it was made of."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A customer's message as the channel delivers it: typed text or a pressed button."""
+
+    user_id: int
+    chat_id: int
+    name: str = ""
+    text: str | None = None
+    payload: str | None = None
+    language_hint: str | None = None
+    channel: str = "telegram"
+
+
+@dataclass
+class Part:
+    """A response to say: its key, values for its placeholders, buttons (label keys)."""
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Turn:
+    incoming: Incoming
+    customer: Customer
+    conversation: Conversation
+    slots: dict[str, Any]
+    now: datetime
+    today: date
+    text: str
+    parse: dict[str, Any] | None
+    message_id: int
+    new_customer: bool
+    session: Session
+    complaint: Complaint | None = None
+    parts: list[Part] = field(default_factory=list)
+    reminders: list[dict[str, Any]] = field(default_factory=list)
+    paused: bool = False
+    ticket_id: int | None = None
+
+    @property
+    def language(self) -> str:
+        return self.conversation.language
+
+    @property
+    def stage(self) -> str:
+        return self.conversation.stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        self.conversation.stage = value
+
+    @property
+    def payload(self) -> str | None:
+        return self.incoming.payload
+
+    @property
+    def intent(self) -> str | None:
+        if self.parse is None:
+            return None
+        return str((self.parse.get("intent") or {}).get("name") or "") or None
+
+    @property
+    def intent_confidence(self) -> float:
+        if self.parse is None:
+            return 0.0
+        return float((self.parse.get("intent") or {}).get("confidence") or 0.0)
+
+    @property
+    def signals(self) -> set[str]:
+        """Signals strong enough to act on (see actions.complaint.SIGNAL_FLOORS)."""
+        return strong_signals(self.parse or {})
+
+    def say(self, key: str, buttons: list[dict[str, str]] | None = None, **values: Any) -> None:
+        self.parts.append(Part(key=key, values=values, buttons=buttons or []))
+
+    def said(self, prefix: str) -> bool:
+        return any(part.key.startswith(prefix) for part in self.parts)
