@@ -121,12 +121,47 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     raise CliError("the Telegram front end is not built yet; try `python -m bot nlu parse TEXT`")
 
 
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.chat import chat
+
+    language = args.lang or settings.default_language
+    name = args.name or ("顾客" if language == "zh" else "Guest")
+    return asyncio.run(chat(settings, name=name, language=language, fresh=args.fresh))
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.dialogue.bench import run_bench
+
+    customers = Path(args.customers)
+    if not customers.is_file():
+        raise CliError(f"no such file: {customers}")
+    print(asyncio.run(run_bench(settings, customers, max(1, args.rounds))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the Telegram bot")
     run.set_defaults(handler=cmd_run)
+
+    chat = commands.add_parser("chat", help="talk to the bot in the terminal, as a customer")
+    chat.add_argument("--lang", choices=["zh", "en"], help="the customer's language")
+    chat.add_argument("--name", help="the customer's name")
+    chat.add_argument(
+        "--fresh", action="store_true", help="start a new conversation (close the open one)"
+    )
+    chat.set_defaults(handler=cmd_chat)
+
+    bench = commands.add_parser("bench", help="conversation quality and turn latency")
+    bench.add_argument(
+        "--customers",
+        default=str(PROJECT_ROOT / "tests" / "dialogue" / "customers.yml"),
+        help="scripted customers (YAML)",
+    )
+    bench.add_argument("--rounds", type=int, default=3, help="times each customer is played")
+    bench.set_defaults(handler=cmd_bench)
 
     nlu = commands.add_parser("nlu", help="the triage classifier")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)
@@ -145,10 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--variant", default="default", help="model variant (see docs/nlu.md)")
     test.set_defaults(handler=cmd_nlu_test)
 
-    bench = nlu_commands.add_parser("bench", help="training time, latency, throughput, memory")
-    bench.add_argument("--texts", type=int, default=1000, help="how many texts to parse")
-    bench.add_argument("--variant", action="append", help="variants to measure (repeatable)")
-    bench.set_defaults(handler=cmd_nlu_bench)
+    nlu_bench = nlu_commands.add_parser("bench", help="training time, latency, throughput, memory")
+    nlu_bench.add_argument("--texts", type=int, default=1000, help="how many texts to parse")
+    nlu_bench.add_argument("--variant", action="append", help="variants to measure (repeatable)")
+    nlu_bench.set_defaults(handler=cmd_nlu_bench)
     return parser
 
 
