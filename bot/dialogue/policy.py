@@ -125,9 +125,7 @@ class Policy:
     async def _escalate(self, turn: Turn, *, kind: str, response: str) -> None:
         """Threat of harm or a third insult: a supervisor takes over now."""
         turn.say(response)
-        if turn.slots.get("complaint_id"):
-            await self.engine.act(turn, "action_summarise", silent=True)
-            self.engine.save_complaint(turn)
+        await self._record_what_is_known(turn)
         self.engine.open_ticket(turn, kind=kind, priority=2, supervisor=True)
         turn.slots["handoff_kind"] = kind
         await self.engine.act(turn, "action_handoff")
@@ -136,13 +134,19 @@ class Policy:
     async def _handoff_now(self, turn: Turn) -> None:
         """The customer asked for a person: hand off at once with what is known."""
         turn.say("utter_handoff_request_human")
-        if turn.slots.get("complaint_id"):
-            await self.engine.act(turn, "action_summarise", silent=True)
-            self.engine.save_complaint(turn)
+        await self._record_what_is_known(turn)
         self.engine.open_ticket(turn, kind="request_human")
         turn.slots["handoff_kind"] = "request_human"
         await self.engine.act(turn, "action_handoff")
         await self.engine.act(turn, "action_schedule_follow_up")
+
+    async def _record_what_is_known(self, turn: Turn) -> None:
+        """Before an early hand-off: the facts said so far and the summary, silently."""
+        if not turn.slots.get("complaint_id"):
+            return
+        await self.engine.act(turn, "validate_complaint_form", silent=True)
+        await self.engine.act(turn, "action_summarise", silent=True)
+        self.engine.save_complaint(turn)
 
     def _reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""
@@ -564,11 +568,12 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
     complain = ranking.get("complain", 0.0)
     if turn.intent == "complain":
         return complain >= COMPLAINT_CONFIDENCE
-    return (
-        not faq_matched
-        and complain >= NEAR_TIE_FLOOR
-        and turn.intent_confidence - complain <= NEAR_TIE
-    )
+    if faq_matched or complain < NEAR_TIE_FLOOR:
+        return False
+    if turn.intent in ("affirm", "deny"):
+        # A yes/no with no question open is not an answer: "parcel still not here".
+        return True
+    return turn.intent_confidence - complain <= NEAR_TIE
 
 
 def _threat(turn: Turn) -> bool:
