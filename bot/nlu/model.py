@@ -29,6 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
+from sklearn.utils.parallel import Parallel, delayed
 
 from bot.nlu.data import Example, TrainingData, fingerprint, load_training_data
 from bot.nlu.entities import EntityExtractor
@@ -157,14 +158,21 @@ class TriageModel:
         def rows(axis: str) -> list[int]:
             return [index for index, example in enumerate(examples) if example.axis == axis]
 
-        intent = _fit(matrix, [intent_label(example) for example in examples], config)
         type_rows, motive_rows = rows("complaint_type"), rows("motive")
-        complaint_type = _fit(matrix[type_rows], [examples[i].label for i in type_rows], config)
-        motive = _fit(matrix[motive_rows], [examples[i].label for i in motive_rows], config)
-        signals = {}
+        jobs: list[tuple[csr_matrix, list[str]]] = [
+            (matrix, [intent_label(example) for example in examples]),
+            (matrix[type_rows], [examples[i].label for i in type_rows]),
+            (matrix[motive_rows], [examples[i].label for i in motive_rows]),
+        ]
         for signal in SIGNALS:
             flags = ["yes" if e.axis == "signal" and e.label == signal else "no" for e in examples]
-            signals[signal] = _fit(matrix, flags, config)
+            jobs.append((matrix, flags))
+        # The axes are independent; liblinear releases the GIL, so threads use every core.
+        fitted = Parallel(n_jobs=-1, prefer="threads")(
+            delayed(_fit)(features, labels, config) for features, labels in jobs
+        )
+        intent, complaint_type, motive = fitted[:3]
+        signals = dict(zip(SIGNALS, fitted[3:], strict=True))
         signal_terms = {
             signal: _term_pattern(
                 data.lookups.get(f"{signal}_terms", []), data.regexes.get(f"{signal}_pattern", [])
