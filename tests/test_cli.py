@@ -89,3 +89,34 @@ def test_nlu_test_writes_reports(cli_env: dict[str, str], tmp_path: Path) -> Non
     assert set(report["per_label"]) >= {"product_quality", "safety", "macro avg"}
     assert len(report["confusion_matrix"]["rows_gold_columns_predicted"]) == 9
     assert (tmp_path / "out" / "holdout" / "en" / "motive_errors.jsonl").exists()
+
+
+def test_chat_with_piped_input_prints_bot_lines_and_numbered_buttons(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
+    script = "hi\nmy parcel never arrived, order SO20241105123\n1\nRefund\n"
+    done = run_cli("chat", "--lang", "en", "--name", "Anna", stdin=script, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line.startswith(("bot>", "  [")) for line in lines), lines
+    assert "Anna" in lines[0]
+    assert "  [1] Yes, that's right" in lines
+    assert "  [2] Not quite" in lines
+    # "1" pressed the first button, "Refund" the button with that label
+    assert any("refund" in line.lower() or "money" in line.lower() for line in lines)
+    assert done.stderr == ""
+
+
+def test_chat_continues_after_a_restart_and_ends_cleanly_on_empty_input(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
+    first = run_cli("chat", "--lang", "zh", stdin="我的快递丢了\n", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "  [1] " in first.stdout
+    second = run_cli("chat", "--lang", "zh", stdin="1\n", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("bot> ")
+    assert "  [1] 退款" in second.stdout or "  [1] " in second.stdout  # "1" pressed "yes"
+    assert run_cli("chat", stdin="", env=env).returncode == 0

@@ -1,0 +1,187 @@
+"""The rasa-sdk actions: called directly (Tracker + CollectingDispatcher), in-process
+through ActionExecutor, and over HTTP against a real `python -m rasa_sdk` process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.complaint import ActionHandoff, ActionRecordComplaint, ValidateComplaintForm
+from bot.config import PROJECT_ROOT, Settings
+from bot.dialogue.actions_client import RemoteActions, build_domain
+from bot.nlu.model import TriageModel
+from tests.dialogue.conftest import Customer, make_engine
+
+
+def tracker(
+    slots: dict[str, Any], texts: list[dict[str, Any]], candidate: dict[str, Any] | None = None
+) -> Tracker:
+    events: list[dict[str, Any]] = [
+        {"event": "user", "text": parse["text"], "parse_data": parse} for parse in texts
+    ]
+    events += [{"event": "slot", "name": k, "value": v} for k, v in (candidate or {}).items()]
+    return Tracker(
+        "42",
+        {"today": "2026-11-22", "language": "en", **slots},
+        texts[-1],
+        events,
+        False,
+        None,
+        {"name": "complaint_form"},
+        "action_listen",
+    )
+
+
+async def test_the_form_asks_only_what_is_missing(model: TriageModel) -> None:
+    parse = model.parse("I was charged twice on order SO20241105123", today=None)
+    dispatcher = CollectingDispatcher()
+    events = await ValidateComplaintForm().run(
+        dispatcher, tracker({"complaint_type": "billing"}, [parse]), build_domain()
+    )
+    values = {e["name"]: e["value"] for e in events}
+    assert values["order_id"] == "SO20241105123"
+    assert values["billing_issue"] == "charged_twice"
+    assert values["requested_slot"] == "amount"
+    assert dispatcher.messages == []
+
+
+async def test_an_invalid_answer_says_why_and_keeps_the_buttons(model: TriageModel) -> None:
+    first = model.parse("my parcel never came", today=None)
+    answer = model.parse("the blue one", today=None)
+    dispatcher = CollectingDispatcher()
+    events = await ValidateComplaintForm().run(
+        dispatcher,
+        tracker(
+            {"complaint_type": "delivery", "requested_slot": "order_id"},
+            [first, answer],
+            candidate={"order_id": "the blue one"},
+        ),
+        build_domain(),
+    )
+    assert {"event": "slot", "timestamp": None, "name": "order_id", "value": None} in events
+    assert dispatcher.messages[0]["response"] == "utter_invalid_order_id"
+    assert dispatcher.messages[0]["buttons"] == [
+        {"title": "button.no_order_id", "payload": "slot:order_id=no_order_id"}
+    ]
+
+
+async def test_record_flags_major_and_habitual(model: TriageModel) -> None:
+    parse = model.parse("third time I'm writing about this, I'll take it to the press", today=None)
+    events = await ActionRecordComplaint().run(
+        CollectingDispatcher(), tracker({"complaints_90d": 2}, [parse]), build_domain()
+    )
+    values = {e["name"]: e["value"] for e in events}
+    assert values["major"] is True and values["habitual"] is True and values["priority"] == 1
+
+
+async def test_handoff_pauses_and_offers_the_policy_alternative() -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {
+        "complaint_type": "product_quality",
+        "purchase_date": "within_year",
+        "ticket_ref": "#7",
+    }
+    events = await ActionHandoff().run(
+        dispatcher, tracker(slots, [{"text": "", "entities": []}]), build_domain()
+    )
+    assert events[-1] == {"event": "pause", "timestamp": None}
+    assert [m["response"] for m in dispatcher.messages] == [
+        "utter_policy_warranty_repair",
+        "utter_next_steps",
+        "utter_closing",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `python -m rasa_sdk --actions actions` process on 127.0.0.1."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("action-server") / "server.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"action server did not start:\n{log.read_text()}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def _conversation(customer: Customer) -> list[str]:
+    await customer.say("I was charged twice for order SO20241105123")
+    await customer.agree("Refund")
+    await customer.answer_questions({"utter_ask_amount": "45.90"})
+    await customer.tap("Yes, all correct")
+    return customer.all_keys
+
+
+async def test_the_remote_action_server_gives_the_same_conversation(
+    settings: Settings, model: TriageModel, action_server: str, tmp_path: Any
+) -> None:
+    local = make_engine(settings, model)
+    remote_settings = settings.model_copy(
+        update={
+            "action_server_url": action_server,
+            "database_url": f"sqlite:///{tmp_path / 'r.db'}",
+        }
+    )
+    remote = make_engine(remote_settings, model)
+    try:
+        assert isinstance(remote.actions, RemoteActions)
+        here = await _conversation(Customer(local))
+        there_customer = Customer(remote)
+        there = await _conversation(there_customer)
+        assert there == here
+        assert there_customer.status == "handed_off"
+        assert there_customer.ticket().summary_data["facts"]["amount"] == 45.9
+    finally:
+        for engine in (local, remote):
+            await engine.close()
+            engine.db.dispose()
+
+
+async def test_an_unreachable_action_server_loses_nothing(
+    settings: Settings, model: TriageModel
+) -> None:
+    down = settings.model_copy(
+        update={"action_server_url": f"http://127.0.0.1:{_free_port()}/webhook"}
+    )
+    engine = make_engine(down, model)
+    try:
+        anna = Customer(engine)
+        await anna.say("my parcel never arrived")
+        assert anna.keys == ["utter_error"]
+        assert anna.status == "handed_off"
+        ticket = anna.ticket()
+        assert (ticket.kind, ticket.priority) == ("error", 1)
+    finally:
+        await engine.close()
+        engine.db.dispose()

@@ -1,0 +1,309 @@
+"""The five steps as a customer lives them: what the bot says, asks, and stores."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.dialogue import Engine
+from bot.nlu.model import TriageModel
+from bot.store import Complaint, Conversation, FollowUp, Message, Ticket
+from tests.dialogue.conftest import NOW, Customer, make_engine
+
+
+async def test_greets_by_name_and_offers_help(anna: Customer) -> None:
+    await anna.say("hi")
+    assert anna.keys == ["utter_greet"]
+    assert "Anna" in anna.text
+
+
+async def test_empathy_and_restatement_come_before_any_fact_question(anna: Customer) -> None:
+    await anna.say("my parcel hasn't arrived yet, it was supposed to come on Monday")
+    assert anna.keys[0] == "utter_greet_brief"
+    assert anna.keys[1].startswith("utter_empathy_")
+    assert anna.keys[-1] == "utter_restate_delivery"
+    assert anna.buttons == ["Yes, that's right", "Not quite"]
+    assert not any(key.startswith("utter_ask_") for key in anna.keys)
+
+
+async def test_an_agitated_customer_gets_a_strong_acknowledgement_and_an_open_question(
+    anna: Customer,
+) -> None:
+    await anna.say("THIS IS RIDICULOUS!!! my parcel is TWO WEEKS late and nobody tells me anything")
+    assert "utter_empathy_strong" in anna.keys
+    assert anna.keys[-1] == "utter_ask_tell_more"
+    assert anna.buttons == []  # an open question: no buttons
+    await anna.say("I ordered a birthday present and now the birthday is over, I'm fed up")
+    assert anna.keys == ["utter_restate_delivery"]
+
+
+async def test_a_not_quite_is_followed_by_an_open_question(anna: Customer) -> None:
+    await anna.say("the screen of my new laptop flickers all the time")
+    await anna.tap("Not quite")
+    assert anna.keys == ["utter_misunderstood_open"]
+    assert anna.buttons == []
+    await anna.say("actually the problem is the repair shop kept it 3 weeks and it's still broken")
+    assert anna.keys == ["utter_restate_after_sales"]
+
+
+async def test_facts_already_given_are_never_asked(anna: Customer) -> None:
+    await anna.say(
+        "I was charged twice for order SO20241105123, $45.90 each time. I want a refund please"
+    )
+    await anna.tap("Yes")
+    asked = [key for key in anna.all_keys if key.startswith("utter_ask_")]
+    assert asked == []  # order, what happened, amount and the outcome were all in the message
+    assert "utter_summary" in anna.keys
+    assert "SO20241105123" in anna.text
+    assert "Charged twice" in anna.text or "charged twice" in anna.text.lower()
+    await anna.tap("Yes, all correct")
+    assert anna.status == "handed_off"
+    ticket = anna.ticket()
+    assert ticket.summary_data["facts"]["order_id"] == "SO20241105123"
+    assert ticket.summary_data["facts"]["billing_issue"] == "charged_twice"
+    assert ticket.summary_data["desired_outcome"] == "refund"
+    assert ticket.summary_data["customer_words"].startswith("I was charged twice")
+
+
+async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
+    anna: Customer, engine: Engine
+) -> None:
+    await anna.say("the headphones I bought are faulty, the left side has no sound")
+    await anna.tap("Yes")
+    assert anna.keys[-1] == "utter_ask_outcome"
+    assert anna.buttons[:3] == ["Refund", "Replacement", "Repair"]
+    await anna.tap("Replacement")
+    assert anna.keys[0] == "utter_expectation_fix"
+    assert anna.keys[-1] == "utter_ask_purchase_date"  # product and defect were in the message
+    assert anna.buttons[-1].startswith("Other")
+    await anna.tap("Within 7 days")
+    assert anna.keys == ["utter_ask_order_id"]
+    await anna.say("SO20241105123")
+    assert anna.keys == ["utter_summary", "utter_summary_confirm"]
+    await anna.tap("Yes, all correct")
+    assert anna.keys == [
+        "utter_policy_return_or_exchange",
+        "utter_next_steps",
+        "utter_closing",
+    ]
+    assert "#" in anna.text and "2 hours" in anna.text
+    assert anna.status == "handed_off"
+
+    with engine.db.session() as session:
+        ticket = session.exec(select(Ticket)).one()
+        complaint = session.exec(select(Complaint)).one()
+        follow_ups = session.exec(select(FollowUp).order_by(FollowUp.due_at)).all()
+        messages = session.exec(select(Message)).all()
+    assert (ticket.kind, ticket.status, ticket.priority) == ("complaint", "open", 0)
+    assert "Within 7 days" in ticket.summary
+    assert complaint.complaint_type == "product_quality"
+    assert (complaint.motive, complaint.desired_outcome) == ("fix", "replacement")
+    assert complaint.facts == {
+        "product": "headphones",
+        "purchase_date": "within_7_days",
+        "defect": "not_working",
+        "order_id": "SO20241105123",
+    }
+    assert [(f.kind, f.due_at) for f in follow_ups] == [
+        ("first_contact", NOW + timedelta(hours=2)),
+        ("progress_report", NOW + timedelta(days=3)),
+    ]
+    assert [m.direction for m in messages].count("in") == 6
+    assert all(m.created_at.tzinfo is not None for m in messages)
+
+
+async def test_an_unreadable_order_number_is_asked_again_then_accepted(anna: Customer) -> None:
+    await anna.say("my parcel never arrived, it says delivered but nothing at my door")
+    await anna.agree("Refund")
+    assert anna.keys[-1] == "utter_ask_order_id"
+    await anna.say("it's the blue one")
+    assert anna.keys == ["utter_invalid_order_id"]
+    assert anna.buttons == ["I don't have it"]
+    await anna.say("the one from last week?")
+    assert anna.keys[0] == "utter_accept_anyway"
+    assert "utter_ask_order_id" not in anna.keys
+
+
+async def test_a_date_in_the_future_is_refused(li: Customer) -> None:
+    await li.say("客服态度太差了，电话里直接挂我电话")
+    await li.agree("道歉")
+    while li.keys[-1] != "utter_ask_incident_date":
+        await li.press(li.replies[-1].buttons[0].payload)
+    await li.say("12月20号")
+    assert li.keys == ["utter_invalid_date_future"]
+    await li.say("昨天")
+    assert li.keys[-1] == "utter_summary_confirm"
+    assert "最近一周" in li.text or "今天" in li.text
+
+
+async def test_no_order_number_gets_an_open_follow_up_and_the_answer_is_kept(
+    anna: Customer,
+) -> None:
+    await anna.say("I got the wrong item, ordered a black jacket and got a pink one")
+    await anna.agree("Replacement")
+    while anna.keys[-1] != "utter_ask_order_id":
+        await anna.press(anna.replies[-1].buttons[0].payload)
+    await anna.tap("I don't have it")
+    assert anna.keys == ["utter_ask_order_id_open"]
+    await anna.say("bought it on the app around the 10th, my email is anna@example.com")
+    await anna.answer_questions()
+    await anna.tap("Yes, all correct")
+    complaint_facts = anna.ticket().summary_data
+    assert complaint_facts["facts"]["order_id"] == "no_order_id"
+    assert complaint_facts["notes"]["order_id"].startswith("bought it on the app")
+
+
+async def test_request_human_hands_off_at_once_with_what_is_known(anna: Customer) -> None:
+    await anna.say("my order SO20241105123 is two weeks late")
+    await anna.say("I want to talk to a real person")
+    assert anna.keys[0] == "utter_handoff_request_human"
+    assert anna.status == "handed_off"
+    ticket = anna.ticket()
+    assert ticket.kind == "request_human"
+    assert ticket.summary_data["facts"]["order_id"] == "SO20241105123"
+    await anna.say("hello?")
+    assert anna.keys == ["utter_handoff_waiting"]
+    await anna.say("anyone there?")
+    assert anna.replies == []  # acknowledged once; the agent answers from here
+
+
+async def test_cancel_ends_politely(anna: Customer, engine: Engine) -> None:
+    await anna.say("the app keeps crashing when I pay")
+    await anna.say("/cancel")
+    assert anna.keys == ["utter_cancel"]
+    assert anna.status == "closed"
+    await anna.say("hi")
+    assert anna.keys == ["utter_greet_returning"]  # a new conversation
+
+
+async def test_abuse_three_strikes_then_a_supervisor(anna: Customer) -> None:
+    await anna.say("you idiots lost my parcel")
+    assert anna.keys[:2] == ["utter_greet_brief", "utter_abuse_strike_1"]
+    assert anna.keys[2].startswith("utter_empathy_")  # still helped with the complaint
+    await anna.say("you useless morons, do your job")
+    assert anna.keys[0] == "utter_abuse_strike_2"
+    await anna.say("f*** you, stupid bot")
+    assert anna.keys[0] == "utter_abuse_strike_3"
+    assert anna.status == "handed_off"
+    ticket = anna.ticket()
+    assert (ticket.kind, ticket.priority, ticket.supervisor_flag) == ("abuse", 2, True)
+
+
+async def test_a_threat_of_harm_goes_straight_to_a_supervisor(li: Customer) -> None:
+    await li.say("再不给我解决我就去你们店里捅人")
+    assert li.keys[0] == "utter_threat_supervisor"
+    ticket = li.ticket()
+    assert (ticket.kind, ticket.priority, ticket.supervisor_flag) == ("threat", 2, True)
+
+
+async def test_a_major_complaint_is_flagged_and_asks_only_the_essentials(li: Customer) -> None:
+    await li.say("这已经是我第三次投诉了！买的冰箱不制冷，再不处理我就去12315投诉，还要找媒体曝光")
+    assert "utter_empathy_major" in li.keys
+    await li.agree("退款")
+    asked = await li.answer_questions({"utter_ask_order_id": "JD-778812340"})
+    assert "utter_ask_defect" not in asked  # not essential
+    await li.tap("都对")
+    assert "utter_next_steps_major" in li.keys
+    ticket = li.ticket()
+    assert ticket.priority == 1 and ticket.supervisor_flag
+    assert set(ticket.summary_data["major_reasons"]) == {"major_media", "repeat_contact"}
+
+
+async def test_habitual_is_recorded_from_history_and_never_said(
+    settings: Settings, model: TriageModel
+) -> None:
+    engine = make_engine(settings, model)
+    tom = Customer(engine, user_id=3003, name="Tom")
+    try:
+        for day in range(3):
+            engine.clock = lambda day=day: NOW + timedelta(days=10 * day)  # type: ignore[misc]
+            await tom.say("my parcel is late again, order SO20241105123")
+            await tom.say("/cancel")
+        with engine.db.session() as session:
+            flags = [c.habitual for c in session.exec(select(Complaint).order_by(Complaint.id))]
+            said = " ".join(m.text for m in session.exec(select(Message)))
+        assert flags == [False, False, True]
+        assert "habitual" not in said.lower() and "习惯" not in said
+    finally:
+        await engine.close()
+        engine.db.dispose()
+
+
+async def test_questions_are_answered_from_the_faq(anna: Customer, li: Customer) -> None:
+    await anna.say("how long does a refund take?")
+    assert anna.keys[-2].startswith("faq:refund_time")
+    await li.say("你们周六上班吗")
+    assert li.keys[-2] == "faq:opening_hours"
+
+
+async def test_an_unknown_question_is_handed_to_a_person(anna: Customer) -> None:
+    await anna.say("do you sell gift wrapping for corporate orders over 500 units?")
+    assert "utter_faq_no_match" in anna.keys
+    assert anna.ticket().kind == "inquiry"
+
+
+async def test_praise_is_thanked(li: Customer) -> None:
+    await li.say("你们的客服小王服务太好了，点赞")
+    assert "utter_praise_thanks" in li.keys
+
+
+async def test_gibberish_gets_a_menu_not_a_guess(anna: Customer) -> None:
+    await anna.say("🙂🙂🙂")
+    assert anna.keys[-1] == "utter_not_understood"
+    assert anna.buttons == ["Make a complaint", "Ask a question", "Talk to a person"]
+    await anna.tap("Make a complaint")
+    assert anna.keys == ["utter_ask_tell_more"]
+    await anna.say("the blender I bought is leaking")
+    assert anna.keys[0].startswith("utter_empathy_")
+
+
+async def test_the_summary_can_be_corrected(anna: Customer) -> None:
+    await anna.say("I was charged twice for order SO20241105123, $45.90 each time, refund please")
+    await anna.tap("Yes")
+    await anna.tap("Change something")
+    assert anna.keys == ["utter_ask_which_change"]
+    assert "Order number" in anna.buttons
+    await anna.tap("Order number")
+    assert anna.keys == ["utter_ask_order_id"]
+    await anna.say("SO20241105999")
+    assert anna.keys[-1] == "utter_summary_confirm"
+    assert "Order number: SO20241105999" in anna.text
+    assert "Order number: SO20241105123" not in anna.text
+
+
+async def test_a_restart_continues_the_conversation(settings: Settings, model: TriageModel) -> None:
+    first = make_engine(settings, model)
+    await Customer(first).say("my parcel never arrived")
+    await first.close()
+    first.db.dispose()
+
+    second = make_engine(settings, model)
+    try:
+        anna = Customer(second)
+        await anna.say("yes")
+        assert anna.keys[0].startswith("utter_expectation_") or anna.keys == ["utter_ask_outcome"]
+        with second.db.session() as session:
+            assert len(session.exec(select(Conversation)).all()) == 1
+    finally:
+        await second.close()
+        second.db.dispose()
+
+
+async def test_a_returning_customer_reads_a_different_greeting(anna: Customer) -> None:
+    greetings = []
+    for _ in range(3):
+        await anna.say("hello")
+        greetings.append(anna.text)
+        await anna.say("/cancel")
+    assert len(set(greetings)) == 3
+
+
+async def test_bad_input_never_crashes(anna: Customer) -> None:
+    for text in ["", "   ", "x" * 10_000, "\x00\x07", "<b>hi</b>", "Привет", "/unknown"]:
+        await anna.say(text)
+        assert anna.replies, f"no answer to {text[:20]!r}"
+    await anna.tap("Make a complaint")
+    await anna.press("menu:complain")  # a stale button: the open question again
+    assert anna.keys == ["utter_ask_tell_more"]
