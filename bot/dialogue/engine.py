@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner, build_domain
@@ -25,7 +25,16 @@ from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Button, Incoming, Reply, Turn
 from bot.nlu import NluService
 from bot.nlu.text import detect_language
-from bot.store import Complaint, Conversation, Database, FollowUp, Message, Ticket
+from bot.store import (
+    Complaint,
+    Conversation,
+    Customer,
+    Database,
+    Evidence,
+    FollowUp,
+    Message,
+    Ticket,
+)
 from bot.store.db import (
     active_conversation,
     add_message,
@@ -72,6 +81,7 @@ class Engine:
         self.faq = faq or Faq()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.domain = build_domain()
+        self._empty_slots = dict.fromkeys(self.domain["slots"])
         self.policy = Policy(self)
         self._locks: dict[int, asyncio.Lock] = {}
 
@@ -114,10 +124,13 @@ class Engine:
                 )
                 session.add(conversation)
                 session.flush()
-            elif parse is not None:
+            elif parse is not None and not conversation.slots.get("language_chosen"):
                 _maybe_switch_language(conversation, parse, text)
             customer.language = conversation.language
             assert conversation.id is not None
+            stale = incoming.payload is not None and self._is_stale(
+                session, conversation.id, incoming
+            )
             message = add_message(
                 session,
                 conversation_id=conversation.id,
@@ -126,6 +139,7 @@ class Engine:
                 payload=incoming.payload,
                 parse=parse,
             )
+            message.external_id = incoming.message_ref
             session.flush()
             assert message.id is not None
             turn = Turn(
@@ -145,7 +159,11 @@ class Engine:
             if complaint_id:
                 turn.complaint = session.get(Complaint, complaint_id)
             try:
-                await self.policy.decide(turn)
+                if stale:
+                    turn.say("utter_choice_expired")
+                    self.policy.reprompt(turn)
+                else:
+                    await self.policy.decide(turn)
             except ActionError as error:
                 log.error("conversation %s: %s", conversation.id, error)
                 turn.parts.clear()
@@ -153,7 +171,7 @@ class Engine:
                 self.open_ticket(turn, kind="error", priority=1)
                 self.pause(turn)
             replies = self._render(turn)
-            for reply in replies:
+            rows = [
                 add_message(
                     session,
                     conversation_id=conversation.id,
@@ -162,6 +180,8 @@ class Engine:
                     response=",".join(reply.responses),
                     buttons=[{"label": b.label, "payload": b.payload} for b in reply.buttons],
                 )
+                for reply in replies
+            ]
             for reminder in turn.reminders:
                 kind = str(reminder.get("name") or "follow_up").split(":", 1)[0]
                 session.add(
@@ -177,6 +197,8 @@ class Engine:
             session.add(conversation)
             session.add(customer)
             session.commit()
+            for reply, row in zip(replies, rows, strict=True):
+                reply.row_id = row.id
             return TurnResult(
                 replies=replies,
                 conversation_id=conversation.id,
@@ -184,6 +206,54 @@ class Engine:
                 stage=conversation.stage,
                 ticket_id=turn.ticket_id,
             )
+
+    def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
+        """A pressed button is live only on the bot's latest keyboard, and only once."""
+        last = session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.id).desc())
+        ).first()
+        if last is None or last.direction != "out" or not last.buttons:
+            return True
+        if incoming.button_ref is not None and last.external_id not in (None, incoming.button_ref):
+            return True
+        return incoming.payload not in {button["payload"] for button in last.buttons}
+
+    def delivered(self, row_id: int, external_id: int | None, *, ok: bool = True) -> None:
+        """Record the channel's id for a sent message, or that sending failed for good."""
+        with self.db.session() as session:
+            row = session.get(Message, row_id)
+            if row is not None:
+                row.external_id = external_id
+                row.delivered = ok
+                session.add(row)
+                session.commit()
+
+    def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:
+        """The customer edited a message: the transcript shows the new text, keeps the old."""
+        with self.db.session() as session:
+            customer = session.exec(select(Customer).where(Customer.telegram_id == user_id)).first()
+            if customer is None:
+                return False
+            row = session.exec(
+                select(Message)
+                .join(Conversation, col(Conversation.id) == Message.conversation_id)
+                .where(
+                    Conversation.customer_id == customer.id,
+                    Message.direction == "in",
+                    Message.external_id == message_ref,
+                )
+            ).first()
+            if row is None:
+                return False
+            if row.original_text is None:
+                row.original_text = row.text
+            row.text = text
+            row.edited_at = self.clock()
+            session.add(row)
+            session.commit()
+            return True
 
     # --- actions -----------------------------------------------------------------
 
@@ -219,7 +289,7 @@ class Engine:
             "domain": self.domain,
             "tracker": {
                 "sender_id": str(turn.incoming.chat_id),
-                "slots": {**turn.slots, **(candidates or {})},
+                "slots": {**self._empty_slots, **turn.slots, **(candidates or {})},
                 "latest_message": latest_message,
                 "events": events,
                 "paused": False,
@@ -301,6 +371,18 @@ class Engine:
         turn.complaint = complaint
         turn.slots["complaint_id"] = complaint.id
         return complaint
+
+    def add_evidence(self, turn: Turn, *, kind: str, file_id: str) -> Evidence:
+        assert turn.conversation.id is not None
+        evidence = Evidence(
+            conversation_id=turn.conversation.id,
+            complaint_id=turn.slots.get("complaint_id"),
+            kind=kind,
+            file_id=file_id,
+            caption=turn.text,
+        )
+        turn.session.add(evidence)
+        return evidence
 
     def prior_complaints(self, turn: Turn) -> int:
         assert turn.customer.id is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
-from actions.facts import OTHER, load_facts
+from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.nlu.labels import COMPLAINT_TYPES
@@ -57,6 +57,9 @@ class Policy:
         self.engine = engine
 
     async def decide(self, turn: Turn) -> None:
+        media = turn.incoming.media
+        if media is not None and (not self._media(turn, media) or not turn.text):
+            return
         if turn.text.startswith("/") and turn.payload is None:
             await self._command(turn)
             return
@@ -84,8 +87,48 @@ class Policy:
 
     # --- around the complaint --------------------------------------------------------
 
+    def _media(self, turn: Turn, media: dict[str, Any]) -> bool:
+        """A photo, document, contact... Returns whether a caption goes on as text."""
+        kind = media.get("kind")
+        self._greet_briefly(turn)
+        if kind in ("photo", "document"):
+            self.engine.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
+            in_case = bool(turn.slots.get("complaint_id")) or turn.conversation.status != "open"
+            turn.say("utter_evidence_received" if in_case else "utter_evidence_first")
+            return True
+        if kind == "contact":
+            turn.customer.phone = str(media.get("phone_number") or "") or None
+            turn.slots["phone"] = turn.customer.phone
+            turn.say("utter_contact_received")
+        elif kind == "location":
+            turn.slots["location"] = {k: media.get(k) for k in ("latitude", "longitude")}
+            turn.say("utter_media_location")
+        elif kind in ("voice", "video_note", "audio", "video"):
+            turn.say("utter_media_voice")
+        else:
+            turn.say("utter_media_sticker")
+        if turn.conversation.status == "open" and turn.stage != "idle":
+            self.reprompt(turn)
+        return False
+
     async def _command(self, turn: Turn) -> None:
-        command = turn.text.split()[0].split("@")[0].lower()
+        command, _, argument = turn.text.partition(" ")
+        command = command.split("@")[0].lower()
+        argument = argument.strip()
+        if command == "/lang":
+            self._switch_language(turn, argument)
+            return
+        if command == "/privacy":
+            turn.say("utter_privacy")
+            return
+        if command == "/help":
+            turn.say("utter_help")
+            return
+        if command == "/start" and argument:
+            # A deep link (t.me/bot?start=SO2024...) brings a known fact: never asked again.
+            found = order_id_in(argument.replace("_", "-"))
+            if found and not turn.slots.get("order_id"):
+                turn.slots["order_id"] = found
         if command == "/cancel":
             turn.say("utter_cancel")
             turn.conversation.status = "closed"
@@ -95,11 +138,23 @@ class Policy:
             self._greet(turn)
         elif turn.conversation.status == "handed_off":
             turn.say("utter_handoff_waiting")
-        elif command in ("/start", "/help"):
+        elif command == "/start":
             # Mid-conversation: repeat the open question rather than start over.
-            self._reprompt(turn)
+            self.reprompt(turn)
         else:
             turn.say("utter_not_understood", MENU_BUTTONS)
+
+    def _switch_language(self, turn: Turn, wanted: str) -> None:
+        """/lang zh, /lang en, or /lang alone to switch to the other one."""
+        wanted = wanted.lower()[:2]
+        if wanted not in ("zh", "en"):
+            wanted = "en" if turn.language == "zh" else "zh"
+        turn.conversation.language = wanted
+        turn.customer.language = wanted
+        turn.slots["language_chosen"] = True
+        turn.say("utter_language_set")
+        if turn.stage not in ("idle", "closed", "handed_off"):
+            self.reprompt(turn)
 
     def _greet(self, turn: Turn) -> None:
         returning = bool(turn.slots.get("returning")) and not turn.new_customer
@@ -148,7 +203,7 @@ class Policy:
         await self.engine.act(turn, "action_summarise", silent=True)
         self.engine.save_complaint(turn)
 
-    def _reprompt(self, turn: Turn) -> None:
+    def reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""
         stage = turn.stage
         if stage == "confirming":
@@ -184,7 +239,7 @@ class Policy:
             turn.say("utter_offer_help")
             return
         if turn.payload is not None:
-            self._reprompt(turn)
+            self.reprompt(turn)
             return
         intent = turn.intent
         answer = self.engine.faq.answer(turn.text, turn.language) if intent == "inquiry" else None
@@ -276,7 +331,7 @@ class Policy:
     async def _stage_listening(self, turn: Turn) -> None:
         """The customer tells more after an open question."""
         if turn.payload is not None or not turn.text:
-            self._reprompt(turn)
+            self.reprompt(turn)
             return
         if not turn.slots.get("complaint_id"):
             if turn.parse is not None:
@@ -308,7 +363,7 @@ class Policy:
             turn.slots["misunderstood"] = True
             turn.stage = "listening"
         elif turn.payload is not None or not turn.text:
-            self._reprompt(turn)
+            self.reprompt(turn)
         elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
             await self._hear_more(turn, fresh=False)
             await self._after_confirm(turn)
@@ -336,12 +391,12 @@ class Policy:
                 turn.stage = "expectation_text"
                 return
             if choice not in OUTCOMES:
-                self._reprompt(turn)
+                self.reprompt(turn)
                 return
             motive, outcome = OUTCOMES[choice]
             turn.slots.update(motive=motive, desired_outcome=outcome, motive_locked=True)
         elif payload or not turn.text:
-            self._reprompt(turn)
+            self.reprompt(turn)
             return
         else:
             self._outcome_from_text(turn)
@@ -395,7 +450,7 @@ class Policy:
         if payload.startswith("slot:"):
             name, _, value = payload[5:].partition("=")
             if name != requested:
-                self._reprompt(turn)
+                self.reprompt(turn)
                 return
             if value == OTHER:
                 turn.say("utter_ask_other_text")
@@ -403,7 +458,7 @@ class Policy:
                 return
             candidate: Any = value
         elif payload or not turn.text:
-            self._reprompt(turn)
+            self.reprompt(turn)
             return
         else:
             candidate = turn.text
@@ -464,7 +519,7 @@ class Policy:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             turn.stage = "correcting"
         elif turn.payload is not None or len(turn.text) < MIN_NOTE:
-            self._reprompt(turn)
+            self.reprompt(turn)
         else:
             self._note(turn, "correction")
             turn.say("utter_correction_done")
@@ -515,7 +570,7 @@ class Policy:
             turn.say("utter_ask_other_text")
             turn.stage = "note"
         else:
-            self._reprompt(turn)
+            self.reprompt(turn)
 
     async def _stage_correcting_type(self, turn: Turn) -> None:
         payload = turn.payload or ""
@@ -531,7 +586,7 @@ class Policy:
 
     async def _stage_note(self, turn: Turn) -> None:
         if turn.payload is not None or not turn.text:
-            self._reprompt(turn)
+            self.reprompt(turn)
             return
         self._note(turn, "correction")
         turn.say("utter_correction_done")

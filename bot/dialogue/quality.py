@@ -160,10 +160,14 @@ def next_move(
         if key == "utter_ask_other_text" and last_slot:
             return customer.answers.get(last_slot, "-").lstrip("@"), None, last_slot
         if key.startswith("utter_ask_") and name in slots:
-            text, payload = _answer(customer.answers.get(name, "@other"), name, "slot")
+            # A question the persona did not expect (the bot read another type): the
+            # customer taps the first button, as a person in a hurry would.
+            fallback = "@" + slots[name].options()[0] if slots[name].options() else "-"
+            text, payload = _answer(customer.answers.get(name, fallback), name, "slot")
             return text, payload, name
         if key.startswith("utter_invalid_") and last_slot:
-            text, payload = _answer(customer.answers.get(last_slot, "-"), last_slot, "slot")
+            fallback = "@" + slots[last_slot].options()[0] if slots[last_slot].options() else "-"
+            text, payload = _answer(customer.answers.get(last_slot, fallback), last_slot, "slot")
             return text, payload, last_slot
         if key == "utter_summary_confirm":
             return "yes", "summary:yes", last_slot

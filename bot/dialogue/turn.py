@@ -25,6 +25,8 @@ class Reply:
     text: str
     buttons: list[Button] = field(default_factory=list)
     responses: list[str] = field(default_factory=list)
+    row_id: int | None = None
+    """The stored message's id, to record the channel's id for it once sent."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,12 @@ class Incoming:
     payload: str | None = None
     language_hint: str | None = None
     channel: str = "telegram"
+    message_ref: int | None = None
+    """The channel's id of this message (Telegram message_id)."""
+    button_ref: int | None = None
+    """For a pressed button: the channel's id of the message that carried the keyboard."""
+    media: dict[str, Any] | None = None
+    """A photo, document, contact, location, voice... : {"kind": ..., and its fields}."""
 
 
 @dataclass

@@ -5,9 +5,21 @@ from bot.store.models import (
     Complaint,
     Conversation,
     Customer,
+    Evidence,
     FollowUp,
     Message,
+    ProcessedUpdate,
     Ticket,
 )
 
-__all__ = ["Complaint", "Conversation", "Customer", "Database", "FollowUp", "Message", "Ticket"]
+__all__ = [
+    "Complaint",
+    "Conversation",
+    "Customer",
+    "Database",
+    "Evidence",
+    "FollowUp",
+    "Message",
+    "ProcessedUpdate",
+    "Ticket",
+]

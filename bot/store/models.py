@@ -56,6 +56,7 @@ class Customer(SQLModel, table=True):
     name: str = ""
     language: str = "zh"
     tier: str = "regular"
+    phone: str | None = None
     variations: dict[str, Any] = _json()
     """The variation of each response last shown, so the next one differs."""
     created_at: datetime = _when()
@@ -91,7 +92,32 @@ class Message(SQLModel, table=True):
     response: str | None = None
     buttons: list[Any] = _json_list()
     parse: dict[str, Any] = _json()
+    external_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    """The channel's id for the message (Telegram's message_id)."""
+    delivered: bool = True
+    """False when sending failed for good; kept so it can be resent, never lost."""
+    original_text: str | None = None
+    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _when()
+
+
+class Evidence(SQLModel, table=True):
+    """A photo or document the customer sent to show the problem."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    complaint_id: int | None = Field(default=None, foreign_key="complaint.id", index=True)
+    kind: str
+    file_id: str
+    caption: str = ""
+    created_at: datetime = _when()
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """A Telegram update_id already handled: a redelivered update is skipped."""
+
+    update_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    processed_at: datetime = _when()
 
 
 class Complaint(SQLModel, table=True):
