@@ -118,7 +118,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "TELEGRAM_BOT_TOKEN is not set: "
             "put the token from @BotFather in the environment or .env"
         )
-    raise CliError("the Telegram front end is not built yet; try `python -m bot nlu parse TEXT`")
+    from bot.telegram.app import run
+
+    run(settings)
+    return 0
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,1 @@
+"""The Telegram channel: python-telegram-bot front end for the conversation engine."""
