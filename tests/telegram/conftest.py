@@ -1,0 +1,200 @@
+"""`python -m bot run` as a real process against the Bot API double on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, func, select
+
+from bot.config import PROJECT_ROOT
+from bot.nlu.model import TriageModel
+from bot.store import Customer, Database, Message
+from bot.store.models import Conversation
+from tests.botapi.double import TOKEN, BotApiDouble
+
+
+@pytest.fixture
+async def double(request: pytest.FixtureRequest) -> AsyncIterator[BotApiDouble]:
+    """The double; a test fails on any request that breaks the Bot API spec."""
+    marker = request.node.get_closest_marker("flood")
+    rate = marker.kwargs if marker else {}
+    server = BotApiDouble(**rate)
+    await server.start()
+    yield server
+    await server.stop()
+    assert server.violations == [], server.violations
+
+
+class BotProcess:
+    """The bot as an operator runs it: `python -m bot run`, configured by environment."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, double: BotApiDouble) -> None:
+        polls = sum(1 for method, _ in double.requests if method == "getUpdates")
+        sink = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        sink.close()
+        await double.wait_for(
+            lambda: (
+                sum(1 for m, _ in double.requests if m == "getUpdates") > polls
+                or self.process is None
+                or self.process.poll() is not None
+            ),
+            timeout=90,
+            what="the bot to start polling",
+        )
+        assert self.process.poll() is None, self.log.read_text()
+
+    async def stop(self) -> None:
+        """SIGINT, as Ctrl-C: the bot shuts down cleanly (the double keeps answering)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            for _ in range(400):
+                if process.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                process.kill()
+                process.wait()
+        self.process = None
+
+
+@pytest.fixture
+async def bot(
+    double: BotApiDouble, model: TriageModel, nlu_cache_dir: Path, tmp_path: Path
+) -> AsyncIterator[BotProcess]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=double.base_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        NLU_CACHE_DIR=str(nlu_cache_dir),
+        PYTHONIOENCODING="utf-8",
+    )
+    process = BotProcess(env, tmp_path / "bot.log")
+    await process.start(double)
+    yield process
+    await process.stop()
+    log = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "Traceback" not in log, log
+
+
+class TgCustomer:
+    """A person in Telegram: sends through the double, waits until the bot has answered."""
+
+    def __init__(self, double: BotApiDouble, bot: BotProcess, user_id: int, name: str, lang: str):
+        self.double = double
+        self.bot = bot
+        self.user_id = user_id
+        double.add_user(user_id, name, lang)
+        url = bot.env["DATABASE_URL"]
+        self.db = Database(url)
+
+    def _counts(self) -> tuple[int, int]:
+        """(messages stored from this customer, bot messages not yet sent or failed)."""
+        with self.db.session() as session:
+            customer = session.exec(
+                select(Customer).where(Customer.telegram_id == self.user_id)
+            ).first()
+            if customer is None:
+                return 0, 0
+            mine = select(Conversation.id).where(Conversation.customer_id == customer.id)
+            stored = session.exec(
+                select(func.count())
+                .select_from(Message)
+                .where(col(Message.conversation_id).in_(mine), Message.direction == "in")
+            ).one()
+            pending = session.exec(
+                select(func.count())
+                .select_from(Message)
+                .where(
+                    col(Message.conversation_id).in_(mine),
+                    Message.direction == "out",
+                    col(Message.external_id).is_(None),
+                    Message.delivered,
+                )
+            ).one()
+            return int(stored), int(pending)
+
+    async def _settle(self, stored_before: int, expected: int = 1, timeout: float = 60) -> None:
+        def done() -> bool:
+            stored, pending = self._counts()
+            return stored >= stored_before + expected and pending == 0
+
+        await self.double.wait_for(done, timeout, "the bot to answer")
+
+    async def say(self, text: str | None = None, **media: Any) -> list[dict[str, Any]]:
+        before_out = len(self.double.sent_to(self.user_id))
+        stored = self._counts()[0]
+        self.double.user_sends(self.user_id, text, **media)
+        await self._settle(stored)
+        return self.double.sent_to(self.user_id)[before_out:]
+
+    async def tap(self, label: str) -> list[dict[str, Any]]:
+        """Press the button with this label (or starting with it) on the latest keyboard."""
+        for message in reversed(self.double.sent_to(self.user_id)):
+            for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+                for button in row:
+                    if button["text"].startswith(label):
+                        return await self.press(message["message_id"], button["callback_data"])
+        raise AssertionError(f"no button {label!r} on screen")
+
+    async def press(self, message_id: int, data: str) -> list[dict[str, Any]]:
+        before_out = len(self.double.sent_to(self.user_id))
+        stored = self._counts()[0]
+        query = self.double.user_presses(self.user_id, message_id, data)
+        await self._settle(stored)
+        await self.double.wait_for(lambda: self.double.callbacks[query]["answered"], 10, "answer")
+        return self.double.sent_to(self.user_id)[before_out:]
+
+    @property
+    def keyboard(self) -> list[str]:
+        for message in reversed(self.double.sent_to(self.user_id)):
+            rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+            if rows:
+                return [button["text"] for row in rows for button in row]
+        return []
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+@pytest.fixture
+def customers(double: BotApiDouble, bot: BotProcess) -> Iterator[Any]:
+    made: list[TgCustomer] = []
+
+    def make(user_id: int, name: str, lang: str = "en") -> TgCustomer:
+        customer = TgCustomer(double, bot, user_id, name, lang)
+        made.append(customer)
+        return customer
+
+    yield make
+    for customer in made:
+        customer.close()
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+async def wait(seconds: float) -> None:
+    await asyncio.sleep(seconds)
