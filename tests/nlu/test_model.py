@@ -163,3 +163,28 @@ def test_accuracy_on_the_held_out_set(model: TriageModel) -> None:
     scores = {key: results[key[0]][key[1]].macro_f1() for key in HOLDOUT_FLOORS}
     below = {key: round(score, 3) for key, score in scores.items() if score < HOLDOUT_FLOORS[key]}
     assert not below, f"macro-F1 under the floor: {below}"
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_reduced_classifier_gives_sklearns_probabilities(binary: bool) -> None:
+    """CalibratedLinear is CalibratedClassifierCV(ensemble=False) without the overhead."""
+    from scipy.sparse import csr_matrix
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    from bot.nlu.data import load_training_data
+    from bot.nlu.model import CalibratedLinear, ModelConfig, _vectorizer
+    from bot.nlu.text import normalise
+
+    data = load_training_data(NLU_DATA)
+    examples = [e for e in data.examples if e.axis == "complaint_type"][:800]
+    labels = [("yes" if e.label == "delivery" else "no") if binary else e.label for e in examples]
+    matrix = csr_matrix(
+        _vectorizer(ModelConfig()).fit_transform([normalise(e.text) for e in examples])
+    )
+    fitted = CalibratedClassifierCV(
+        LinearSVC(random_state=0), method="sigmoid", cv=3, ensemble=False
+    ).fit(matrix, labels)
+    reduced = CalibratedLinear.from_sklearn(fitted)
+    assert list(reduced.classes_) == list(fitted.classes_)
+    assert abs(reduced.predict_proba(matrix) - fitted.predict_proba(matrix)).max() < 1e-5
