@@ -33,6 +33,7 @@ from bot.store import (
     Evidence,
     FollowUp,
     Message,
+    ProcessedUpdate,
     Ticket,
 )
 from bot.store.db import (
@@ -59,6 +60,8 @@ class TurnResult:
     status: str
     stage: str
     ticket_id: int | None = None
+    duplicate: bool = False
+    """The update was handled before (a redelivery): nothing was done."""
 
 
 class Engine:
@@ -107,6 +110,12 @@ class Engine:
         if text and not text.startswith("/") and incoming.payload is None:
             parse = await self.nlu.parse(text[:MAX_TEXT], today=today)
         with self.db.session() as session:
+            if incoming.update_id is not None:
+                if session.get(ProcessedUpdate, incoming.update_id) is not None:
+                    return TurnResult(
+                        replies=[], conversation_id=0, status="", stage="", duplicate=True
+                    )
+                session.add(ProcessedUpdate(update_id=incoming.update_id))
             hint = _language_of(incoming.language_hint) or self.settings.default_language
             customer, new_customer = get_or_create_customer(
                 session, telegram_id=incoming.user_id, name=incoming.name, language=hint
@@ -220,15 +229,19 @@ class Engine:
             return True
         return incoming.payload not in {button["payload"] for button in last.buttons}
 
-    def delivered(self, row_id: int, external_id: int | None, *, ok: bool = True) -> None:
-        """Record the channel's id for a sent message, or that sending failed for good."""
+    def delivered(self, outcomes: list[tuple[int, int | None, bool]]) -> None:
+        """Record, for sent messages, the channel's id, or that sending failed for good:
+        (message row id, channel id, delivered), one transaction for a turn's replies."""
+        if not outcomes:
+            return
         with self.db.session() as session:
-            row = session.get(Message, row_id)
-            if row is not None:
-                row.external_id = external_id
-                row.delivered = ok
-                session.add(row)
-                session.commit()
+            for row_id, external_id, ok in outcomes:
+                row = session.get(Message, row_id)
+                if row is not None:
+                    row.external_id = external_id
+                    row.delivered = ok
+                    session.add(row)
+            session.commit()
 
     def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:
         """The customer edited a message: the transcript shows the new text, keeps the old."""
@@ -320,6 +333,8 @@ class Engine:
     def _user_events(self, turn: Turn) -> list[dict[str, Any]]:
         """The customer's messages of the current complaint, as Rasa user events."""
         start = turn.slots.get("complaint_from") or turn.message_id
+        if turn.user_events is not None and turn.user_events_from == start:
+            return list(turn.user_events)
         rows = turn.session.exec(
             select(Message)
             .where(
@@ -329,7 +344,7 @@ class Engine:
             )
             .order_by(col(Message.id))
         )
-        return [
+        turn.user_events = [
             {
                 "event": "user",
                 "timestamp": row.created_at.timestamp(),
@@ -339,6 +354,8 @@ class Engine:
             for row in rows
             if row.payload is None
         ]
+        turn.user_events_from = start
+        return list(turn.user_events)
 
     # --- records -------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ class Incoming:
     """For a pressed button: the channel's id of the message that carried the keyboard."""
     media: dict[str, Any] | None = None
     """A photo, document, contact, location, voice... : {"kind": ..., and its fields}."""
+    update_id: int | None = None
+    """The channel's delivery id: recorded with the turn, so a redelivery is skipped."""
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Turn:
     reminders: list[dict[str, Any]] = field(default_factory=list)
     paused: bool = False
     ticket_id: int | None = None
+    user_events: list[dict[str, Any]] | None = None
+    """The complaint's user messages as Rasa events, read once per turn."""
+    user_events_from: int | None = None
 
     @property
     def language(self) -> str:

@@ -79,7 +79,11 @@ class TelegramFrontEnd:
             .token(self.settings.telegram_bot_token)
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_url(self.settings.telegram_api_base_url))
-            .rate_limiter(AIORateLimiter(max_retries=SEND_ATTEMPTS))
+            .rate_limiter(
+                AIORateLimiter(
+                    overall_max_rate=self.settings.telegram_max_rate, max_retries=SEND_ATTEMPTS
+                )
+            )
             .concurrent_updates(ChatOrderedProcessor())
             .post_init(self._post_init)
             .post_shutdown(self._post_shutdown)
@@ -108,19 +112,18 @@ class TelegramFrontEnd:
     # --- routing ---------------------------------------------------------------------
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not self._first_time(update.update_id):
-            log.info("update %s already handled; skipped", update.update_id)
-            return
+        """Messages and presses carry their update_id into the engine's transaction, so
+        a redelivered one is skipped there; the rest are recorded here."""
         if update.callback_query is not None:
             await self._on_button(update, context)
-        elif update.edited_message is not None:
-            self._on_edit(update.edited_message)
-        elif update.message is not None:
-            if update.message.chat.type != ChatType.PRIVATE:
+        elif update.message is not None and update.message.chat.type == ChatType.PRIVATE:
+            await self._on_message(update, context)
+        elif self._first_time(update.update_id):
+            if update.edited_message is not None:
+                self._on_edit(update.edited_message)
+            elif update.message is not None:
                 await self._on_group(update.message, context)
-            else:
-                await self._on_message(update.message, context)
-        self._mark_done(update.update_id)
+            self._mark_done(update.update_id)
 
     def _first_time(self, update_id: int) -> bool:
         with self.engine.db.session() as session:
@@ -132,7 +135,9 @@ class TelegramFrontEnd:
             with contextlib.suppress(IntegrityError):
                 session.commit()
 
-    async def _on_message(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None
         user = message.from_user
         if user is None:
             return
@@ -146,9 +151,13 @@ class TelegramFrontEnd:
             language_hint=user.language_code,
             message_ref=message.message_id,
             media=media,
+            update_id=update.update_id,
         )
         async with self._typing(context, message.chat.id):
             result = await self.engine.handle(incoming)
+        if result.duplicate:
+            log.info("update %s already handled; skipped", update.update_id)
+            return
         await self._send_all(context, message.chat.id, result.replies)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -167,9 +176,12 @@ class TelegramFrontEnd:
             payload=query.data or "",
             language_hint=query.from_user.language_code,
             button_ref=keyboard_message.message_id if keyboard_message else None,
+            update_id=update.update_id,
         )
         async with self._typing(context, chat_id):
             result = await self.engine.handle(incoming)
+        if result.duplicate:
+            return
         if keyboard_message is not None:
             await self._settle_keyboard(keyboard_message, label, result.replies)
         await self._send_all(context, chat_id, result.replies)
@@ -229,10 +241,17 @@ class TelegramFrontEnd:
     async def _send_all(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]
     ) -> None:
+        outcomes = []
         for reply in replies:
-            await self._send(context, chat_id, reply)
+            sent_id, ok = await self._send(context, chat_id, reply)
+            if reply.row_id is not None:
+                outcomes.append((reply.row_id, sent_id, ok))
+        self.engine.delivered(outcomes)
 
-    async def _send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply) -> None:
+    async def _send(
+        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply
+    ) -> tuple[int | None, bool]:
+        """Send one reply (in pieces if long): (the last piece's message id, delivered)."""
         pieces = split_text(reply.text) or [" "]
         markup = keyboard(reply.buttons)
         sent_id: int | None = None
@@ -250,11 +269,8 @@ class TelegramFrontEnd:
                 sent_id = sent.message_id
         except TelegramError as error:
             log.error("reply %s to chat %s not delivered: %s", reply.row_id, chat_id, error)
-            if reply.row_id is not None:
-                self.engine.delivered(reply.row_id, sent_id, ok=False)
-            return
-        if reply.row_id is not None:
-            self.engine.delivered(reply.row_id, sent_id)
+            return sent_id, False
+        return sent_id, True
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Network errors and a 429 that got past the rate limiter: wait and try again."""
