@@ -135,6 +135,24 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogue.bench import run_bench
 
+    if args.telegram:
+        from bot.telegram.bench import run_telegram_bench
+
+        try:
+            report = asyncio.run(
+                run_telegram_bench(
+                    settings,
+                    updates=args.updates,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    chats=args.chats,
+                )
+            )
+        except RuntimeError as error:
+            raise CliError(str(error)) from None
+        print(report)
+        return 0
+
     customers = Path(args.customers)
     if not customers.is_file():
         raise CliError(f"no such file: {customers}")
@@ -164,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="scripted customers (YAML)",
     )
     bench.add_argument("--rounds", type=int, default=3, help="times each customer is played")
+    bench.add_argument(
+        "--telegram", action="store_true", help="the whole bot against the Bot API double"
+    )
+    bench.add_argument("--updates", type=int, default=500, help="--telegram: updates for CPU")
+    bench.add_argument("--rate", type=float, default=300, help="--telegram: updates/s offered")
+    bench.add_argument("--seconds", type=float, default=10, help="--telegram: sustained for")
+    bench.add_argument("--chats", type=int, default=1000, help="--telegram: distinct chats")
     bench.set_defaults(handler=cmd_bench)
 
     nlu = commands.add_parser("nlu", help="the triage classifier")

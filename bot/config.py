@@ -127,6 +127,8 @@ class Settings(BaseSettings):
 
     telegram_bot_token: str | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_max_rate: float = Field(default=30.0, ge=0)
+    """Messages per second the bot sends overall (Telegram's limit: 30; 0: no cap)."""
     database_url: str = "sqlite:///./complaint_desk.db"
     staff_chat_id: int | None = None
     agent_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)

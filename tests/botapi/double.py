@@ -135,7 +135,7 @@ class BotApiDouble:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -272,6 +272,7 @@ class BotApiDouble:
                 command = text.split()[0]
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         message.update(media)
+        message["injected_at"] = time.monotonic()
         self.messages[(chat["id"], message["message_id"])] = message
         message["update_id"] = self._push({"message": message})
         return message
@@ -426,6 +427,7 @@ class BotApiDouble:
             "chat": chat,
             "from": BOT_USER,
             **content,
+            "sent_at": time.monotonic(),
         }
         markup = self._markup(params)
         if markup:
@@ -616,7 +618,7 @@ def _chat_id(value: Any) -> int:
 
 def _clean(message: dict[str, Any]) -> dict[str, Any]:
     """What goes over the wire: no bookkeeping keys."""
-    hidden = {"update_id", "raw_text", "copied_from", "pinned"}
+    hidden = {"update_id", "raw_text", "copied_from", "pinned", "sent_at", "injected_at"}
     out = {k: v for k, v in message.items() if k not in hidden}
     for key in ("message", "edited_message"):
         if key in out:

@@ -1,0 +1,265 @@
+"""`python -m bot bench --telegram`: the bot as a whole, against the Bot API double.
+
+Run from a checkout (the double lives in tests/botapi). Three figures, each beside a
+baseline measured in the same run:
+
+1. CPU time per update: `python -m bot run` (parse, policy, actions, SQLite, sending)
+   versus a bare python-telegram-bot echo bot, same double, same updates.
+2. Sustained load: updates injected at a fixed rate across many chats for a while;
+   achieved updates/s and reply latency p50/p99 (update in the double -> first reply).
+3. Resident memory of the bot process with 10,000 conversations in its database,
+   beside the echo bot's.
+
+The double's flood limits are lifted and `TELEGRAM_MAX_RATE=0` removes the bot's own
+30/s cap, so the figures are the pipeline's, not Telegram's limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import PROJECT_ROOT, Settings
+
+TEXTS = [
+    "my parcel never arrived, order SO20241105123",
+    "yes",
+    "I'd like a refund please",
+    "快递一直没到，订单JD-778812340",
+    "对",
+    "退款吧",
+    "the blender leaks from the bottom",
+    "hello",
+]
+
+
+def echo_main() -> None:
+    """The baseline: a bare PTB bot that echoes every text, nothing else."""
+    from telegram import Update
+    from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message and update.effective_message.text:
+            await update.effective_message.reply_text(update.effective_message.text)
+
+    application = (
+        Application.builder()
+        .token(os.environ["TELEGRAM_BOT_TOKEN"])
+        .base_url(os.environ["TELEGRAM_API_BASE_URL"])
+        .concurrent_updates(256)
+        .build()
+    )
+    application.add_handler(MessageHandler(filters.TEXT, echo))
+    application.run_polling()
+
+
+def _profiler(folder: Path) -> list[str]:
+    """BENCH_PROFILE=1 runs the bot under cProfile (written to the bench folder)."""
+    if os.environ.get("BENCH_PROFILE"):
+        return ["-m", "cProfile", "-o", str(folder / "bot.prof")]
+    return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Process:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        with log.open("ab") as sink:
+            self.popen = subprocess.Popen(
+                args, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
+
+    async def stop(self) -> None:
+        self.popen.send_signal(signal.SIGINT)
+        for _ in range(400):
+            if self.popen.poll() is not None:
+                return
+            await asyncio.sleep(0.05)
+        self.popen.kill()
+
+
+async def _start(double: Any, args: list[str], env: dict[str, str], log: Path) -> _Process:
+    polls = sum(1 for method, _ in double.requests if method == "getUpdates")
+    process = _Process(args, env, log)
+    await double.wait_for(
+        lambda: (
+            sum(1 for m, _ in double.requests if m == "getUpdates") > polls
+            or process.popen.poll() is not None
+        ),
+        timeout=120,
+        what="the bot to poll",
+    )
+    if process.popen.poll() is not None:
+        raise RuntimeError(f"{args} exited: see {log}")
+    return process
+
+
+async def _answered(double: Any, injected: list[dict[str, Any]], timeout: float) -> list[float]:
+    """Seconds from each injected message to the bot's first reply after it."""
+    by_chat: dict[int, list[dict[str, Any]]] = {}
+    pending = list(injected)
+
+    def all_answered() -> bool:
+        pending[:] = [m for m in pending if _first_reply(double, m, by_chat) is None]
+        return not pending
+
+    await double.wait_for(all_answered, timeout=timeout, what="replies")
+    latencies = []
+    for message in injected:
+        reply = _first_reply(double, message, by_chat)
+        if reply is not None:
+            latencies.append(reply["sent_at"] - message["injected_at"])
+    return latencies
+
+
+def _first_reply(
+    double: Any, message: dict[str, Any], cache: dict[int, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    chat = message["chat"]["id"]
+    for sent in double.sent_to(chat):
+        if sent["sent_at"] >= message["injected_at"]:
+            return dict(sent)
+    return None
+
+
+def _seed_conversations(url: str, count: int) -> None:
+    from bot.store import Conversation, Customer, Database
+
+    db = Database(url)
+    db.create_all()
+    now = datetime.now(UTC)
+    with db.session() as session:
+        for index in range(count):
+            customer = Customer(telegram_id=10_000_000 + index, name=f"c{index}", language="en")
+            session.add(customer)
+            session.flush()
+            assert customer.id is not None
+            session.add(
+                Conversation(
+                    customer_id=customer.id,
+                    chat_id=customer.telegram_id,
+                    stage="confirming",
+                    slots={"complaint_type": "delivery", "greeted": True, "restatements": 1},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        session.commit()
+    db.dispose()
+
+
+async def run_telegram_bench(
+    settings: Settings, *, updates: int, rate: float, seconds: float, chats: int
+) -> str:
+    try:
+        from tests.botapi.double import TOKEN, BotApiDouble
+    except ImportError as error:  # an installed package without the tests folder
+        raise RuntimeError("run the Telegram bench from a checkout (needs tests/botapi)") from error
+
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # resets at SIGINT
+    double = BotApiDouble(per_chat_rate=1e6, per_chat_burst=1e6, global_rate=1e6)
+    await double.start()
+    folder = Path(tempfile.mkdtemp(prefix="tg-bench-"))
+    for index in range(chats):
+        double.add_user(50_000 + index, f"user{index}", "en")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    base_env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=double.base_url,
+        TELEGRAM_MAX_RATE="0",
+        NLU_CACHE_DIR=str(settings.nlu_cache_dir),
+        LOG_LEVEL="WARNING",
+    )
+    lines = []
+    try:
+        cpu: dict[str, float] = {}
+        rss: dict[str, float] = {}
+        for name, args in (
+            ("echo", [sys.executable, "-m", "bot.telegram.bench", "echo"]),
+            ("bot", [sys.executable, *_profiler(folder), "-m", "bot", "run"]),
+        ):
+            url = f"sqlite:///{folder / (name + '.db')}"
+            if name == "bot":
+                _seed_conversations(url, 10_000)
+            env = {**base_env, "DATABASE_URL": url}
+            process = await _start(double, args, env, folder / f"{name}.log")
+            pid = process.popen.pid
+            started = _cpu_seconds(pid)
+            injected = [
+                double.user_sends(50_000 + i % chats, TEXTS[i % len(TEXTS)]) for i in range(updates)
+            ]
+            await _answered(double, injected, timeout=600)
+            cpu[name] = (_cpu_seconds(pid) - started) / updates
+            if name == "bot":
+                lines += await _sustained(double, rate, seconds, chats)
+            rss[name] = _rss_mib(pid)
+            await process.stop()
+    finally:
+        await double.stop()
+    print(f"logs and databases: {folder}", file=sys.stderr)
+    head = [
+        f"Telegram bench: {updates} updates for CPU, 10,000 conversations in the bot's database",
+        "",
+        "CPU time per update            ms",
+        f"  baseline: bare PTB echo bot  {1000 * cpu['echo']:6.2f}",
+        f"  python -m bot run            {1000 * cpu['bot']:6.2f}   "
+        f"({cpu['bot'] / cpu['echo']:.1f}x)",
+        "",
+        "resident memory                MiB",
+        f"  baseline: bare PTB echo bot  {rss['echo']:6.0f}",
+        f"  python -m bot run            {rss['bot']:6.0f}",
+        "",
+    ]
+    return "\n".join(head + lines)
+
+
+async def _sustained(double: Any, rate: float, seconds: float, chats: int) -> list[str]:
+    total = int(rate * seconds)
+    injected = []
+    began = time.monotonic()
+    for index in range(total):
+        due = began + index / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        chat = 50_000 + (index * 7919) % chats
+        injected.append(double.user_sends(chat, TEXTS[(index // chats) % len(TEXTS)]))
+    latencies = await _answered(double, injected, timeout=600)
+    last_reply = max(
+        (m["sent_at"] for m in double.outbox if m["sent_at"] >= began), default=time.monotonic()
+    )
+    elapsed = last_reply - began
+    ordered = sorted(latencies)
+    return [
+        f"sustained: {total} updates offered at {rate:.0f}/s across {chats} chats",
+        f"  answered                     {len(latencies)}/{total}",
+        f"  throughput                   {len(latencies) / elapsed:6.0f} updates/s",
+        f"  reply latency p50            {1000 * statistics.median(ordered):6.0f} ms",
+        f"  reply latency p99            {1000 * ordered[int(0.99 * (len(ordered) - 1))]:6.0f} ms",
+    ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["echo"]:
+        echo_main()
