@@ -106,6 +106,7 @@ class BotApiDouble:
         self.topics: dict[tuple[int, int], dict[str, Any]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] = {}
+        self.blocked: set[int] = set()
         self._updates: list[dict[str, Any]] = []
         self._updates_seen: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1000)
@@ -376,10 +377,16 @@ class BotApiDouble:
             "pending_update_count": len(self._updates),
         }
 
+    def block(self, user_id: int) -> None:
+        """The user blocks the bot: sending to them is forbidden from now on."""
+        self.blocked.add(user_id)
+
     def _chat(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self.chats.get(_chat_id(params["chat_id"]))
         if chat is None:
             raise ApiError(400, "Bad Request: chat not found")
+        if chat["id"] in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         thread = params.get("message_thread_id")
         if thread is not None and (chat["id"], int(thread)) not in self.topics:
             raise ApiError(400, "Bad Request: message thread not found")

@@ -74,6 +74,11 @@ async def test_photo_evidence_edit_and_markup_in_customer_text(
     # The customer's words are shown as they typed them: escaped on the wire, not markup.
     assert "<b>电饭煲</b>盖子裂了 & 漏气" in read_back["text"]
     assert "&lt;b&gt;电饭煲&lt;/b&gt;盖子裂了 &amp; 漏气" in read_back["raw_text"]
+    closing = await li.tap("都对")
+    assert "2小时" in texts(closing)
+    with li.db.session() as session:
+        ticket = session.exec(select(Ticket)).one()
+    assert ticket.summary_data["facts"]["order_id"] == "JD-778812340"
 
 
 def _edited(customer, message_id: int) -> bool:
@@ -186,3 +191,19 @@ async def test_deep_link_voice_sticker_and_contact(double: BotApiDouble, custome
 
         customer = session.exec(select(Customer).where(Customer.telegram_id == 509)).one()
     assert customer.phone == "+8613800138000"
+
+
+async def test_a_customer_who_blocked_the_bot_loses_nothing(
+    double: BotApiDouble, customers
+) -> None:
+    """Sending fails for good (403): the reply is kept, marked undelivered; the bot goes on."""
+    ida = customers(510, "Ida", "en")
+    await ida.say("hello")
+    double.block(510)
+    await ida.say("my parcel is late")
+    with ida.db.session() as session:
+        failed = session.exec(select(Message).where(Message.delivered == False)).all()  # noqa: E712
+    assert failed and all(row.direction == "out" for row in failed)
+    assert any(code == 403 for _, code, _ in double.errors)
+    other = customers(511, "Olga", "en")
+    assert await other.say("hello")  # everyone else is still served
