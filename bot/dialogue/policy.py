@@ -29,6 +29,7 @@ COMPLAINT_CONFIDENCE = 0.4
 NEAR_TIE = 0.15
 NEAR_TIE_FLOOR = 0.25
 REQUEST_HUMAN_CONFIDENCE = 0.5
+MEDIA_OVER_THREAT = 0.9
 MAX_RESTATEMENTS = 2
 MIN_NOTE = 3
 """Shorter free text at the read-back (a stray "3") repeats the question, not a note."""
@@ -167,12 +168,18 @@ class Policy:
             turn.slots["greeted"] = True
 
     async def _while_handed_off(self, turn: Turn) -> None:
-        """A person has the case: the message joins it (the relay is the hand-off's)."""
+        """A person has the case: the message joins its ticket and is shown to them. The
+        bot acknowledges once while the ticket waits; once an agent has it, it is silent."""
+        tickets = open_tickets(turn.session, conversation_id=turn.conversation.id or 0)
+        if tickets:
+            turn.relay_ticket_id = tickets[-1].id
         if _threat(turn):
-            for ticket in open_tickets(turn.session, conversation_id=turn.conversation.id or 0):
+            for ticket in tickets:
                 ticket.priority, ticket.supervisor_flag = 2, True
                 turn.session.add(ticket)
             turn.say("utter_threat_supervisor")
+        elif any(ticket.status == "assigned" for ticket in tickets):
+            return
         elif not turn.slots.get("waiting_acknowledged"):
             turn.say("utter_handoff_waiting")
             turn.slots["waiting_acknowledged"] = True
@@ -632,9 +639,19 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
 
 
 def _threat(turn: Turn) -> bool:
-    """A threat of harm ends the bot's part: a key phrase or a confident model only
-    ("I'll go to the media" is major, not a threat)."""
-    return "threat_of_harm" in turn.signals
+    """A threat of harm ends the bot's part: a key phrase or a confident model only.
+
+    "再不处理我就去12315" (if you don't fix it I'll go to the regulator) is major, not a
+    threat, but its "if not…, I'll…" shape makes the model lean to threat. When the
+    message is confidently major_media and no harm phrase matched, it counts as major.
+    """
+    if "threat_of_harm" not in turn.signals:
+        return False
+    parse = turn.parse or {}
+    if "threat_of_harm" in (parse.get("signal_phrases") or []):
+        return True
+    scores = parse.get("signal_scores") or {}
+    return float(scores.get("major_media") or 0) < MEDIA_OVER_THREAT
 
 
 def _outcome_buttons() -> list[dict[str, str]]:

@@ -278,11 +278,14 @@ class TriageModel:
             lexicon = _lexicon_text(text)
             fired = []
             scores = {}
+            phrases = []
             for signal in SIGNALS:
                 score = float(signal_scores[signal][row]) if evidence else 0.0
                 pattern = self.signal_terms.get(signal)
                 matched = bool(pattern and pattern.search(lexicon))
                 scores[signal] = round(max(score, 0.95 if matched else 0.0), 4)
+                if matched:
+                    phrases.append(signal)
                 if matched or score >= self.config.signal_threshold:
                     fired.append(signal)
             results.append({
@@ -298,6 +301,7 @@ class TriageModel:
                 "entities": [entity.as_dict() for entity in self.extractor.extract(text, today)],
                 "signals": fired,
                 "signal_scores": scores,
+                "signal_phrases": phrases,
             })  # fmt: skip
         return results
 

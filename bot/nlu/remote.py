@@ -62,6 +62,11 @@ def from_rasa(
         if AXIS_OF_LABEL.get(str(item.get("name"))) == "signal"
         and float(item.get("confidence", 0.0)) >= signal_threshold
     ]
+    signal_scores = {
+        str(item["name"]): round(float(item.get("confidence", 0.0)), 4)
+        for item in ranking
+        if AXIS_OF_LABEL.get(str(item.get("name"))) == "signal"
+    }
     entities = list(answer.get("entities") or [])
     if extractor is not None:
         taken = [(entity.get("start", -1), entity.get("end", -1)) for entity in entities]
@@ -79,6 +84,8 @@ def from_rasa(
         "motive": _best(ranking, MOTIVES, "explanation"),
         "entities": sorted(entities, key=lambda entity: entity.get("start", 0)),
         "signals": signals,
+        "signal_scores": signal_scores,
+        "signal_phrases": [],
     }
 
 
