@@ -62,6 +62,8 @@ class TurnResult:
     ticket_id: int | None = None
     duplicate: bool = False
     """The update was handled before (a redelivery): nothing was done."""
+    relay_ticket_id: int | None = None
+    """The open ticket this message belongs to, for the agents to see."""
 
 
 class Engine:
@@ -214,6 +216,7 @@ class Engine:
                 status=conversation.status,
                 stage=conversation.stage,
                 ticket_id=turn.ticket_id,
+                relay_ticket_id=turn.relay_ticket_id,
             )
 
     def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
@@ -241,6 +244,23 @@ class Engine:
                     row.external_id = external_id
                     row.delivered = ok
                     session.add(row)
+            session.commit()
+
+    def relayed_out(
+        self, conversation_id: int, text: str, *, external_id: int | None, response: str = "relay"
+    ) -> None:
+        """A message the hand-off sent to the customer (an agent's, a status) joins the
+        transcript, with its channel id (or as undelivered)."""
+        with self.db.session() as session:
+            row = add_message(
+                session,
+                conversation_id=conversation_id,
+                direction="out",
+                text=text,
+                response=response,
+            )
+            row.external_id = external_id
+            row.delivered = external_id is not None
             session.commit()
 
     def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:

@@ -77,6 +77,8 @@ class Turn:
     reminders: list[dict[str, Any]] = field(default_factory=list)
     paused: bool = False
     ticket_id: int | None = None
+    relay_ticket_id: int | None = None
+    """A person has the case: the channel shows this message to them."""
     user_events: list[dict[str, Any]] | None = None
     """The complaint's user messages as Rasa events, read once per turn."""
     user_events_from: int | None = None

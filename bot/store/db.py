@@ -130,7 +130,7 @@ def open_tickets(session: Session, *, conversation_id: int) -> list[Ticket]:
     return list(
         session.exec(
             select(Ticket).where(
-                Ticket.conversation_id == conversation_id, Ticket.status != "closed"
+                Ticket.conversation_id == conversation_id, Ticket.status != "resolved"
             )
         )
     )

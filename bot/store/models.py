@@ -140,8 +140,9 @@ class Complaint(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
-    """A hand-off to a person. kind: complaint, inquiry, request_human, abuse, threat.
+    """A hand-off to a person. kind: complaint, inquiry, request_human, abuse, threat, error.
 
+    status: waiting -> assigned -> resolved (reopened when the customer comes back).
     priority: 0 normal, 1 high (major complaint), 2 urgent (threat of harm, injury).
     """
 
@@ -150,13 +151,22 @@ class Ticket(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customer.id", index=True)
     complaint_id: int | None = Field(default=None, foreign_key="complaint.id")
     kind: str = "complaint"
-    status: str = Field(default="open", index=True)
+    status: str = Field(default="waiting", index=True)
     priority: int = 0
     supervisor_flag: bool = False
     summary: str = ""
     summary_data: dict[str, Any] = _json()
+    agent_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    agent_name: str | None = None
+    staff_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    topic_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    """The staff group's forum topic of this ticket (message_thread_id)."""
+    card_message_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    resolution: str | None = None
     created_at: datetime = _when()
     updated_at: datetime = _when()
+    assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class FollowUp(SQLModel, table=True):

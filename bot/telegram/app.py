@@ -30,11 +30,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.config import Settings
-from bot.dialogue import Engine, Incoming, Reply
+from bot.dialogue import Engine, Incoming, Reply, TurnResult
 from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
 from bot.telegram.ordering import ChatOrderedProcessor
 from bot.telegram.render import escape, keyboard, split_text
+from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class TelegramFrontEnd:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
+        self.desk = StaffDesk(settings, engine)
 
     def build(self) -> Application:
         assert self.settings.telegram_bot_token
@@ -118,6 +120,12 @@ class TelegramFrontEnd:
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Messages and presses carry their update_id into the engine's transaction, so
         a redelivered one is skipped there; the rest are recorded here."""
+        staff_chat = self.settings.staff_chat_id
+        if update.effective_chat is not None and update.effective_chat.id == staff_chat:
+            if self._first_time(update.update_id):
+                await self._on_staff(update, context)
+                self._mark_done(update.update_id)
+            return
         if update.callback_query is not None:
             await self._on_button(update, context)
         elif update.message is not None and update.message.chat.type == ChatType.PRIVATE:
@@ -163,6 +171,7 @@ class TelegramFrontEnd:
             log.info("update %s already handled; skipped", update.update_id)
             return
         await self._send_all(context, message.chat.id, result.replies)
+        await self._after_turn(context, result, message)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -189,6 +198,28 @@ class TelegramFrontEnd:
         if keyboard_message is not None:
             await self._settle_keyboard(keyboard_message, label, result.replies)
         await self._send_all(context, chat_id, result.replies)
+        await self._after_turn(context, result, None)
+
+    async def _after_turn(
+        self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, message: Message | None
+    ) -> None:
+        """A new ticket goes to the staff group; a message on a handed-off case to its topic."""
+        try:
+            if result.ticket_id is not None:
+                await self.desk.post(context.bot, result.ticket_id)
+            if result.relay_ticket_id is not None and message is not None:
+                await self.desk.from_customer(context.bot, result.relay_ticket_id, message)
+        except TelegramError as error:
+            log.error("staff group: %s", error)
+
+    async def _on_staff(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            if update.callback_query is not None:
+                await self.desk.on_button(update, context.bot)
+            elif update.message is not None:
+                await self.desk.on_message(update.message, context.bot)
+        except TelegramError as error:
+            log.error("staff group: %s", error)
 
     async def _settle_keyboard(
         self, message: Message, label: str | None, replies: list[Reply]

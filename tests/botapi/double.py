@@ -257,9 +257,17 @@ class BotApiDouble:
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
 
     def user_sends(
-        self, user_id: int, text: str | None = None, *, chat_id: int | None = None, **media: Any
+        self,
+        user_id: int,
+        text: str | None = None,
+        *,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        **media: Any,
     ) -> dict[str, Any]:
-        """A customer's message (text, or photo=/document=/contact=/voice=/... objects)."""
+        """A user's message (text, or photo=/document=/contact=/voice=/... objects); in a
+        group with ``chat_id``, in a forum topic with ``thread_id``."""
         chat = self.chats[chat_id if chat_id is not None else user_id]
         message: dict[str, Any] = {
             "message_id": self._next_message_id(chat["id"]),
@@ -267,6 +275,10 @@ class BotApiDouble:
             "chat": chat,
             "from": self.users[user_id],
         }
+        if thread_id is not None:
+            message.update(message_thread_id=thread_id, is_topic_message=True)
+        if reply_to is not None:
+            message["reply_to_message"] = _clean(self.messages[(chat["id"], reply_to)])
         if text is not None:
             message["text"] = text
             if text.startswith("/"):
@@ -295,9 +307,11 @@ class BotApiDouble:
             extra["caption"] = caption
         return self.user_sends(user_id, **extra)
 
-    def user_presses(self, user_id: int, message_id: int, data: str) -> str:
+    def user_presses(
+        self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> str:
         """A tap on an inline button; returns the callback query id."""
-        message = self.messages[(user_id, message_id)]
+        message = self.messages[(chat_id if chat_id is not None else user_id, message_id)]
         query_id = str(next(self._ids) * 7919)
         self.callbacks[query_id] = {"answered": False, "at": time.monotonic()}
         self._push(

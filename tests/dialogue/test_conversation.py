@@ -96,7 +96,7 @@ async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
         complaint = session.exec(select(Complaint)).one()
         follow_ups = session.exec(select(FollowUp).order_by(FollowUp.due_at)).all()
         messages = session.exec(select(Message)).all()
-    assert (ticket.kind, ticket.status, ticket.priority) == ("complaint", "open", 0)
+    assert (ticket.kind, ticket.status, ticket.priority) == ("complaint", "waiting", 0)
     assert "Within 7 days" in ticket.summary
     assert complaint.complaint_type == "product_quality"
     assert (complaint.motive, complaint.desired_outcome) == ("fix", "replacement")

@@ -1,0 +1,104 @@
+"""Tickets in the queue: order, position, taking (exactly one agent wins), resolving.
+
+Order (shared/domain.md §4, §5): major and urgent first (priority), then declared VIP
+tiers, then strict arrival order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from statistics import median
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.store import Customer, Ticket
+
+TIER_RANK = {"diamond": 0, "gold": 1, "silver": 2}
+"""Declared VIP tiers, best first; every other tier ranks after them."""
+DEFAULT_HANDLING_MINUTES = 15.0
+
+
+def _rank(ticket: Ticket, tier: str) -> tuple[int, int, datetime, int]:
+    return (
+        -ticket.priority,
+        TIER_RANK.get(tier, len(TIER_RANK)),
+        ticket.created_at,
+        ticket.id or 0,
+    )
+
+
+def waiting_in_order(session: Session) -> list[Ticket]:
+    rows = session.exec(
+        select(Ticket, Customer.tier)
+        .join(Customer, col(Customer.id) == Ticket.customer_id)
+        .where(Ticket.status == "waiting")
+    ).all()
+    return [ticket for ticket, tier in sorted(rows, key=lambda row: _rank(row[0], row[1]))]
+
+
+def position(session: Session, ticket_id: int) -> int:
+    """1 for the next ticket an agent will take."""
+    order = [ticket.id for ticket in waiting_in_order(session)]
+    return order.index(ticket_id) + 1 if ticket_id in order else 0
+
+
+def estimated_wait_minutes(session: Session, place: int) -> int:
+    """From how long recent tickets waited for an agent (the median of the last 20)."""
+    recent = session.exec(
+        select(Ticket)
+        .where(col(Ticket.assigned_at).is_not(None))
+        .order_by(col(Ticket.assigned_at).desc())
+        .limit(20)
+    ).all()
+    waits = [(t.assigned_at - t.created_at).total_seconds() / 60 for t in recent if t.assigned_at]
+    per_ticket = median(waits) if waits else DEFAULT_HANDLING_MINUTES
+    return max(1, round(per_ticket * max(place, 1)))
+
+
+def take(
+    session: Session, *, ticket_id: int, agent_id: int, agent_name: str, now: datetime
+) -> bool:
+    """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins."""
+    result = session.execute(
+        sa.update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status) == "waiting")
+        .values(
+            status="assigned",
+            agent_id=agent_id,
+            agent_name=agent_name,
+            assigned_at=now,
+            updated_at=now,
+        )
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime) -> bool:
+    result = session.execute(
+        sa.update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status) != "resolved")
+        .values(status="resolved", resolution=resolution, resolved_at=now, updated_at=now)
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ticket_for_topic(
+    session: Session, *, chat_id: int, topic_id: int | None, reply_to: int | None
+) -> Ticket | None:
+    """The ticket a staff-group message belongs to: its forum topic, or the card it replies to."""
+    if topic_id is not None:
+        found = session.exec(
+            select(Ticket).where(Ticket.staff_chat_id == chat_id, Ticket.topic_id == topic_id)
+        ).first()
+        if found is not None:
+            return found
+    if reply_to is not None:
+        return session.exec(
+            select(Ticket).where(
+                Ticket.staff_chat_id == chat_id, Ticket.card_message_id == reply_to
+            )
+        ).first()
+    return None

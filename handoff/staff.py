@@ -1,0 +1,341 @@
+"""Agents in the Telegram staff group: a topic and a summary card per ticket, Take /
+Escalate / Close, and the relay between the topic and the customer.
+
+Only users in AGENT_IDS / SUPERVISOR_IDS may act; anyone else in the group is refused
+and nothing reaches a customer from them. Without forum topics the same works by
+replying to the ticket's card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.config import Settings
+from bot.dialogue import Engine
+from bot.store import Complaint, Conversation, Customer, Evidence, Ticket
+from bot.telegram.render import escape, split_text
+from handoff import queue
+
+log = logging.getLogger(__name__)
+TOPIC_NAME_LIMIT = 128
+
+
+class StaffDesk:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.language = settings.default_language
+        self.staff = set(settings.agent_ids) | set(settings.supervisor_ids)
+
+    def label(self, key: str, **values: Any) -> str:
+        return self.engine.responses.label(key, self.language, **values)
+
+    def customer_text(self, key: str, language: str, **values: Any) -> str:
+        return self.engine.responses.render(key, language, {}, **values)
+
+    # --- a new ticket --------------------------------------------------------------------
+
+    async def post(self, bot: Bot, ticket_id: int) -> None:
+        """A topic named after the ticket, the summary card pinned at its top."""
+        chat_id = self.settings.staff_chat_id
+        if chat_id is None:
+            return
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is None or ticket.card_message_id is not None:
+                return
+            customer = session.get(Customer, ticket.customer_id)
+            assert customer is not None
+            previous = session.exec(
+                select(Complaint).where(
+                    Complaint.customer_id == customer.id,
+                    col(Complaint.id) != (ticket.complaint_id or 0),
+                )
+            ).all()
+            photos = session.exec(
+                select(Evidence).where(Evidence.conversation_id == ticket.conversation_id)
+            ).all()
+            card = self.card(ticket, customer, len(previous), len(photos))
+            name = self.topic_name(ticket, customer)
+        topic_id: int | None = None
+        with contextlib.suppress(BadRequest):  # a group without topics: reply to the card
+            topic = await bot.create_forum_topic(chat_id, name)
+            topic_id = topic.message_thread_id
+        message = await bot.send_message(
+            chat_id,
+            escape(card),
+            parse_mode=ParseMode.HTML,
+            message_thread_id=topic_id,
+            reply_markup=self.card_buttons(ticket_id),
+        )
+        with contextlib.suppress(BadRequest):
+            await bot.pin_chat_message(chat_id, message.message_id, disable_notification=True)
+        with self.engine.db.session() as session:
+            row = session.get(Ticket, ticket_id)
+            assert row is not None
+            row.staff_chat_id, row.topic_id, row.card_message_id = (
+                chat_id,
+                topic_id,
+                message.message_id,
+            )
+            session.add(row)
+            session.commit()
+            major = row.supervisor_flag or row.priority >= 1
+        if major:
+            await self.alert_supervisors(
+                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}")
+            )
+
+    def topic_name(self, ticket: Ticket, customer: Customer) -> str:
+        kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind
+        type_label = (
+            self.label(f"type.{kind}")
+            if self.engine.responses.has_label(f"type.{kind}", self.language)
+            else kind
+        )
+        return f"#{ticket.id} · {type_label} · {customer.name}"[:TOPIC_NAME_LIMIT]
+
+    def card(self, ticket: Ticket, customer: Customer, previous: int, photos: int) -> str:
+        data = ticket.summary_data or {}
+        lines = [
+            self.label("staff.card_title", ticket=f"#{ticket.id}", kind=ticket.kind),
+            self.label(
+                "staff.card_customer",
+                name=customer.name,
+                lang=customer.language,
+                tier=customer.tier,
+                previous=previous,
+            ),
+        ]
+        if data:
+            values = self.engine.summary_values(data, self.language)
+            motive = data.get("motive")
+            lines.append(f"{self.label('slot.complaint_type')}: {values['type']}")
+            if motive:
+                lines.append(
+                    f"{self.label(f'motive.{motive}')} · {self.label(f'approach.{motive}')}"
+                )
+            lines.append(f"{self.label('slot.desired_outcome')}: {values['outcome']}")
+            lines.append(values["facts"])
+            flags = [self.label(f"staff.flag_{reason}") for reason in data.get("major_reasons", [])]
+            if data.get("habitual"):
+                flags.append(self.label("staff.flag_habitual"))
+            if "abusive" in (data.get("signals") or []):
+                flags.append(self.label("staff.flag_abusive"))
+            if flags:
+                lines.append("⚠ " + " · ".join(flags))
+            lines.append(f"“{values['words']}”")
+        if photos:
+            lines.append(self.label("staff.card_evidence", count=photos))
+        due = ticket.created_at + self.settings.first_contact_sla
+        lines.append(
+            self.label(
+                "staff.card_due", due=due.astimezone(self.settings.tz).strftime("%m-%d %H:%M")
+            )
+        )
+        return "\n".join(lines)
+
+    def card_buttons(self, ticket_id: int) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        self.label("staff.take"), callback_data=f"tk:take:{ticket_id}"
+                    ),
+                    InlineKeyboardButton(
+                        self.label("staff.escalate"), callback_data=f"tk:escalate:{ticket_id}"
+                    ),
+                    InlineKeyboardButton(
+                        self.label("staff.close"), callback_data=f"tk:close:{ticket_id}"
+                    ),
+                ]
+            ]
+        )
+
+    async def alert_supervisors(self, bot: Bot, text: str) -> None:
+        for supervisor in self.settings.supervisor_ids:
+            try:
+                await bot.send_message(supervisor, escape(text), parse_mode=ParseMode.HTML)
+            except (Forbidden, BadRequest) as error:  # never started the bot, or left
+                log.warning("supervisor %s not reachable: %s", supervisor, error)
+
+    # --- the card's buttons ----------------------------------------------------------------
+
+    async def on_button(self, update: Update, bot: Bot) -> None:
+        query = update.callback_query
+        assert query is not None
+        user = query.from_user
+        action, _, raw_id = (query.data or "").removeprefix("tk:").partition(":")
+        if user.id not in self.staff:
+            await query.answer(self.label("staff.only_agents"), show_alert=True)
+            return
+        if not raw_id.isdigit():
+            await query.answer(self.label("staff.unknown"), show_alert=True)
+            return
+        ticket_id = int(raw_id)
+        now = datetime.now(UTC)
+        if action == "take":
+            await self._take(bot, query, ticket_id, user.id, user.first_name, now)
+        elif action == "escalate":
+            await query.answer(self.label("staff.escalated"))
+            with self.engine.db.session() as session:
+                ticket = session.get(Ticket, ticket_id)
+                if ticket is not None:
+                    ticket.supervisor_flag, ticket.priority = True, max(ticket.priority, 1)
+                    session.add(ticket)
+                    session.commit()
+            await self.alert_supervisors(
+                bot,
+                self.label("staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name),
+            )
+        elif action == "close":
+            await query.answer(self.label("staff.close_how"), show_alert=True)
+        else:
+            await query.answer(self.label("staff.unknown"), show_alert=True)
+
+    async def _take(
+        self, bot: Bot, query: Any, ticket_id: int, agent_id: int, name: str, now: datetime
+    ) -> None:
+        with self.engine.db.session() as session:
+            won = queue.take(
+                session, ticket_id=ticket_id, agent_id=agent_id, agent_name=name, now=now
+            )
+            ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            await query.answer(self.label("staff.unknown"), show_alert=True)
+            return
+        if not won:
+            await query.answer(
+                self.label("staff.already_taken", agent=ticket.agent_name or "?"), show_alert=True
+            )
+            return
+        await query.answer(self.label("staff.you_have_it"))
+        await self._to_topic(bot, ticket, self.label("staff.taken_by", agent=name))
+        language, _ = self._customer_chat(ticket)
+        joined = self.customer_text("utter_agent_joined", language, agent=name)
+        await self._to_customer(bot, ticket, joined, response="utter_agent_joined")
+
+    # --- messages in the staff group ---------------------------------------------------------
+
+    async def on_message(self, message: Message, bot: Bot) -> None:
+        user = message.from_user
+        if user is None or user.is_bot:
+            return
+        reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+        with self.engine.db.session() as session:
+            ticket = queue.ticket_for_topic(
+                session,
+                chat_id=message.chat.id,
+                topic_id=message.message_thread_id if message.is_topic_message else None,
+                reply_to=reply_to,
+            )
+        if ticket is None:
+            return
+        if user.id not in self.staff:
+            return  # not an agent: nothing is relayed, nothing is answered
+        text = message.text or message.caption or ""
+        if text.startswith("/note"):
+            return  # internal
+        if text.startswith("/close"):
+            await self._close(bot, ticket, text.removeprefix("/close").strip(), user.first_name)
+            return
+        if ticket.status != "assigned" or ticket.agent_id != user.id:
+            await self._to_topic(bot, ticket, self.label("staff.take_first"))
+            return
+        language, chat_id = self._customer_chat(ticket)
+        prefix = self.engine.responses.label("relay.from_agent", language, agent=user.first_name)
+        if message.photo or message.document:
+            await self._to_customer(bot, ticket, prefix)
+            await bot.copy_message(chat_id, message.chat.id, message.message_id)
+        elif text:
+            await self._to_customer(bot, ticket, f"{prefix}\n{text}")
+
+    async def _close(self, bot: Bot, ticket: Ticket, resolution: str, agent: str) -> None:
+        if not resolution:
+            await self._to_topic(bot, ticket, self.label("staff.close_how"))
+            return
+        with self.engine.db.session() as session:
+            done = queue.resolve(
+                session, ticket_id=ticket.id or 0, resolution=resolution, now=datetime.now(UTC)
+            )
+            conversation = session.get(Conversation, ticket.conversation_id)
+            if done and conversation is not None:
+                conversation.status, conversation.stage = "closed", "closed"
+                conversation.closed_at = datetime.now(UTC)
+                session.add(conversation)
+                session.commit()
+        if not done:
+            return
+        language, _ = self._customer_chat(ticket)
+        resolved = self.customer_text(
+            "utter_ticket_resolved", language, ticket=f"#{ticket.id}", resolution=resolution
+        )
+        await self._to_customer(bot, ticket, resolved, response="utter_ticket_resolved")
+        await self._to_topic(bot, ticket, self.label("staff.closed_by", agent=agent))
+        if ticket.topic_id is not None and ticket.staff_chat_id is not None:
+            with contextlib.suppress(BadRequest):
+                await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+
+    # --- relay ---------------------------------------------------------------------------
+
+    async def from_customer(self, bot: Bot, ticket_id: int, message: Message) -> None:
+        """What the customer writes while a person has the case appears in its topic."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+        if ticket is None or ticket.staff_chat_id is None:
+            return
+        name = message.from_user.first_name if message.from_user else "?"
+        if message.text:
+            await self._to_topic(bot, ticket, f"👤 {name}: {message.text}")
+        else:
+            await self._to_topic(bot, ticket, f"👤 {name}:")
+            with contextlib.suppress(TelegramError):
+                await bot.copy_message(
+                    ticket.staff_chat_id,
+                    message.chat.id,
+                    message.message_id,
+                    message_thread_id=ticket.topic_id,
+                )
+
+    def _customer_chat(self, ticket: Ticket) -> tuple[str, int]:
+        with self.engine.db.session() as session:
+            conversation = session.get(Conversation, ticket.conversation_id)
+            assert conversation is not None
+            return conversation.language, conversation.chat_id
+
+    async def _to_topic(self, bot: Bot, ticket: Ticket, text: str) -> None:
+        if ticket.staff_chat_id is None:
+            return
+        for piece in split_text(text):
+            await bot.send_message(
+                ticket.staff_chat_id,
+                escape(piece),
+                parse_mode=ParseMode.HTML,
+                message_thread_id=ticket.topic_id,
+                reply_to_message_id=None if ticket.topic_id else ticket.card_message_id,
+            )
+
+    async def _to_customer(
+        self, bot: Bot, ticket: Ticket, text: str, *, response: str = "relay"
+    ) -> None:
+        """Send to the ticket's customer and keep it in the transcript."""
+        _, chat_id = self._customer_chat(ticket)
+        sent_id: int | None = None
+        try:
+            for piece in split_text(text):
+                sent = await bot.send_message(chat_id, escape(piece), parse_mode=ParseMode.HTML)
+                sent_id = sent.message_id
+        except Forbidden as error:
+            log.warning("customer chat %s unreachable: %s", chat_id, error)
+            sent_id = None
+        self.engine.relayed_out(
+            ticket.conversation_id, text, external_id=sent_id, response=response
+        )
