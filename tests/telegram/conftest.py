@@ -78,9 +78,19 @@ class BotProcess:
         self.process = None
 
 
+STAFF_CHAT = -100777
+AGENTS = {9001: "Ada", 9002: "Bo"}
+SUPERVISORS = {9009: "Sue"}
+OUTSIDER = 9100
+
+
 @pytest.fixture
 async def bot(
-    double: BotApiDouble, model: TriageModel, nlu_cache_dir: Path, tmp_path: Path
+    request: pytest.FixtureRequest,
+    double: BotApiDouble,
+    model: TriageModel,
+    nlu_cache_dir: Path,
+    tmp_path: Path,
 ) -> AsyncIterator[BotProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
     env.update(
@@ -90,6 +100,16 @@ async def bot(
         NLU_CACHE_DIR=str(nlu_cache_dir),
         PYTHONIOENCODING="utf-8",
     )
+    if request.node.get_closest_marker("staff"):
+        double.add_group(STAFF_CHAT, "Support desk", forum=True)
+        for user_id, name in (*AGENTS.items(), *SUPERVISORS.items(), (OUTSIDER, "Olly")):
+            double.add_user(user_id, name, "en")
+        env.update(
+            STAFF_CHAT_ID=str(STAFF_CHAT),
+            AGENT_IDS=",".join(map(str, AGENTS)),
+            SUPERVISOR_IDS=",".join(map(str, SUPERVISORS)),
+            DEFAULT_LANGUAGE="en",
+        )
     process = BotProcess(env, tmp_path / "bot.log")
     await process.start(double)
     yield process

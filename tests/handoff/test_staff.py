@@ -1,0 +1,133 @@
+"""Agents in the staff group, end to end: card, take (one wins), relay both ways, close."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.store import Ticket
+from tests.botapi.double import BotApiDouble
+from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
+
+pytestmark = pytest.mark.staff
+
+
+async def _complaint(double: BotApiDouble, customers: Any) -> Any:
+    anna = customers(601, "Anna", "en")
+    await anna.say("I was charged twice for order SO20241105123, $45.90 each time, refund please")
+    await anna.tap("Yes")
+    await _answer_until(anna, "Yes, all correct", "bought it online last month")
+    await anna.tap("Yes, all correct")
+    await double.wait_for(lambda: double.sent_to(STAFF_CHAT), 20, "the card")
+    return anna
+
+
+async def _answer_until(customer: Any, final: str, typed: str) -> None:
+    """Answer each question with its first button, or typed text when there is none."""
+    for _ in range(12):
+        if customer.keyboard and customer.keyboard[0] == final:
+            return
+        last = customer.double.sent_to(customer.user_id)[-1]
+        if last.get("reply_markup"):
+            await customer.tap(customer.keyboard[0])
+        else:
+            await customer.say(typed)
+    raise AssertionError("no read-back after 12 answers")
+
+
+def _ticket(anna: Any) -> Ticket:
+    with anna.db.session() as session:
+        return session.exec(select(Ticket)).one()
+
+
+async def test_the_card_lands_in_its_own_topic_pinned_with_buttons(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await _complaint(double, customers)
+    card = double.sent_to(STAFF_CHAT)[0]
+    ticket = _ticket(anna)
+    topic = double.topics[(STAFF_CHAT, card["message_thread_id"])]
+    assert topic["name"].startswith(f"#{ticket.id} · ") and topic["name"].endswith("Anna")
+    await double.wait_for(lambda: card.get("pinned"), 20, "the card pinned")
+    buttons = [b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == ["Take", "Escalate", "Close"]
+    for needle in ("SO20241105123", "Charged twice", "Refund", "I was charged twice"):
+        assert needle in card["text"]
+    assert "practical" in card["text"]  # the handling approach for the motive
+
+
+async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> None:
+    anna = await _complaint(double, customers)
+    card = double.sent_to(STAFF_CHAT)[0]
+    thread = card["message_thread_id"]
+    ada, bo = AGENTS
+    # a non-agent can neither take nor talk to the customer
+    refused = double.user_presses(
+        OUTSIDER,
+        card["message_id"],
+        card["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        chat_id=STAFF_CHAT,
+    )
+    await double.wait_for(lambda: double.callbacks[refused]["answered"], 20, "refusal")
+    assert "Only agents" in (double.callbacks[refused]["text"] or "")
+    before = len(double.sent_to(601))
+    double.user_sends(OUTSIDER, "hi Anna, I'm not staff", chat_id=STAFF_CHAT, thread_id=thread)
+    # two agents press Take at once: exactly one wins
+    data = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    first = double.user_presses(ada, card["message_id"], data, chat_id=STAFF_CHAT)
+    second = double.user_presses(bo, card["message_id"], data, chat_id=STAFF_CHAT)
+    await double.wait_for(
+        lambda: double.callbacks[first]["answered"] and double.callbacks[second]["answered"], 20
+    )
+    answers = [double.callbacks[first]["text"], double.callbacks[second]["text"]]
+    assert sorted(a.startswith("Already taken") for a in answers) == [False, True]
+    assert _ticket(anna).agent_id in AGENTS and _ticket(anna).status == "assigned"
+    winner = _ticket(anna).agent_id
+    await double.wait_for(lambda: len(double.sent_to(601)) > before, 20, "agent joined")
+    assert "from our support team" in texts(double.sent_to(601)[before:])
+    assert "not staff" not in texts(double.sent_to(601))
+    # relay: agent -> customer (not /note), customer -> topic
+    double.user_sends(
+        winner, "/note check the payment provider first", chat_id=STAFF_CHAT, thread_id=thread
+    )
+    double.user_sends(
+        winner,
+        "Hi Anna, I can see both charges; refunding one now.",
+        chat_id=STAFF_CHAT,
+        thread_id=thread,
+    )
+    await double.wait_for(lambda: "refunding one now" in texts(double.sent_to(601)), 20, "relay")
+    assert "payment provider" not in texts(double.sent_to(601))
+    replies = await anna.say("thank you, how long will it take?")
+    assert replies == []  # the bot is silent while an agent has the case
+    await double.wait_for(lambda: "how long will it take" in texts(double.sent_to(STAFF_CHAT)), 20)
+    # close with a resolution: the customer is told, the bot takes the conversation back
+    double.user_sends(
+        winner,
+        "/close Refunded $45.90 to your card; 3-5 working days.",
+        chat_id=STAFF_CHAT,
+        thread_id=thread,
+    )
+    await double.wait_for(lambda: "Refunded $45.90" in texts(double.sent_to(601)), 20, "close")
+    assert _ticket(anna).status == "resolved"
+    await double.wait_for(lambda: double.topics[(STAFF_CHAT, thread)].get("closed"), 20)
+    back = await anna.say("hello again")
+    assert "Anna" in texts(back)
+
+
+async def test_a_major_complaint_alerts_the_supervisor(
+    double: BotApiDouble, customers: Any
+) -> None:
+    li = customers(602, "Li", "zh")
+    first = await li.say("第三次投诉了！冰箱不制冷，再不处理我就去12315投诉，找媒体曝光")
+    assert li.keyboard, texts(first)
+    await li.tap("对")
+    if "退款" in li.keyboard:
+        await li.tap("退款")
+    await _answer_until(li, "都对", "上个月在商场买的")
+    await li.tap("都对")
+    supervisor = next(iter(SUPERVISORS))
+    await double.wait_for(lambda: double.sent_to(supervisor), 20, "supervisor alert")
+    assert "Major complaint" in double.sent_to(supervisor)[0]["text"]
