@@ -17,8 +17,10 @@ from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
+from bot.dialogue.turn import Part
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.store.db import open_tickets
+from handoff import queue
 
 if TYPE_CHECKING:
     from bot.dialogue.engine import Engine
@@ -190,8 +192,7 @@ class Policy:
         await self._record_what_is_known(turn)
         self.engine.open_ticket(turn, kind=kind, priority=2, supervisor=True)
         turn.slots["handoff_kind"] = kind
-        await self.engine.act(turn, "action_handoff")
-        await self.engine.act(turn, "action_schedule_follow_up")
+        await self._hand_off(turn)
 
     async def _handoff_now(self, turn: Turn) -> None:
         """The customer asked for a person: hand off at once with what is known."""
@@ -199,8 +200,7 @@ class Policy:
         await self._record_what_is_known(turn)
         self.engine.open_ticket(turn, kind="request_human")
         turn.slots["handoff_kind"] = "request_human"
-        await self.engine.act(turn, "action_handoff")
-        await self.engine.act(turn, "action_schedule_follow_up")
+        await self._hand_off(turn)
 
     async def _record_what_is_known(self, turn: Turn) -> None:
         """Before an early hand-off: the facts said so far and the summary, silently."""
@@ -209,6 +209,26 @@ class Policy:
         await self.engine.act(turn, "validate_complaint_form", silent=True)
         await self.engine.act(turn, "action_summarise", silent=True)
         self.engine.save_complaint(turn)
+
+    async def _hand_off(self, turn: Turn) -> None:
+        """The actions say what happens next and schedule the promises; the customer also
+        hears why they wait, their place in the queue and an estimate (§5)."""
+        await self.engine.act(turn, "action_handoff")
+        await self.engine.act(turn, "action_schedule_follow_up")
+        if turn.ticket_id is None:
+            return
+        place = queue.position(turn.session, turn.ticket_id)
+        if place:
+            minutes = queue.estimated_wait_minutes(turn.session, place)
+            part = Part(
+                "utter_queue_place",
+                {
+                    "place": place,
+                    "wait": self.engine.responses.duration(60 * minutes, turn.language),
+                },
+            )
+            closing = [i for i, p in enumerate(turn.parts) if p.key == "utter_closing"]
+            turn.parts.insert(closing[0] if closing else len(turn.parts), part)
 
     def reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""
@@ -285,8 +305,7 @@ class Policy:
         turn.say("utter_faq_no_match")
         self.engine.open_ticket(turn, kind="inquiry")
         turn.slots["handoff_kind"] = "inquiry"
-        await self.engine.act(turn, "action_handoff")
-        await self.engine.act(turn, "action_schedule_follow_up")
+        await self._hand_off(turn)
 
     # --- step 2: empathy, then restate -------------------------------------------------
 
@@ -605,8 +624,7 @@ class Policy:
         priority = int(turn.slots.get("priority") or 0)
         self.engine.open_ticket(turn, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
-        await self.engine.act(turn, "action_handoff")
-        await self.engine.act(turn, "action_schedule_follow_up")
+        await self._hand_off(turn)
 
     async def _stage_handed_off(self, turn: Turn) -> None:
         await self._while_handed_off(turn)

@@ -86,8 +86,10 @@ async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
     assert anna.keys == [
         "utter_policy_return_or_exchange",
         "utter_next_steps",
+        "utter_queue_place",
         "utter_closing",
     ]
+    assert "number 1 in the queue" in anna.text
     assert "#" in anna.text and "2 hours" in anna.text
     assert anna.status == "handed_off"
 

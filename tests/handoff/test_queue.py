@@ -1,0 +1,85 @@
+"""The queue: major first, then VIP tiers, then arrival; exactly one agent wins a take."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.store import Conversation, Customer, Database, Ticket
+from handoff import queue
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'q.db'}")
+    db.create_all()
+    return db
+
+
+def _ticket(db: Database, name: str, tier: str, priority: int, minutes: int) -> int:
+    with db.session() as session:
+        customer = Customer(telegram_id=abs(hash(name)) % 10**9, name=name, tier=tier)
+        session.add(customer)
+        session.flush()
+        assert customer.id is not None
+        conversation = Conversation(customer_id=customer.id, chat_id=customer.telegram_id)
+        session.add(conversation)
+        session.flush()
+        assert conversation.id is not None
+        ticket = Ticket(
+            conversation_id=conversation.id,
+            customer_id=customer.id,
+            priority=priority,
+            created_at=T0 + timedelta(minutes=minutes),
+        )
+        session.add(ticket)
+        session.commit()
+        assert ticket.id is not None
+        return ticket.id
+
+
+def test_major_first_then_vip_tiers_then_arrival(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    early = _ticket(db, "early", "regular", 0, 0)
+    gold = _ticket(db, "gold", "gold", 0, 5)
+    late = _ticket(db, "late", "regular", 0, 10)
+    major = _ticket(db, "major", "regular", 1, 15)
+    diamond = _ticket(db, "diamond", "diamond", 0, 20)
+    with db.session() as session:
+        order = [t.id for t in queue.waiting_in_order(session)]
+        assert order == [major, diamond, gold, early, late]
+        assert queue.position(session, late) == 5
+
+
+def test_two_agents_take_at_once_and_exactly_one_wins(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    ticket = _ticket(db, "anna", "regular", 0, 0)
+    with db.session() as first, db.session() as second:
+        wins = [
+            queue.take(first, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0),
+            queue.take(second, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0),
+        ]
+    assert wins == [True, False]
+    with db.session() as session:
+        row = session.get(Ticket, ticket)
+        assert row is not None and (row.status, row.agent_name) == ("assigned", "Ada")
+        assert queue.position(session, ticket) == 0
+
+
+def test_the_estimate_follows_recent_waits(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as session:
+        assert queue.estimated_wait_minutes(session, 2) == 2 * queue.DEFAULT_HANDLING_MINUTES
+    for index in range(3):
+        ticket = _ticket(db, f"c{index}", "regular", 0, index)
+        with db.session() as session:
+            queue.take(
+                session,
+                ticket_id=ticket,
+                agent_id=1,
+                agent_name="Ada",
+                now=T0 + timedelta(minutes=index + 4),
+            )
+    with db.session() as session:
+        assert queue.estimated_wait_minutes(session, 3) == 12
