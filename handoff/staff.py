@@ -20,9 +20,10 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.config import Settings
 from bot.dialogue import Engine
-from bot.store import Complaint, Conversation, Customer, Evidence, Ticket
+from bot.store import Complaint, Conversation, Customer, Evidence, HeldMessage, Ticket
 from bot.telegram.render import escape, split_text
 from handoff import queue
+from handoff.coaching import phrase_to_avoid
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128
@@ -198,6 +199,8 @@ class StaffDesk:
             )
         elif action == "close":
             await query.answer(self.label("staff.close_how"), show_alert=True)
+        elif action in ("send", "discard"):
+            await self._release(bot, query, ticket_id, send=action == "send")
         else:
             await query.answer(self.label("staff.unknown"), show_alert=True)
 
@@ -250,8 +253,71 @@ class StaffDesk:
         if ticket.status != "assigned" or ticket.agent_id != user.id:
             await self._to_topic(bot, ticket, self.label("staff.take_first"))
             return
+        phrase = phrase_to_avoid(text) if text else None
+        if phrase is not None:
+            await self._hold(bot, ticket, user.id, text, phrase)
+            return
+        await self._relay(bot, ticket, message, user.first_name)
+
+    async def _hold(self, bot: Bot, ticket: Ticket, agent_id: int, text: str, phrase: str) -> None:
+        """Keep the message back; offer the agent a better wording, Send anyway / Discard."""
+        with self.engine.db.session() as session:
+            held = HeldMessage(
+                ticket_id=ticket.id or 0, agent_id=agent_id, text=text, phrase=phrase
+            )
+            session.add(held)
+            session.commit()
+            held_id = held.id
+        if ticket.staff_chat_id is None:
+            return
+        await bot.send_message(
+            ticket.staff_chat_id,
+            escape(
+                self.label("staff.coach_held", phrase=phrase)
+                + "\n"
+                + self.label("staff.coach_suggestion")
+            ),
+            parse_mode=ParseMode.HTML,
+            message_thread_id=ticket.topic_id,
+            reply_markup=InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            self.label("staff.send_anyway"), callback_data=f"tk:send:{held_id}"
+                        ),
+                        InlineKeyboardButton(
+                            self.label("staff.discard"), callback_data=f"tk:discard:{held_id}"
+                        ),
+                    ]
+                ]
+            ),
+        )
+
+    async def _release(self, bot: Bot, query: Any, held_id: int, send: bool) -> None:
+        with self.engine.db.session() as session:
+            held = session.get(HeldMessage, held_id)
+            if held is None or held.status != "held" or held.agent_id != query.from_user.id:
+                await query.answer(self.label("staff.unknown"), show_alert=True)
+                return
+            held.status = "sent" if send else "discarded"
+            session.add(held)
+            session.commit()
+            ticket = session.get(Ticket, held.ticket_id)
+            text = held.text
+        await query.answer(self.label("staff.sent" if send else "staff.discarded"))
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(reply_markup=None)
+        if send and ticket is not None:
+            language, _ = self._customer_chat(ticket)
+            prefix = self.engine.responses.label(
+                "relay.from_agent", language, agent=query.from_user.first_name
+            )
+            await self._to_customer(bot, ticket, f"{prefix}\n{text}")
+
+    async def _relay(self, bot: Bot, ticket: Ticket, message: Message, agent: str) -> None:
+        text = message.text or message.caption or ""
         language, chat_id = self._customer_chat(ticket)
-        prefix = self.engine.responses.label("relay.from_agent", language, agent=user.first_name)
+        prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message.photo or message.document:
             await self._to_customer(bot, ticket, prefix)
             await bot.copy_message(chat_id, message.chat.id, message.message_id)

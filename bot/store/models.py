@@ -169,6 +169,18 @@ class Ticket(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class HeldMessage(SQLModel, table=True):
+    """An agent's message held by coaching (a phrase to avoid): sent or discarded later."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    agent_id: int = Field(sa_type=sa.BigInteger)
+    text: str
+    phrase: str
+    status: str = "held"  # held, sent, discarded
+    created_at: datetime = _when()
+
+
 class FollowUp(SQLModel, table=True):
     """A promise with a due time (first contact within the SLA, a call-back, a survey)."""
 

@@ -131,3 +131,35 @@ async def test_a_major_complaint_alerts_the_supervisor(
     supervisor = next(iter(SUPERVISORS))
     await double.wait_for(lambda: double.sent_to(supervisor), 20, "supervisor alert")
     assert "Major complaint" in double.sent_to(supervisor)[0]["text"]
+
+
+async def test_a_phrase_to_avoid_is_held_with_a_better_wording(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await _complaint(double, customers)
+    card = double.sent_to(STAFF_CHAT)[0]
+    thread = card["message_thread_id"]
+    ada = next(iter(AGENTS))
+    take = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    query = double.user_presses(ada, card["message_id"], take, chat_id=STAFF_CHAT)
+    await double.wait_for(lambda: double.callbacks[query]["answered"], 20)
+    await double.wait_for(lambda: "has your case" in texts(double.sent_to(601)), 20)
+    double.user_sends(
+        ada, "Sorry, that's our policy, refunds take 10 days.", chat_id=STAFF_CHAT, thread_id=thread
+    )
+    await double.wait_for(lambda: "Held, not sent" in texts(double.sent_to(STAFF_CHAT)), 20)
+    assert "our policy" not in texts(double.sent_to(601))
+    held = next(m for m in double.sent_to(STAFF_CHAT) if "Held, not sent" in m["text"])
+    assert "I'll do my best" in held["text"]
+    buttons = held["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in buttons] == ["Send anyway", "Discard"]
+    discard = double.user_presses(
+        ada, held["message_id"], buttons[1]["callback_data"], chat_id=STAFF_CHAT
+    )
+    await double.wait_for(lambda: double.callbacks[discard]["answered"], 20)
+    double.user_sends(
+        ada, "I'll make sure the refund goes out today.", chat_id=STAFF_CHAT, thread_id=thread
+    )
+    await double.wait_for(lambda: "goes out today" in texts(double.sent_to(601)), 20)
+    assert "our policy" not in texts(double.sent_to(601))
+    assert anna
