@@ -85,7 +85,10 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "test":
         return run_tests(extra)
-    return _run(PYTHON, "-m", "bot", "run", *extra)
+    # The bot replaces this process, so Ctrl-C and SIGTERM reach it directly and it can
+    # shut down cleanly (a parent waiting in subprocess.call would kill it after 0.25 s).
+    os.chdir(ROOT)
+    os.execv(str(PYTHON), [str(PYTHON), "-m", "bot", "run", *extra])
 
 
 if __name__ == "__main__":
