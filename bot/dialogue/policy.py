@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import col, select
+
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.turn import Part
 from bot.nlu.labels import COMPLAINT_TYPES
+from bot.store import Ticket
 from bot.store.db import open_tickets
 from handoff import queue
 
@@ -30,6 +33,7 @@ COMPLAINT_CONFIDENCE = 0.4
 """Below this the bot asks what the customer wants instead of assuming a complaint."""
 NEAR_TIE = 0.15
 NEAR_TIE_FLOOR = 0.25
+MAJOR_COMPLAIN_FLOOR = 0.1
 REQUEST_HUMAN_CONFIDENCE = 0.5
 MEDIA_OVER_THREAT = 0.9
 MAX_RESTATEMENTS = 2
@@ -85,8 +89,40 @@ class Policy:
         ):
             await self._handoff_now(turn)
             return
+        if turn.stage == "idle" and self._reopen(turn):
+            return
         handler = getattr(self, f"_stage_{turn.stage}", self._stage_idle)
         await handler(turn)
+
+    def _reopen(self, turn: Turn) -> bool:
+        """Soon after a ticket was resolved, a complaint or a "no, not solved" reopens it:
+        the same case, the same agents, not a new queue entry from zero."""
+        if turn.parse is None:
+            return False
+        if not (_is_complaint(turn, faq_matched=False) or turn.intent == "deny"):
+            return False
+        since = turn.now - self.engine.settings.reopen_window
+        ticket = turn.session.exec(
+            select(Ticket)
+            .where(
+                Ticket.customer_id == turn.customer.id,
+                Ticket.status == "resolved",
+                col(Ticket.resolved_at) >= since,
+            )
+            .order_by(col(Ticket.resolved_at).desc())
+        ).first()
+        if ticket is None:
+            return False
+        ticket.status, ticket.resolved_at, ticket.updated_at = "waiting", None, turn.now
+        ticket.agent_id, ticket.agent_name = None, None
+        ticket.conversation_id = turn.conversation.id or ticket.conversation_id
+        turn.session.add(ticket)
+        turn.slots.update(complaint_id=ticket.complaint_id, ticket_id=ticket.id)
+        turn.conversation.status, turn.stage = "handed_off", "handed_off"
+        turn.relay_ticket_id, turn.reopened = ticket.id, True
+        self._greet_briefly(turn)
+        turn.say("utter_ticket_reopened", ticket=f"#{ticket.id}")
+        return True
 
     # --- around the complaint --------------------------------------------------------
 
@@ -642,10 +678,13 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
     """
     if turn.parse is None:
         return False
-    if turn.signals & {"major_media", "repeat_contact"}:
-        return True
     ranking = {item["name"]: float(item["confidence"]) for item in turn.parse["intent_ranking"]}
     complain = ranking.get("complain", 0.0)
+    major = turn.signals & {"major_media", "repeat_contact"}
+    phrased = major & set(turn.parse.get("signal_phrases") or [])
+    if phrased or (major and complain >= MAJOR_COMPLAIN_FLOOR):
+        # "hello again" lights repeat_contact on the word "again" alone: a greeting.
+        return True
     if turn.intent == "complain":
         return complain >= COMPLAINT_CONFIDENCE
     if faq_matched or complain < NEAR_TIE_FLOOR:
@@ -653,6 +692,8 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
     if turn.intent in ("affirm", "deny"):
         # A yes/no with no question open is not an answer: "parcel still not here".
         return True
+    if turn.intent not in ("inquiry", "praise"):
+        return False  # a greeting, thanks or goodbye is what it says
     return turn.intent_confidence - complain <= NEAR_TIE
 
 

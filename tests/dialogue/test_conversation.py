@@ -309,3 +309,9 @@ async def test_bad_input_never_crashes(anna: Customer) -> None:
     await anna.tap("Make a complaint")
     await anna.press("menu:complain")  # a stale button: it has expired; the open question again
     assert anna.keys == ["utter_choice_expired", "utter_ask_tell_more"]
+
+
+async def test_hello_again_is_a_greeting_not_a_repeat_complaint(anna: Customer) -> None:
+    """'again' alone lights the repeat_contact model; without a complaint it is a greeting."""
+    await anna.say("hello again")
+    assert anna.keys == ["utter_greet"]
