@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     progress_sla: timedelta = timedelta(days=3)
     survey_delay: timedelta = timedelta(days=1)
     after_service_delay: timedelta = timedelta(days=7)
+    reopen_window: timedelta = timedelta(days=7)
+    """A customer writing about a resolved ticket within this time reopens it."""
     nlu_data_dir: Path = PROJECT_ROOT / "nlu_data"
     nlu_cache_dir: Path = PROJECT_ROOT / ".cache" / "nlu"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -156,7 +158,12 @@ class Settings(BaseSettings):
         return _id_list(value)
 
     @field_validator(
-        "first_contact_sla", "progress_sla", "survey_delay", "after_service_delay", mode="before"
+        "first_contact_sla",
+        "progress_sla",
+        "survey_delay",
+        "after_service_delay",
+        "reopen_window",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> timedelta:

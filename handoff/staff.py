@@ -352,6 +352,18 @@ class StaffDesk:
 
     # --- relay ---------------------------------------------------------------------------
 
+    async def reopen(self, bot: Bot, ticket_id: int) -> None:
+        """The customer came back: the topic opens again with a note, agents see it."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+        if ticket is None or ticket.staff_chat_id is None:
+            return
+        if ticket.topic_id is not None:
+            with contextlib.suppress(BadRequest):
+                await bot.reopen_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+        days = max(1, self.settings.reopen_window.days)
+        await self._to_topic(bot, ticket, self.label("staff.reopened", days=days))
+
     async def from_customer(self, bot: Bot, ticket_id: int, message: Message) -> None:
         """What the customer writes while a person has the case appears in its topic."""
         with self.engine.db.session() as session:

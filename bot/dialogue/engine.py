@@ -64,6 +64,8 @@ class TurnResult:
     """The update was handled before (a redelivery): nothing was done."""
     relay_ticket_id: int | None = None
     """The open ticket this message belongs to, for the agents to see."""
+    reopened: bool = False
+    """This message reopened a resolved ticket (its topic opens again)."""
 
 
 class Engine:
@@ -217,6 +219,7 @@ class Engine:
                 stage=conversation.stage,
                 ticket_id=turn.ticket_id,
                 relay_ticket_id=turn.relay_ticket_id,
+                reopened=turn.reopened,
             )
 
     def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:

@@ -79,6 +79,7 @@ class Turn:
     ticket_id: int | None = None
     relay_ticket_id: int | None = None
     """A person has the case: the channel shows this message to them."""
+    reopened: bool = False
     user_events: list[dict[str, Any]] | None = None
     """The complaint's user messages as Rasa events, read once per turn."""
     user_events_from: int | None = None

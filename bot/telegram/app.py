@@ -207,6 +207,8 @@ class TelegramFrontEnd:
         try:
             if result.ticket_id is not None:
                 await self.desk.post(context.bot, result.ticket_id)
+            if result.reopened and result.relay_ticket_id is not None:
+                await self.desk.reopen(context.bot, result.relay_ticket_id)
             if result.relay_ticket_id is not None and message is not None:
                 await self.desk.from_customer(context.bot, result.relay_ticket_id, message)
         except TelegramError as error:

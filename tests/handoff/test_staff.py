@@ -115,6 +115,12 @@ async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> Non
     await double.wait_for(lambda: double.topics[(STAFF_CHAT, thread)].get("closed"), 20)
     back = await anna.say("hello again")
     assert "Anna" in texts(back)
+    # within the reopen window, "not solved" reopens the same case and its topic
+    again = await anna.say("the second charge is still on my card, it's not solved")
+    assert "reopened" in texts(again) and f"#{_ticket(anna).id}" in texts(again)
+    assert _ticket(anna).status == "waiting"
+    await double.wait_for(lambda: not double.topics[(STAFF_CHAT, thread)].get("closed"), 20)
+    await double.wait_for(lambda: "still on my card" in texts(double.sent_to(STAFF_CHAT)), 20)
 
 
 async def test_a_major_complaint_alerts_the_supervisor(
