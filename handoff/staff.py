@@ -21,12 +21,14 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.config import Settings
 from bot.dialogue import Engine
 from bot.store import Complaint, Conversation, Customer, Evidence, HeldMessage, Ticket
+from bot.store import Message as MessageRow
 from bot.telegram.render import escape, split_text
 from handoff import queue
 from handoff.coaching import phrase_to_avoid
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128
+HISTORY_LINES = 20
 
 
 class StaffDesk:
@@ -250,6 +252,9 @@ class StaffDesk:
         if text.startswith("/close"):
             await self._close(bot, ticket, text.removeprefix("/close").strip(), user.first_name)
             return
+        if text.startswith("/history"):
+            await self._to_topic(bot, ticket, self.history(ticket))
+            return
         if ticket.status != "assigned" or ticket.agent_id != user.id:
             await self._to_topic(bot, ticket, self.label("staff.take_first"))
             return
@@ -349,6 +354,34 @@ class StaffDesk:
         if ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):
                 await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+
+    def history(self, ticket: Ticket, lines: int = HISTORY_LINES) -> str:
+        """The customer's earlier tickets and the latest lines of this conversation."""
+        with self.engine.db.session() as session:
+            earlier = session.exec(
+                select(Ticket)
+                .where(Ticket.customer_id == ticket.customer_id, col(Ticket.id) != ticket.id)
+                .order_by(col(Ticket.id).desc())
+                .limit(10)
+            ).all()
+            transcript = session.exec(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == ticket.conversation_id)
+                .order_by(col(MessageRow.id).desc())
+                .limit(lines)
+            ).all()
+        out = [self.label("staff.history_tickets", count=len(earlier))]
+        for row in earlier:
+            kind = (row.summary_data or {}).get("complaint_type") or row.kind
+            when = row.created_at.astimezone(self.settings.tz).strftime("%Y-%m-%d")
+            out.append(
+                f"#{row.id} · {when} · {kind} · {row.status} · {row.resolution or ''}".rstrip(" ·")
+            )
+        out.append(self.label("staff.history_transcript", count=len(transcript)))
+        for message in reversed(transcript):
+            who = "👤" if message.direction == "in" else "🤖"
+            out.append(f"{who} {message.text or message.payload or ''}"[:300])
+        return "\n".join(out)
 
     # --- relay ---------------------------------------------------------------------------
 

@@ -103,6 +103,12 @@ async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> Non
     replies = await anna.say("thank you, how long will it take?")
     assert replies == []  # the bot is silent while an agent has the case
     await double.wait_for(lambda: "how long will it take" in texts(double.sent_to(STAFF_CHAT)), 20)
+    # /history: earlier tickets and the transcript, in the topic only
+    double.user_sends(winner, "/history", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "Earlier tickets: 0" in texts(double.sent_to(STAFF_CHAT)), 20)
+    history = next(m for m in double.sent_to(STAFF_CHAT) if "Earlier tickets" in m["text"])
+    assert "👤 I was charged twice" in history["text"]
+    assert "Earlier tickets" not in texts(double.sent_to(601))
     # close with a resolution: the customer is told, the bot takes the conversation back
     double.user_sends(
         winner,
