@@ -121,7 +121,7 @@ class Engine:
                     )
                 session.add(ProcessedUpdate(update_id=incoming.update_id))
             hint = _language_of(incoming.language_hint) or self.settings.default_language
-            customer, new_customer = get_or_create_customer(
+            customer, _ = get_or_create_customer(
                 session, telegram_id=incoming.user_id, name=incoming.name, language=hint
             )
             assert customer.id is not None
@@ -165,7 +165,6 @@ class Engine:
                 text=text,
                 parse=parse,
                 message_id=message.id,
-                new_customer=new_customer,
                 session=session,
             )
             complaint_id = turn.slots.get("complaint_id")
@@ -454,7 +453,6 @@ class Engine:
         return ticket
 
     def pause(self, turn: Turn) -> None:
-        turn.paused = True
         turn.conversation.status = "handed_off"
         turn.stage = "handed_off"
 

@@ -196,8 +196,7 @@ class Policy:
             self.reprompt(turn)
 
     def _greet(self, turn: Turn) -> None:
-        returning = bool(turn.slots.get("returning")) and not turn.new_customer
-        turn.say("utter_greet_returning" if returning else "utter_greet")
+        turn.say("utter_greet_returning" if turn.slots.get("returning") else "utter_greet")
         turn.slots["greeted"] = True
 
     def _greet_briefly(self, turn: Turn) -> None:
@@ -661,12 +660,6 @@ class Policy:
         self.engine.open_ticket(turn, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
-
-    async def _stage_handed_off(self, turn: Turn) -> None:
-        await self._while_handed_off(turn)
-
-    async def _stage_closed(self, turn: Turn) -> None:
-        await self._stage_idle(turn)
 
 
 def _is_complaint(turn: Turn, faq_matched: bool) -> bool:

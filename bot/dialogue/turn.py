@@ -70,12 +70,10 @@ class Turn:
     text: str
     parse: dict[str, Any] | None
     message_id: int
-    new_customer: bool
     session: Session
     complaint: Complaint | None = None
     parts: list[Part] = field(default_factory=list)
     reminders: list[dict[str, Any]] = field(default_factory=list)
-    paused: bool = False
     ticket_id: int | None = None
     relay_ticket_id: int | None = None
     """A person has the case: the channel shows this message to them."""
@@ -119,6 +117,3 @@ class Turn:
 
     def say(self, key: str, buttons: list[dict[str, str]] | None = None, **values: Any) -> None:
         self.parts.append(Part(key=key, values=values, buttons=buttons or []))
-
-    def said(self, prefix: str) -> bool:
-        return any(part.key.startswith(prefix) for part in self.parts)

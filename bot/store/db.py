@@ -116,16 +116,6 @@ def add_message(
     return message
 
 
-def transcript(session: Session, *, conversation_id: int) -> list[Message]:
-    return list(
-        session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(col(Message.id))
-        )
-    )
-
-
 def open_tickets(session: Session, *, conversation_id: int) -> list[Ticket]:
     return list(
         session.exec(

@@ -117,25 +117,22 @@ async def _start(double: Any, args: list[str], env: dict[str, str], log: Path) -
 
 async def _answered(double: Any, injected: list[dict[str, Any]], timeout: float) -> list[float]:
     """Seconds from each injected message to the bot's first reply after it."""
-    by_chat: dict[int, list[dict[str, Any]]] = {}
     pending = list(injected)
 
     def all_answered() -> bool:
-        pending[:] = [m for m in pending if _first_reply(double, m, by_chat) is None]
+        pending[:] = [m for m in pending if _first_reply(double, m) is None]
         return not pending
 
     await double.wait_for(all_answered, timeout=timeout, what="replies")
     latencies = []
     for message in injected:
-        reply = _first_reply(double, message, by_chat)
+        reply = _first_reply(double, message)
         if reply is not None:
             latencies.append(reply["sent_at"] - message["injected_at"])
     return latencies
 
 
-def _first_reply(
-    double: Any, message: dict[str, Any], cache: dict[int, list[dict[str, Any]]]
-) -> dict[str, Any] | None:
+def _first_reply(double: Any, message: dict[str, Any]) -> dict[str, Any] | None:
     chat = message["chat"]["id"]
     for sent in double.sent_to(chat):
         if sent["sent_at"] >= message["injected_at"]:
