@@ -16,8 +16,8 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.dialogue import Button, Engine, Incoming, Reply
 from bot.nlu import NluService
-from bot.store import Conversation, Customer, Database, Message
-from bot.store.db import active_conversation
+from bot.store import Conversation, Database, Message
+from bot.store.db import active_conversation, find_customer
 
 TERMINAL_USER = -1
 """The terminal customer's id: negative, so it never meets a real Telegram user."""
@@ -43,7 +43,7 @@ def choose(line: str, buttons: list[Button]) -> str | None:
 def last_buttons(db: Database, user_id: int) -> list[Button]:
     """The buttons of the bot's last message in the open conversation (after a restart)."""
     with db.session() as session:
-        customer = session.exec(select(Customer).where(Customer.telegram_id == user_id)).first()
+        customer = find_customer(session, telegram_id=user_id)
         conversation = (
             active_conversation(session, customer_id=customer.id)
             if customer and customer.id
@@ -61,7 +61,7 @@ def last_buttons(db: Database, user_id: int) -> list[Button]:
 
 def close_open_conversations(db: Database, user_id: int) -> None:
     with db.session() as session:
-        customer = session.exec(select(Customer).where(Customer.telegram_id == user_id)).first()
+        customer = find_customer(session, telegram_id=user_id)
         if customer is None:
             return
         for conversation in session.exec(

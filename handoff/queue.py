@@ -56,6 +56,19 @@ def estimated_wait_minutes(session: Session, place: int) -> int:
     return max(1, round(per_ticket * max(place, 1)))
 
 
+def recently_resolved(session: Session, *, customer_id: int, since: datetime) -> Ticket | None:
+    """The customer's latest ticket resolved since a time (a candidate to reopen)."""
+    return session.exec(
+        select(Ticket)
+        .where(
+            Ticket.customer_id == customer_id,
+            Ticket.status == "resolved",
+            col(Ticket.resolved_at) >= since,
+        )
+        .order_by(col(Ticket.resolved_at).desc())
+    ).first()
+
+
 def take(
     session: Session, *, ticket_id: int, agent_id: int, agent_name: str, now: datetime
 ) -> bool:

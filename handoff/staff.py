@@ -99,11 +99,7 @@ class StaffDesk:
 
     def topic_name(self, ticket: Ticket, customer: Customer) -> str:
         kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind
-        type_label = (
-            self.label(f"type.{kind}")
-            if self.engine.responses.has_label(f"type.{kind}", self.language)
-            else kind
-        )
+        type_label = self.engine.responses.label_or(f"type.{kind}", self.language, kind)
         return f"#{ticket.id} · {type_label} · {customer.name}"[:TOPIC_NAME_LIMIT]
 
     def card(self, ticket: Ticket, customer: Customer, previous: int, photos: int) -> str:

@@ -28,7 +28,6 @@ from bot.nlu.text import detect_language
 from bot.store import (
     Complaint,
     Conversation,
-    Customer,
     Database,
     Evidence,
     FollowUp,
@@ -41,6 +40,7 @@ from bot.store.db import (
     add_message,
     complaints_since,
     count_conversations,
+    find_customer,
     get_or_create_customer,
     habitual_window_start,
 )
@@ -268,7 +268,7 @@ class Engine:
     def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:
         """The customer edited a message: the transcript shows the new text, keeps the old."""
         with self.db.session() as session:
-            customer = session.exec(select(Customer).where(Customer.telegram_id == user_id)).first()
+            customer = find_customer(session, telegram_id=user_id)
             if customer is None:
                 return False
             row = session.exec(
@@ -472,11 +472,10 @@ class Engine:
         for name, note in (summary.get("notes") or {}).items():
             title = label(f"slot.{name}" if name in slots else "note.correction", language)
             lines.append(f"{title}{colon}{note}")
-        outcome = summary.get("desired_outcome")
-        if outcome and self.responses.has_label(f"outcome.{outcome}", language):
-            outcome_text = label(f"outcome.{outcome}", language)
-        else:
-            outcome_text = str(summary.get("outcome_text") or label("value.unknown", language))
+        fallback = str(summary.get("outcome_text") or label("value.unknown", language))
+        outcome_text = self.responses.label_or(
+            f"outcome.{summary.get('desired_outcome')}", language, fallback
+        )
         words = str(summary.get("customer_words") or "")
         return {
             "type": label(f"type.{summary.get('complaint_type') or 'other'}", language),
@@ -495,9 +494,7 @@ class Engine:
             key = f"button.{value}_plain"
         else:
             key = f"choice.{name}.{value}"
-        if self.responses.has_label(key, language):
-            return self.responses.label(key, language)
-        return str(value)
+        return self.responses.label_or(key, language, str(value))
 
     def summary_text(self, summary: dict[str, Any], language: str) -> str:
         rotation: dict[str, Any] = {}
@@ -532,7 +529,8 @@ class Engine:
             if part.buttons:
                 current.buttons = [
                     Button(
-                        label=self._button_label(b["title"], turn.language), payload=b["payload"]
+                        label=self.responses.label_or(b["title"], turn.language, b["title"]),
+                        payload=b["payload"],
                     )
                     for b in part.buttons
                 ]
@@ -543,11 +541,6 @@ class Engine:
             replies.append(current)
         turn.customer.variations = rotation
         return replies
-
-    def _button_label(self, title: str, language: str) -> str:
-        if self.responses.has_label(title, language):
-            return self.responses.label(title, language)
-        return title
 
 
 _RESPONSE_FIELDS = {

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
-
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.turn import Part
 from bot.nlu.labels import COMPLAINT_TYPES
-from bot.store import Ticket
 from bot.store.db import open_tickets
 from handoff import queue
 
@@ -101,16 +98,12 @@ class Policy:
             return False
         if not (_is_complaint(turn, faq_matched=False) or turn.intent == "deny"):
             return False
-        since = turn.now - self.engine.settings.reopen_window
-        ticket = turn.session.exec(
-            select(Ticket)
-            .where(
-                Ticket.customer_id == turn.customer.id,
-                Ticket.status == "resolved",
-                col(Ticket.resolved_at) >= since,
-            )
-            .order_by(col(Ticket.resolved_at).desc())
-        ).first()
+        assert turn.customer.id is not None
+        ticket = queue.recently_resolved(
+            turn.session,
+            customer_id=turn.customer.id,
+            since=turn.now - self.engine.settings.reopen_window,
+        )
         if ticket is None:
             return False
         ticket.status, ticket.resolved_at, ticket.updated_at = "waiting", None, turn.now

@@ -57,6 +57,10 @@ class Responses:
     def has_label(self, key: str, language: str) -> bool:
         return key in self.packs[language].labels
 
+    def label_or(self, key: str, language: str, fallback: str) -> str:
+        """The label, or ``fallback`` (e.g. the customer's own words) where there is none."""
+        return self.packs[language].labels.get(key, fallback)
+
     def duration(self, seconds: int, language: str) -> str:
         """2 hours / 2小时: the largest whole unit."""
         for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):

@@ -50,11 +50,15 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def find_customer(session: Session, *, telegram_id: int) -> Customer | None:
+    return session.exec(select(Customer).where(Customer.telegram_id == telegram_id)).first()
+
+
 def get_or_create_customer(
     session: Session, *, telegram_id: int, name: str, language: str
 ) -> tuple[Customer, bool]:
     """The customer with this Telegram id; their name is kept up to date."""
-    customer = session.exec(select(Customer).where(Customer.telegram_id == telegram_id)).first()
+    customer = find_customer(session, telegram_id=telegram_id)
     if customer is None:
         customer = Customer(telegram_id=telegram_id, name=name, language=language)
         session.add(customer)
