@@ -167,6 +167,7 @@ class ValidateComplaintForm(FormValidationAction):
         facts = load_facts()
         required = await self.required_slots([], dispatcher, tracker, domain)
         language = _language(tracker)
+        today = _today(tracker)
         found: dict[str, Any] = {}
         for message in _user_messages(tracker):
             parse = message.get("parse_data") or {}
@@ -174,7 +175,7 @@ class ValidateComplaintForm(FormValidationAction):
             for name in required:
                 if tracker.get_slot(name) is not None or name in found:
                     continue
-                value = _extract(facts.slots[name], parse, text, language, _today(tracker))
+                value = _extract(facts.slots[name], parse, text, language, today)
                 if value is not None:
                     found[name] = value
         return [SlotSet(name, value) for name, value in found.items()]

@@ -220,9 +220,9 @@ class StaffDesk:
             return
         await query.answer(self.label("staff.you_have_it"))
         await self._to_topic(bot, ticket, self.label("staff.taken_by", agent=name))
-        language, _ = self._customer_chat(ticket)
+        language, chat_id = self._customer_chat(ticket)
         joined = self.customer_text("utter_agent_joined", language, agent=name)
-        await self._to_customer(bot, ticket, joined, response="utter_agent_joined")
+        await self._to_customer(bot, ticket, chat_id, joined, response="utter_agent_joined")
 
     # --- messages in the staff group ---------------------------------------------------------
 
@@ -258,7 +258,7 @@ class StaffDesk:
         if phrase is not None:
             await self._hold(bot, ticket, user.id, text, phrase)
             return
-        await self._relay(bot, ticket, message, user.first_name)
+        await self._relay(bot, ticket, user.first_name, text, message)
 
     async def _hold(self, bot: Bot, ticket: Ticket, agent_id: int, text: str, phrase: str) -> None:
         """Keep the message back; offer the agent a better wording, Send anyway / Discard."""
@@ -309,21 +309,19 @@ class StaffDesk:
         with contextlib.suppress(BadRequest):
             await query.edit_message_reply_markup(reply_markup=None)
         if send and ticket is not None:
-            language, _ = self._customer_chat(ticket)
-            prefix = self.engine.responses.label(
-                "relay.from_agent", language, agent=query.from_user.first_name
-            )
-            await self._to_customer(bot, ticket, f"{prefix}\n{text}")
+            await self._relay(bot, ticket, query.from_user.first_name, text)
 
-    async def _relay(self, bot: Bot, ticket: Ticket, message: Message, agent: str) -> None:
-        text = message.text or message.caption or ""
+    async def _relay(
+        self, bot: Bot, ticket: Ticket, agent: str, text: str, message: Message | None = None
+    ) -> None:
+        """An agent's words (or photo, document) to the customer, signed with their name."""
         language, chat_id = self._customer_chat(ticket)
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
-        if message.photo or message.document:
-            await self._to_customer(bot, ticket, prefix)
+        if message is not None and (message.photo or message.document):
+            await self._to_customer(bot, ticket, chat_id, prefix)
             await bot.copy_message(chat_id, message.chat.id, message.message_id)
         elif text:
-            await self._to_customer(bot, ticket, f"{prefix}\n{text}")
+            await self._to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
 
     async def _close(self, bot: Bot, ticket: Ticket, resolution: str, agent: str) -> None:
         if not resolution:
@@ -341,11 +339,11 @@ class StaffDesk:
                 session.commit()
         if not done:
             return
-        language, _ = self._customer_chat(ticket)
+        language, chat_id = self._customer_chat(ticket)
         resolved = self.customer_text(
             "utter_ticket_resolved", language, ticket=f"#{ticket.id}", resolution=resolution
         )
-        await self._to_customer(bot, ticket, resolved, response="utter_ticket_resolved")
+        await self._to_customer(bot, ticket, chat_id, resolved, response="utter_ticket_resolved")
         await self._to_topic(bot, ticket, self.label("staff.closed_by", agent=agent))
         if ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):
@@ -431,10 +429,9 @@ class StaffDesk:
             )
 
     async def _to_customer(
-        self, bot: Bot, ticket: Ticket, text: str, *, response: str = "relay"
+        self, bot: Bot, ticket: Ticket, chat_id: int, text: str, *, response: str = "relay"
     ) -> None:
         """Send to the ticket's customer and keep it in the transcript."""
-        _, chat_id = self._customer_chat(ticket)
         sent_id: int | None = None
         try:
             for piece in split_text(text):

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from actions.facts import load_facts
 from bot.config import Settings
 from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner, build_domain
 from bot.dialogue.faq import Faq
@@ -383,8 +384,6 @@ class Engine:
 
     def save_complaint(self, turn: Turn) -> Complaint:
         """Create or update the complaint row from the slots (nothing waits for the end)."""
-        from actions.facts import load_facts
-
         complaint = turn.complaint
         if complaint is None:
             assert turn.conversation.id is not None and turn.customer.id is not None
@@ -460,8 +459,6 @@ class Engine:
 
     def summary_values(self, summary: dict[str, Any], language: str) -> dict[str, str]:
         """The read-back's placeholders: labels in the customer's language."""
-        from actions.facts import load_facts
-
         label = self.responses.label
         slots = load_facts().slots
         colon = "：" if language == "zh" else ": "

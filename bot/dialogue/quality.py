@@ -139,6 +139,13 @@ def _answer(value: str, slot: str | None, prefix: str) -> tuple[str | None, str 
     return value, None
 
 
+def _answer_for(customer: Customer, slot: str) -> str:
+    """The persona's answer; for a question it did not expect (the bot read another
+    type), the first button, as a person in a hurry would tap."""
+    options = load_facts().slots[slot].options()
+    return customer.answers.get(slot, "@" + options[0] if options else "-")
+
+
 def next_move(
     customer: Customer, keys: list[str], last_slot: str | None
 ) -> tuple[str | None, str | None, str | None]:
@@ -160,14 +167,10 @@ def next_move(
         if key == "utter_ask_other_text" and last_slot:
             return customer.answers.get(last_slot, "-").lstrip("@"), None, last_slot
         if key.startswith("utter_ask_") and name in slots:
-            # A question the persona did not expect (the bot read another type): the
-            # customer taps the first button, as a person in a hurry would.
-            fallback = "@" + slots[name].options()[0] if slots[name].options() else "-"
-            text, payload = _answer(customer.answers.get(name, fallback), name, "slot")
+            text, payload = _answer(_answer_for(customer, name), name, "slot")
             return text, payload, name
         if key.startswith("utter_invalid_") and last_slot:
-            fallback = "@" + slots[last_slot].options()[0] if slots[last_slot].options() else "-"
-            text, payload = _answer(customer.answers.get(last_slot, fallback), last_slot, "slot")
+            text, payload = _answer(_answer_for(customer, last_slot), last_slot, "slot")
             return text, payload, last_slot
         if key == "utter_summary_confirm":
             return "yes", "summary:yes", last_slot
