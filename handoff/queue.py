@@ -6,7 +6,7 @@ tiers, then strict arrival order.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 
 import sqlalchemy as sa
@@ -17,30 +17,69 @@ from bot.store import Customer, Ticket
 TIER_RANK = {"diamond": 0, "gold": 1, "silver": 2}
 """Declared VIP tiers, best first; every other tier ranks after them."""
 DEFAULT_HANDLING_MINUTES = 15.0
+OPEN = ("waiting", "assigned")
 
 
-def _rank(ticket: Ticket, tier: str) -> tuple[int, int, datetime, int]:
+def _rank(
+    ticket: Ticket, tier: str, now: datetime | None, starve_after: timedelta | None
+) -> tuple[int, int, datetime, int]:
+    priority = ticket.priority
+    if now is not None and starve_after is not None and now - ticket.created_at >= starve_after:
+        priority = max(priority, 1)  # no starvation: a long wait joins the major band
     return (
-        -ticket.priority,
+        -priority,
         TIER_RANK.get(tier, len(TIER_RANK)),
         ticket.created_at,
         ticket.id or 0,
     )
 
 
-def waiting_in_order(session: Session) -> list[Ticket]:
+def waiting_in_order(
+    session: Session, *, now: datetime | None = None, starve_after: timedelta | None = None
+) -> list[Ticket]:
+    """Waiting tickets, next first. With `now` and `starve_after`, a ticket that has
+    waited past the limit ranks with the major complaints (by arrival among them)."""
     rows = session.exec(
         select(Ticket, Customer.tier)
         .join(Customer, col(Customer.id) == Ticket.customer_id)
         .where(Ticket.status == "waiting")
     ).all()
-    return [ticket for ticket, tier in sorted(rows, key=lambda row: _rank(row[0], row[1]))]
+    return [
+        ticket
+        for ticket, tier in sorted(rows, key=lambda row: _rank(row[0], row[1], now, starve_after))
+    ]
 
 
-def position(session: Session, ticket_id: int) -> int:
+def position(
+    session: Session,
+    ticket_id: int,
+    *,
+    now: datetime | None = None,
+    starve_after: timedelta | None = None,
+) -> int:
     """1 for the next ticket an agent will take."""
-    order = [ticket.id for ticket in waiting_in_order(session)]
+    order = [t.id for t in waiting_in_order(session, now=now, starve_after=starve_after)]
     return order.index(ticket_id) + 1 if ticket_id in order else 0
+
+
+def held_by(session: Session, agent_id: int) -> list[Ticket]:
+    """The tickets an agent has now, oldest first."""
+    return list(
+        session.exec(
+            select(Ticket)
+            .where(Ticket.agent_id == agent_id, Ticket.status == "assigned")
+            .order_by(col(Ticket.assigned_at))
+        )
+    )
+
+
+def open_for_customer(session: Session, *, customer_id: int) -> Ticket | None:
+    """The customer's open ticket (waiting or assigned), whatever the conversation."""
+    return session.exec(
+        select(Ticket)
+        .where(Ticket.customer_id == customer_id, col(Ticket.status).in_(OPEN))
+        .order_by(col(Ticket.id).desc())
+    ).first()
 
 
 def estimated_wait_minutes(session: Session, place: int) -> int:
@@ -83,6 +122,25 @@ def take(
             assigned_at=now,
             updated_at=now,
         )
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def transfer(
+    session: Session, *, ticket_id: int, agent_id: int | None, agent_name: str | None, now: datetime
+) -> bool:
+    """Hand an open ticket to another agent, or back to the queue (agent_id None, where
+    the waiting clock's check-ins and alerts start again)."""
+    values: dict[str, object] = {"agent_id": agent_id, "agent_name": agent_name, "updated_at": now}
+    if agent_id is None:
+        values.update(status="waiting", checked_in_at=None, untaken_alert_at=None)
+    else:
+        values.update(status="assigned")
+    result = session.execute(
+        sa.update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN))
+        .values(**values)
     )
     session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -83,3 +83,54 @@ def test_the_estimate_follows_recent_waits(tmp_path: Path) -> None:
             )
     with db.session() as session:
         assert queue.estimated_wait_minutes(session, 3) == 12
+
+
+def test_a_ticket_waiting_past_the_limit_rises_above_newer_vip_tickets(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    old = _ticket(db, "old", "regular", 0, 0)
+    diamond = _ticket(db, "diamond", "diamond", 0, 25)
+    major = _ticket(db, "major", "regular", 1, 10)
+    urgent = _ticket(db, "urgent", "regular", 2, 28)
+    limit = timedelta(minutes=30)
+    with db.session() as session:
+        early = T0 + timedelta(minutes=29)
+        assert [t.id for t in queue.waiting_in_order(session, now=early, starve_after=limit)] == [
+            urgent,
+            major,
+            diamond,
+            old,
+        ]
+        # after 30 minutes the old ticket joins the major band (by arrival there), but a
+        # threat of harm stays first
+        late = T0 + timedelta(minutes=31)
+        order = [t.id for t in queue.waiting_in_order(session, now=late, starve_after=limit)]
+        assert order == [urgent, old, major, diamond]
+        assert queue.position(session, old, now=late, starve_after=limit) == 2
+
+
+def test_transfer_moves_an_open_ticket_and_requeue_restarts_its_waiting_clock(
+    tmp_path: Path,
+) -> None:
+    db = _db(tmp_path)
+    ticket = _ticket(db, "anna", "regular", 0, 0)
+    with db.session() as session:
+        assert queue.take(session, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0)
+        assert queue.transfer(session, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0)
+        assert [t.id for t in queue.held_by(session, 2)] == [ticket] and not queue.held_by(
+            session, 1
+        )
+        row = session.get(Ticket, ticket)
+        assert row is not None
+        row.checked_in_at = row.untaken_alert_at = T0
+        session.add(row)
+        session.commit()
+        assert queue.transfer(session, ticket_id=ticket, agent_id=None, agent_name=None, now=T0)
+        session.refresh(row)
+        assert (row.status, row.agent_id, row.checked_in_at, row.untaken_alert_at) == (
+            "waiting",
+            None,
+            None,
+            None,
+        )
+        assert queue.resolve(session, ticket_id=ticket, resolution="done", now=T0)
+        assert not queue.transfer(session, ticket_id=ticket, agent_id=1, agent_name="A", now=T0)
