@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,6 +83,19 @@ class BusinessHours:
             raise ValueError(f"business hours must open before they close: '{text}'")
         return cls(frozenset(days), opens, closes)
 
+    def is_open(self, moment: datetime) -> bool:
+        """Whether `moment` (an aware datetime in the business's time zone) is in hours."""
+        return moment.weekday() in self.days and self.opens <= moment.time() < self.closes
+
+    def next_opening(self, moment: datetime) -> datetime:
+        """The next time the desk opens after `moment` (same time zone)."""
+        for offset in range(8):
+            day = (moment + timedelta(days=offset)).date()
+            opening = datetime.combine(day, self.opens, tzinfo=moment.tzinfo)
+            if day.weekday() in self.days and opening > moment:
+                return opening
+        raise AssertionError("business hours have at least one day")
+
 
 @dataclass(frozen=True)
 class ClockWindow:
@@ -148,6 +161,18 @@ class Settings(BaseSettings):
     after_service_delay: timedelta = timedelta(days=7)
     reopen_window: timedelta = timedelta(days=7)
     """A customer writing about a resolved ticket within this time reopens it."""
+    checkin_interval: timedelta = timedelta(minutes=10)
+    """A customer waiting for an agent hears where they stand this often."""
+    untaken_alert: timedelta = timedelta(minutes=15)
+    """A ticket nobody has taken after this long alerts the supervisors."""
+    starvation_limit: timedelta = timedelta(minutes=30)
+    """A ticket waiting longer than this rises one priority level in the queue."""
+    agent_capacity: int = Field(default=5, ge=1)
+    """Tickets an agent may hold at once (supervisors are not limited)."""
+    promise_reminder: timedelta = timedelta(hours=1)
+    """How long before a promise falls due its agent is reminded."""
+    handoff_tick: timedelta = timedelta(seconds=30)
+    """How often waiting tickets, check-ins and promise reminders are looked at."""
     nlu_data_dir: Path = PROJECT_ROOT / "nlu_data"
     nlu_cache_dir: Path = PROJECT_ROOT / ".cache" / "nlu"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -163,6 +188,11 @@ class Settings(BaseSettings):
         "survey_delay",
         "after_service_delay",
         "reopen_window",
+        "checkin_interval",
+        "untaken_alert",
+        "starvation_limit",
+        "promise_reminder",
+        "handoff_tick",
         mode="before",
     )
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner
 from bot.dialogue.faq import Faq
 from bot.dialogue.policy import Policy
 from bot.dialogue.responses import Responses
-from bot.dialogue.turn import Button, Incoming, Reply, Turn
+from bot.dialogue.turn import Button, Incoming, Reply, StaffEvent, Turn
 from bot.nlu import NluService
 from bot.nlu.text import detect_language
 from bot.store import (
@@ -45,6 +45,7 @@ from bot.store.db import (
     get_or_create_customer,
     habitual_window_start,
 )
+from handoff import queue
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class TurnResult:
     """The open ticket this message belongs to, for the agents to see."""
     reopened: bool = False
     """This message reopened a resolved ticket (its topic opens again)."""
+    staff_events: list[StaffEvent] = field(default_factory=list)
+    """Notes for the agents' topics (a call-back booked, the customer cancelled)."""
 
 
 class Engine:
@@ -220,15 +223,21 @@ class Engine:
                 ticket_id=turn.ticket_id,
                 relay_ticket_id=turn.relay_ticket_id,
                 reopened=turn.reopened,
+                staff_events=turn.staff_events,
             )
 
     def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
-        """A pressed button is live only on the bot's latest keyboard, and only once."""
-        last = session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(col(Message.id).desc())
-        ).first()
+        """A pressed button is live only on the bot's latest keyboard, and only once.
+        Call-back slots offered at an after-hours hand-off stay live while the customer
+        writes more (their keyboard is the latest one, not the latest message)."""
+        latest = select(Message).where(Message.conversation_id == conversation_id)
+        if (incoming.payload or "").startswith("cb:"):
+            recent = session.exec(
+                latest.where(Message.direction == "out").order_by(col(Message.id).desc()).limit(20)
+            ).all()
+            last = next((row for row in recent if row.buttons), None)
+        else:
+            last = session.exec(latest.order_by(col(Message.id).desc())).first()
         if last is None or last.direction != "out" or not last.buttons:
             return True
         if incoming.button_ref is not None and last.external_id not in (None, incoming.button_ref):
@@ -431,9 +440,21 @@ class Engine:
     def open_ticket(
         self, turn: Turn, *, kind: str, priority: int = 0, supervisor: bool = False
     ) -> Ticket:
-        """The hand-off record; one open ticket per conversation."""
+        """The hand-off record. One open ticket per customer: if one is still open (from
+        an earlier conversation), this conversation joins it instead of queueing again."""
         assert turn.conversation.id is not None and turn.customer.id is not None
         summary = dict(turn.slots.get("summary") or {})
+        existing = queue.open_for_customer(turn.session, customer_id=turn.customer.id)
+        if existing is not None:
+            existing.conversation_id = turn.conversation.id
+            existing.priority = max(existing.priority, priority)
+            existing.supervisor_flag = existing.supervisor_flag or supervisor
+            existing.updated_at = turn.now
+            turn.session.add(existing)
+            turn.relay_ticket_id = existing.id
+            turn.slots["ticket_id"] = existing.id
+            turn.slots["ticket_ref"] = f"#{existing.id}"
+            return existing
         ticket = Ticket(
             conversation_id=turn.conversation.id,
             customer_id=turn.customer.id,

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import select
+
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
-from bot.dialogue.turn import Part
+from bot.dialogue.turn import Part, StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
+from bot.store import FollowUp
 from bot.store.db import open_tickets
 from handoff import queue
+from handoff.hours import (
+    NO_CALLBACK,
+    callback_slots,
+    parse_slot,
+    slot_label,
+    slot_payload,
+    when_label,
+)
 
 if TYPE_CHECKING:
     from bot.dialogue.engine import Engine
@@ -108,6 +119,7 @@ class Policy:
             return False
         ticket.status, ticket.resolved_at, ticket.updated_at = "waiting", None, turn.now
         ticket.agent_id, ticket.agent_name = None, None
+        ticket.checked_in_at, ticket.untaken_alert_at = turn.now, None
         ticket.conversation_id = turn.conversation.id or ticket.conversation_id
         turn.session.add(ticket)
         turn.slots.update(complaint_id=ticket.complaint_id, ticket_id=ticket.id)
@@ -162,6 +174,8 @@ class Policy:
             if found and not turn.slots.get("order_id"):
                 turn.slots["order_id"] = found
         if command == "/cancel":
+            if turn.conversation.status == "handed_off":
+                self._cancel_tickets(turn)
             turn.say("utter_cancel")
             turn.conversation.status = "closed"
             turn.conversation.closed_at = turn.now
@@ -175,6 +189,17 @@ class Policy:
             self.reprompt(turn)
         else:
             turn.say("utter_not_understood", MENU_BUTTONS)
+
+    def _cancel_tickets(self, turn: Turn) -> None:
+        """The customer no longer wants a person: the ticket closes, its topic says why."""
+        for ticket in open_tickets(turn.session, conversation_id=turn.conversation.id or 0):
+            ticket.status, ticket.resolved_at, ticket.updated_at = "cancelled", turn.now, turn.now
+            ticket.resolution = "cancelled by the customer"
+            turn.session.add(ticket)
+            assert ticket.id is not None
+            turn.staff_events.append(
+                StaffEvent(ticket.id, "staff.customer_cancelled", close_topic=True)
+            )
 
     def _switch_language(self, turn: Turn, wanted: str) -> None:
         """/lang zh, /lang en, or /lang alone to switch to the other one."""
@@ -203,6 +228,9 @@ class Policy:
         tickets = open_tickets(turn.session, conversation_id=turn.conversation.id or 0)
         if tickets:
             turn.relay_ticket_id = tickets[-1].id
+        if (turn.payload or "").startswith("cb:"):
+            self._book_callback(turn, tickets[-1] if tickets else None)
+            return
         if _threat(turn):
             for ticket in tickets:
                 ticket.priority, ticket.supervisor_flag = 2, True
@@ -213,6 +241,35 @@ class Policy:
         elif not turn.slots.get("waiting_acknowledged"):
             turn.say("utter_handoff_waiting")
             turn.slots["waiting_acknowledged"] = True
+
+    def _book_callback(self, turn: Turn, ticket: Any) -> None:
+        """A call-back slot pressed after hours: a follow-up for the agent on duty."""
+        settings = self.engine.settings
+        if turn.payload == NO_CALLBACK or ticket is None:
+            turn.say("utter_callback_declined")
+            return
+        slot = parse_slot(turn.payload or "", settings.tz)
+        if slot is None or slot <= turn.now:
+            turn.say("utter_choice_expired")
+            return
+        assert turn.conversation.id is not None
+        booked = turn.session.exec(
+            select(FollowUp).where(
+                FollowUp.ticket_id == ticket.id,
+                FollowUp.kind == "callback",
+                FollowUp.status == "pending",
+            )
+        ).first() or FollowUp(
+            ticket_id=ticket.id, conversation_id=turn.conversation.id, kind="callback", due_at=slot
+        )
+        booked.due_at, booked.note = slot, turn.customer.phone or ""
+        turn.session.add(booked)  # one appointment per ticket: a second press moves it
+        when = slot_label(slot, turn.language, self.engine.responses)
+        turn.say("utter_callback_booked", when=when)
+        staff_when = slot_label(slot, settings.default_language, self.engine.responses)
+        turn.staff_events.append(
+            StaffEvent(ticket.id, "staff.callback_booked", {"when": staff_when})
+        )
 
     async def _escalate(self, turn: Turn, *, kind: str, response: str) -> None:
         """Threat of harm or a third insult: a supervisor takes over now."""
@@ -245,7 +302,25 @@ class Policy:
         await self.engine.act(turn, "action_schedule_follow_up")
         if turn.ticket_id is None:
             return
-        place = queue.position(turn.session, turn.ticket_id)
+        settings = self.engine.settings
+        hours, local = settings.hours, turn.now.astimezone(settings.tz)
+        if hours is not None and not hours.is_open(local):
+            # Nobody is in: say when they are, and offer a call-back (shared/domain.md §5).
+            responses = self.engine.responses
+            buttons = [
+                {"title": slot_label(slot, turn.language, responses), "payload": slot_payload(slot)}
+                for slot in callback_slots(hours, local)
+            ]
+            buttons.append({"title": "button.no_callback", "payload": NO_CALLBACK})
+            turn.say(
+                "utter_handoff_after_hours",
+                buttons,
+                back=when_label(hours.next_opening(local), turn.language, responses),
+            )
+            return
+        place = queue.position(
+            turn.session, turn.ticket_id, now=turn.now, starve_after=settings.starvation_limit
+        )
         if place:
             minutes = queue.estimated_wait_minutes(turn.session, place)
             part = Part(
@@ -279,6 +354,8 @@ class Policy:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
         elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
             turn.say("utter_ask_tell_more")
+        elif turn.conversation.status == "handed_off":
+            turn.say("utter_handoff_waiting")
         else:
             turn.say("utter_offer_help", MENU_BUTTONS)
 

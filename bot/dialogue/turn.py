@@ -59,6 +59,16 @@ class Part:
     buttons: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StaffEvent:
+    """Something the agents should see in a ticket's topic (a label key in staff.*)."""
+
+    ticket_id: int
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+    close_topic: bool = False
+
+
 @dataclass
 class Turn:
     incoming: Incoming
@@ -78,6 +88,7 @@ class Turn:
     relay_ticket_id: int | None = None
     """A person has the case: the channel shows this message to them."""
     reopened: bool = False
+    staff_events: list[StaffEvent] = field(default_factory=list)
     user_events: list[dict[str, Any]] | None = None
     """The complaint's user messages as Rasa events, read once per turn."""
     user_events_from: int | None = None

@@ -2,6 +2,7 @@
 
 from bot.store.db import Database
 from bot.store.models import (
+    Agent,
     Complaint,
     Conversation,
     Customer,
@@ -14,6 +15,7 @@ from bot.store.models import (
 )
 
 __all__ = [
+    "Agent",
     "Complaint",
     "Conversation",
     "Customer",

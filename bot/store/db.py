@@ -124,7 +124,8 @@ def open_tickets(session: Session, *, conversation_id: int) -> list[Ticket]:
     return list(
         session.exec(
             select(Ticket).where(
-                Ticket.conversation_id == conversation_id, Ticket.status != "resolved"
+                Ticket.conversation_id == conversation_id,
+                col(Ticket.status).in_(("waiting", "assigned")),
             )
         )
     )

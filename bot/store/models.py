@@ -167,6 +167,10 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _when()
     assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    checked_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """The last time the waiting customer was told where they stand."""
+    untaken_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the supervisors were told nobody had taken it (once per wait)."""
 
 
 class HeldMessage(SQLModel, table=True):
@@ -182,7 +186,11 @@ class HeldMessage(SQLModel, table=True):
 
 
 class FollowUp(SQLModel, table=True):
-    """A promise with a due time (first contact within the SLA, a call-back, a survey)."""
+    """A promise with a due time: first contact within the SLA, an agent's promise
+    (`/promise`), a call-back appointment, a survey.
+
+    agent_id / note: who promised what (promises); reminded_at: the agent was reminded.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
@@ -190,4 +198,16 @@ class FollowUp(SQLModel, table=True):
     kind: str
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default="pending", index=True)
+    agent_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    note: str = ""
+    reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _when()
+
+
+class Agent(SQLModel, table=True):
+    """A member of staff as the bot knows them: name and whether they take new work."""
+
+    telegram_id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    name: str = ""
+    available: bool = True
+    updated_at: datetime = _when()
