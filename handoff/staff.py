@@ -1,5 +1,5 @@
 """Agents in the Telegram staff group: a topic and a summary card per ticket, Take /
-Escalate / Close, and the relay between the topic and the customer.
+Transfer / Escalate / Close, /promise, and the relay between the topic and the customer.
 
 Only users in AGENT_IDS / SUPERVISOR_IDS may act; anyone else in the group is refused
 and nothing reaches a customer from them. Without forum topics the same works by
@@ -18,9 +18,19 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot.config import Settings
+from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
-from bot.store import Complaint, Conversation, Customer, Evidence, HeldMessage, Ticket
+from bot.dialogue.turn import StaffEvent
+from bot.store import (
+    Agent,
+    Complaint,
+    Conversation,
+    Customer,
+    Evidence,
+    FollowUp,
+    HeldMessage,
+    Ticket,
+)
 from bot.store import Message as MessageRow
 from bot.telegram.render import escape, split_text
 from handoff import queue
@@ -47,7 +57,9 @@ class StaffDesk:
     # --- a new ticket --------------------------------------------------------------------
 
     async def post(self, bot: Bot, ticket_id: int) -> None:
-        """A topic named after the ticket, the summary card pinned at its top."""
+        """A topic named after the ticket, the summary card its first message. Not pinned:
+        Telegram allows 20 messages a minute per group, and a pin would spend a third of
+        each ticket's budget (the card is the topic's first message anyway)."""
         chat_id = self.settings.staff_chat_id
         if chat_id is None:
             return
@@ -79,8 +91,6 @@ class StaffDesk:
             message_thread_id=topic_id,
             reply_markup=self.card_buttons(ticket_id),
         )
-        with contextlib.suppress(BadRequest):
-            await bot.pin_chat_message(chat_id, message.message_id, disable_notification=True)
         with self.engine.db.session() as session:
             row = session.get(Ticket, ticket_id)
             assert row is not None
@@ -134,10 +144,9 @@ class StaffDesk:
             lines.append(f"“{values['words']}”")
         if photos:
             lines.append(self.label("staff.card_evidence", count=photos))
-        due = ticket.created_at + self.settings.first_contact_sla
         lines.append(
             self.label(
-                "staff.card_due", due=due.astimezone(self.settings.tz).strftime("%m-%d %H:%M")
+                "staff.card_due", due=self.when(ticket.created_at + self.settings.first_contact_sla)
             )
         )
         return "\n".join(lines)
@@ -147,15 +156,16 @@ class StaffDesk:
             [
                 [
                     InlineKeyboardButton(
-                        self.label("staff.take"), callback_data=f"tk:take:{ticket_id}"
-                    ),
+                        self.label(f"staff.{action}"), callback_data=f"tk:{action}:{ticket_id}"
+                    )
+                    for action in ("take", "transfer")
+                ],
+                [
                     InlineKeyboardButton(
-                        self.label("staff.escalate"), callback_data=f"tk:escalate:{ticket_id}"
-                    ),
-                    InlineKeyboardButton(
-                        self.label("staff.close"), callback_data=f"tk:close:{ticket_id}"
-                    ),
-                ]
+                        self.label(f"staff.{action}"), callback_data=f"tk:{action}:{ticket_id}"
+                    )
+                    for action in ("escalate", "close")
+                ],
             ]
         )
 
@@ -173,6 +183,7 @@ class StaffDesk:
         assert query is not None
         user = query.from_user
         action, _, raw_id = (query.data or "").removeprefix("tk:").partition(":")
+        raw_id, _, target = raw_id.partition(":")
         if user.id not in self.staff:
             await query.answer(self.label("staff.only_agents"), show_alert=True)
             return
@@ -181,8 +192,14 @@ class StaffDesk:
             return
         ticket_id = int(raw_id)
         now = datetime.now(UTC)
+        self.remember(user.id, user.first_name)
         if action == "take":
-            await self._take(bot, query, ticket_id, user.id, user.first_name, now)
+            outcome, answer = await self.take(bot, ticket_id, user.id, user.first_name, now)
+            await query.answer(answer, show_alert=outcome != "won")
+        elif action == "transfer":
+            await self._offer_transfer(bot, query, ticket_id)
+        elif action == "xfer":
+            await self._transfer(bot, query, ticket_id, int(target) if target.isdigit() else -1)
         elif action == "escalate":
             await query.answer(self.label("staff.escalated"))
             with self.engine.db.session() as session:
@@ -202,27 +219,193 @@ class StaffDesk:
         else:
             await query.answer(self.label("staff.unknown"), show_alert=True)
 
-    async def _take(
-        self, bot: Bot, query: Any, ticket_id: int, agent_id: int, name: str, now: datetime
-    ) -> None:
+    async def take(
+        self, bot: Bot, ticket_id: int, agent_id: int, name: str, now: datetime
+    ) -> tuple[str, str]:
+        """Take a waiting ticket: (outcome, what to tell the agent). Outcomes: won, taken
+        (someone else won), closed (resolved or cancelled), full (at capacity), missing."""
         with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is None:
+                return "missing", self.label("staff.unknown")
+            held = len(queue.held_by(session, agent_id))
+            if (
+                agent_id not in self.settings.supervisor_ids
+                and held >= self.settings.agent_capacity
+            ):
+                return "full", self.label("staff.you_are_full", count=held)
             won = queue.take(
                 session, ticket_id=ticket_id, agent_id=agent_id, agent_name=name, now=now
             )
+            session.refresh(ticket)
+            agent = session.get(Agent, agent_id)
+            back = agent is not None and not agent.available
+            if won and back:
+                assert agent is not None
+                agent.available = True
+                session.add(agent)
+                session.commit()
+        if not won and ticket.status not in queue.OPEN:
+            return "closed", self.label(
+                "staff.not_waiting", ticket=f"#{ticket_id}", status=ticket.status
+            )
+        if not won:
+            return "taken", self.label("staff.already_taken", agent=ticket.agent_name or "?")
+        await self.to_topic(bot, ticket, self.label("staff.taken_by", agent=name))
+        language, chat_id = self.customer_chat(ticket)
+        joined = self.customer_text("utter_agent_joined", language, agent=name)
+        await self.to_customer(bot, ticket, chat_id, joined, response="utter_agent_joined")
+        answer = self.label("staff.you_have_it")
+        return "won", answer + (" " + self.label("staff.back_from_away") if back else "")
+
+    # --- transfer ------------------------------------------------------------------------
+
+    def remember(self, user_id: int, name: str) -> None:
+        """Staff are known by name once they have acted (for transfer buttons, /queue)."""
+        with self.engine.db.session() as session:
+            agent = session.get(Agent, user_id)
+            if agent is None:
+                session.add(Agent(telegram_id=user_id, name=name))
+            elif agent.name != name:
+                agent.name = name
+                session.add(agent)
+            else:
+                return
+            session.commit()
+
+    def _may_move(self, ticket: Ticket, user_id: int) -> bool:
+        return (
+            ticket.status == "waiting"
+            or ticket.agent_id == user_id
+            or user_id in self.settings.supervisor_ids
+        )
+
+    async def _offer_transfer(self, bot: Bot, query: Any, ticket_id: int) -> None:
+        """Buttons in the topic: every other member of staff, and back to the queue."""
+        with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+            if ticket is None or ticket.status not in queue.OPEN:
+                await query.answer(self.label("staff.unknown"), show_alert=True)
+                return
+            if not self._may_move(ticket, query.from_user.id):
+                await query.answer(self.label("staff.transfer_not_yours"), show_alert=True)
+                return
+            people: list[tuple[int, str]] = []
+            for user_id in [*self.settings.agent_ids, *self.settings.supervisor_ids]:
+                if user_id == ticket.agent_id or user_id in {p[0] for p in people}:
+                    continue
+                agent = session.get(Agent, user_id)
+                name = agent.name if agent is not None and agent.name else str(user_id)
+                marks = []
+                if agent is not None and not agent.available:
+                    marks.append(self.label("staff.mark_away"))
+                if self._full(session, user_id):
+                    marks.append(self.label("staff.mark_full"))
+                people.append((user_id, name + (f" ({', '.join(marks)})" if marks else "")))
+        await query.answer()
+        rows = [
+            [InlineKeyboardButton(name, callback_data=f"tk:xfer:{ticket_id}:{user_id}")]
+            for user_id, name in people
+        ]
+        if ticket.status == "assigned":
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        self.label("staff.to_queue"), callback_data=f"tk:xfer:{ticket_id}:0"
+                    )
+                ]
+            )
+        await self.to_topic(
+            bot,
+            ticket,
+            self.label("staff.transfer_to", ticket=f"#{ticket_id}"),
+            markup=InlineKeyboardMarkup(rows),
+        )
+
+    def _full(self, session: Any, user_id: int) -> bool:
+        if user_id in self.settings.supervisor_ids:
+            return False
+        return len(queue.held_by(session, user_id)) >= self.settings.agent_capacity
+
+    async def _transfer(self, bot: Bot, query: Any, ticket_id: int, target: int) -> None:
+        by = query.from_user.first_name
+        now = datetime.now(UTC)
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+            staff_ids = set(self.settings.agent_ids) | set(self.settings.supervisor_ids)
+            if ticket is None or ticket.status not in queue.OPEN or target not in staff_ids | {0}:
+                await query.answer(self.label("staff.unknown"), show_alert=True)
+                return
+            if not self._may_move(ticket, query.from_user.id):
+                await query.answer(self.label("staff.transfer_not_yours"), show_alert=True)
+                return
+            agent = session.get(Agent, target) if target else None
+            name = agent.name if agent is not None and agent.name else str(target)
+            if target and agent is not None and not agent.available:
+                await query.answer(self.label("staff.agent_away", agent=name), show_alert=True)
+                return
+            if target and self._full(session, target):
+                count = len(queue.held_by(session, target))
+                await query.answer(
+                    self.label("staff.agent_full", agent=name, count=count), show_alert=True
+                )
+                return
+            old = ticket.agent_name or "—"
+            moved = queue.transfer(
+                session,
+                ticket_id=ticket_id,
+                agent_id=target or None,
+                agent_name=name if target else None,
+                now=now,
+            )
+            session.refresh(ticket)
+        if not moved:
             await query.answer(self.label("staff.unknown"), show_alert=True)
             return
-        if not won:
-            await query.answer(
-                self.label("staff.already_taken", agent=ticket.agent_name or "?"), show_alert=True
+        await query.answer(self.label("staff.sent"))
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(reply_markup=None)
+        language, chat_id = self.customer_chat(ticket)
+        ref = f"#{ticket_id}"
+        if target:
+            await self.to_topic(
+                bot, ticket, self.label("staff.transferred", ticket=ref, old=old, new=name, by=by)
             )
-            return
-        await query.answer(self.label("staff.you_have_it"))
-        await self._to_topic(bot, ticket, self.label("staff.taken_by", agent=name))
-        language, chat_id = self._customer_chat(ticket)
-        joined = self.customer_text("utter_agent_joined", language, agent=name)
-        await self._to_customer(bot, ticket, chat_id, joined, response="utter_agent_joined")
+            await self.tell_staff(
+                bot, target, self.label("staff.transferred_to_you", ticket=ref, by=by), ticket
+            )
+            text = self.customer_text("utter_agent_transfer", language, agent=name)
+            await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_transfer")
+        else:
+            await self.to_topic(bot, ticket, self.label("staff.requeued", ticket=ref, by=by))
+            text = self.customer_text("utter_agent_requeue", language)
+            await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_requeue")
+
+    def topic_link(self, ticket: Ticket) -> str | None:
+        """t.me/c/<group>/<topic>: opens the ticket's topic from a private chat."""
+        if ticket.staff_chat_id is None or ticket.topic_id is None:
+            return None
+        group = str(ticket.staff_chat_id).removeprefix("-100")
+        return f"https://t.me/c/{group}/{ticket.topic_id}"
+
+    async def tell_staff(
+        self, bot: Bot, user_id: int, text: str, ticket: Ticket | None = None
+    ) -> bool:
+        """A private message to a member of staff (with a link to the ticket's topic)."""
+        link = self.topic_link(ticket) if ticket is not None else None
+        markup = (
+            InlineKeyboardMarkup([[InlineKeyboardButton(self.label("staff.open_topic"), url=link)]])
+            if link
+            else None
+        )
+        try:
+            await bot.send_message(
+                user_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+        except (Forbidden, BadRequest) as error:  # never started the bot, or blocked it
+            log.warning("staff member %s not reachable: %s", user_id, error)
+            return False
+        return True
 
     # --- messages in the staff group ---------------------------------------------------------
 
@@ -242,23 +425,82 @@ class StaffDesk:
             return
         if user.id not in self.staff:
             return  # not an agent: nothing is relayed, nothing is answered
+        self.remember(user.id, user.first_name)
         text = message.text or message.caption or ""
         if text.startswith("/note"):
             return  # internal
+        if text.startswith("/promise"):
+            await self._promise(bot, ticket, user.id, user.first_name, text)
+            return
         if text.startswith("/close"):
             await self._close(bot, ticket, text.removeprefix("/close").strip(), user.first_name)
             return
         if text.startswith("/history"):
-            await self._to_topic(bot, ticket, self.history(ticket))
+            await self.to_topic(bot, ticket, self.history(ticket))
             return
         if ticket.status != "assigned" or ticket.agent_id != user.id:
-            await self._to_topic(bot, ticket, self.label("staff.take_first"))
+            await self.to_topic(bot, ticket, self.label("staff.take_first"))
             return
         phrase = phrase_to_avoid(text) if text else None
         if phrase is not None:
             await self._hold(bot, ticket, user.id, text, phrase)
             return
         await self._relay(bot, ticket, user.first_name, text, message)
+
+    async def _promise(
+        self, bot: Bot, ticket: Ticket, agent_id: int, agent: str, text: str
+    ) -> None:
+        """`/promise 2d send the repair date`: a due time, a reminder, a line on the ticket."""
+        when, _, note = text.removeprefix("/promise").strip().partition(" ")
+        try:
+            delay = parse_duration(when)
+        except ValueError:
+            delay = None
+        if delay is None or delay.total_seconds() <= 0 or not note.strip():
+            await self.to_topic(bot, ticket, self.label("staff.promise_usage"))
+            return
+        due = datetime.now(UTC) + delay
+        with self.engine.db.session() as session:
+            session.add(
+                FollowUp(
+                    ticket_id=ticket.id,
+                    conversation_id=ticket.conversation_id,
+                    kind="promise",
+                    due_at=due,
+                    agent_id=agent_id,
+                    note=note.strip(),
+                )
+            )
+            session.commit()
+        before = self.engine.responses.duration(
+            int(min(self.settings.promise_reminder, delay / 2).total_seconds()), self.language
+        )
+        await self.to_topic(
+            bot,
+            ticket,
+            self.label(
+                "staff.promise_recorded",
+                agent=agent,
+                note=note.strip(),
+                due=self.when(due),
+                before=before,
+            ),
+        )
+
+    def when(self, moment: datetime) -> str:
+        """A due time as agents read it, in the business's time zone."""
+        return moment.astimezone(self.settings.tz).strftime("%m-%d %H:%M")
+
+    async def event(self, bot: Bot, event: StaffEvent) -> None:
+        """A note from the customer's side (a call-back booked, a cancellation)."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, event.ticket_id)
+        if ticket is None:
+            return
+        await self.to_topic(bot, ticket, self.label(event.key, **event.values))
+        if event.close_topic and ticket.topic_id is not None and ticket.staff_chat_id is not None:
+            with contextlib.suppress(BadRequest):
+                await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
 
     async def _hold(self, bot: Bot, ticket: Ticket, agent_id: int, text: str, phrase: str) -> None:
         """Keep the message back; offer the agent a better wording, Send anyway / Discard."""
@@ -315,17 +557,17 @@ class StaffDesk:
         self, bot: Bot, ticket: Ticket, agent: str, text: str, message: Message | None = None
     ) -> None:
         """An agent's words (or photo, document) to the customer, signed with their name."""
-        language, chat_id = self._customer_chat(ticket)
+        language, chat_id = self.customer_chat(ticket)
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):
-            await self._to_customer(bot, ticket, chat_id, prefix)
+            await self.to_customer(bot, ticket, chat_id, prefix)
             await bot.copy_message(chat_id, message.chat.id, message.message_id)
         elif text:
-            await self._to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
+            await self.to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
 
     async def _close(self, bot: Bot, ticket: Ticket, resolution: str, agent: str) -> None:
         if not resolution:
-            await self._to_topic(bot, ticket, self.label("staff.close_how"))
+            await self.to_topic(bot, ticket, self.label("staff.close_how"))
             return
         with self.engine.db.session() as session:
             done = queue.resolve(
@@ -339,12 +581,12 @@ class StaffDesk:
                 session.commit()
         if not done:
             return
-        language, chat_id = self._customer_chat(ticket)
+        language, chat_id = self.customer_chat(ticket)
         resolved = self.customer_text(
             "utter_ticket_resolved", language, ticket=f"#{ticket.id}", resolution=resolution
         )
-        await self._to_customer(bot, ticket, chat_id, resolved, response="utter_ticket_resolved")
-        await self._to_topic(bot, ticket, self.label("staff.closed_by", agent=agent))
+        await self.to_customer(bot, ticket, chat_id, resolved, response="utter_ticket_resolved")
+        await self.to_topic(bot, ticket, self.label("staff.closed_by", agent=agent))
         if ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):
                 await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
@@ -389,7 +631,7 @@ class StaffDesk:
             with contextlib.suppress(BadRequest):
                 await bot.reopen_forum_topic(ticket.staff_chat_id, ticket.topic_id)
         days = max(1, self.settings.reopen_window.days)
-        await self._to_topic(bot, ticket, self.label("staff.reopened", days=days))
+        await self.to_topic(bot, ticket, self.label("staff.reopened", days=days))
 
     async def from_customer(self, bot: Bot, ticket_id: int, message: Message) -> None:
         """What the customer writes while a person has the case appears in its topic."""
@@ -399,9 +641,9 @@ class StaffDesk:
             return
         name = message.from_user.first_name if message.from_user else "?"
         if message.text:
-            await self._to_topic(bot, ticket, f"👤 {name}: {message.text}")
+            await self.to_topic(bot, ticket, f"👤 {name}: {message.text}")
         else:
-            await self._to_topic(bot, ticket, f"👤 {name}:")
+            await self.to_topic(bot, ticket, f"👤 {name}:")
             with contextlib.suppress(TelegramError):
                 await bot.copy_message(
                     ticket.staff_chat_id,
@@ -410,25 +652,29 @@ class StaffDesk:
                     message_thread_id=ticket.topic_id,
                 )
 
-    def _customer_chat(self, ticket: Ticket) -> tuple[str, int]:
+    def customer_chat(self, ticket: Ticket) -> tuple[str, int]:
         with self.engine.db.session() as session:
             conversation = session.get(Conversation, ticket.conversation_id)
             assert conversation is not None
             return conversation.language, conversation.chat_id
 
-    async def _to_topic(self, bot: Bot, ticket: Ticket, text: str) -> None:
+    async def to_topic(
+        self, bot: Bot, ticket: Ticket, text: str, *, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
         if ticket.staff_chat_id is None:
             return
-        for piece in split_text(text):
+        pieces = split_text(text)
+        for index, piece in enumerate(pieces):
             await bot.send_message(
                 ticket.staff_chat_id,
                 escape(piece),
                 parse_mode=ParseMode.HTML,
                 message_thread_id=ticket.topic_id,
                 reply_to_message_id=None if ticket.topic_id else ticket.card_message_id,
+                reply_markup=markup if index == len(pieces) - 1 else None,
             )
 
-    async def _to_customer(
+    async def to_customer(
         self, bot: Bot, ticket: Ticket, chat_id: int, text: str, *, response: str = "relay"
     ) -> None:
         """Send to the ticket's customer and keep it in the transcript."""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -35,7 +36,9 @@ from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
 from bot.telegram.ordering import ChatOrderedProcessor
 from bot.telegram.render import escape, keyboard, split_text
+from handoff.private import AgentChat
 from handoff.staff import StaffDesk
+from handoff.watch import WaitingWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +63,22 @@ COMMANDS = {
         ("privacy", "我们保存哪些信息"),
     ],
 }
+STAFF_COMMANDS = {
+    "en": [
+        ("queue", "Tickets waiting"),
+        ("take", "Take the next ticket, or /take N"),
+        ("mine", "My tickets and promises"),
+        ("away", "Stop receiving transfers"),
+        ("available", "Back at work"),
+    ],
+    "zh": [
+        ("queue", "排队中的工单"),
+        ("take", "接下一个工单，或 /take 编号"),
+        ("mine", "我的工单和承诺"),
+        ("away", "暂时离开，不接收转交"),
+        ("available", "恢复在岗"),
+    ],
+}
 MEDIA_KINDS = ("contact", "location", "voice", "video_note", "audio", "video", "sticker")
 
 
@@ -74,6 +93,9 @@ class TelegramFrontEnd:
         self.settings = settings
         self.engine = engine
         self.desk = StaffDesk(settings, engine)
+        self.agents = AgentChat(self.desk)
+        self.watch = WaitingWatch(self.desk)
+        self._watch_task: asyncio.Task[None] | None = None
 
     def build(self) -> Application:
         assert self.settings.telegram_bot_token
@@ -84,7 +106,10 @@ class TelegramFrontEnd:
             .base_file_url(file_url(self.settings.telegram_api_base_url))
             .rate_limiter(
                 AIORateLimiter(
-                    overall_max_rate=self.settings.telegram_max_rate, max_retries=SEND_ATTEMPTS
+                    overall_max_rate=self.settings.telegram_max_rate,
+                    # TELEGRAM_MAX_RATE=0 (benchmarks against a double) lifts both caps
+                    group_max_rate=20 if self.settings.telegram_max_rate else 0,
+                    max_retries=SEND_ATTEMPTS,
                 )
             )
             .concurrent_updates(ChatOrderedProcessor())
@@ -92,6 +117,7 @@ class TelegramFrontEnd:
             # default) cost more CPU than the NLU under load. 32 keep requests flowing.
             .connection_pool_size(CONNECTION_POOL)
             .post_init(self._post_init)
+            .post_stop(self._post_stop)
             .post_shutdown(self._post_shutdown)
             .build()
         )
@@ -108,6 +134,24 @@ class TelegramFrontEnd:
             )
         default = COMMANDS[self.settings.default_language]
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in default])
+        staff_menu = (
+            COMMANDS[self.settings.default_language][:2]
+            + STAFF_COMMANDS[self.settings.default_language]
+        )
+        for user_id in {*self.settings.agent_ids, *self.settings.supervisor_ids}:
+            with contextlib.suppress(BadRequest):  # never wrote to the bot: no chat yet
+                await application.bot.set_my_commands(
+                    [BotCommand(name, text) for name, text in staff_menu],
+                    scope=BotCommandScopeChat(user_id),
+                )
+        if self.settings.staff_chat_id is not None:
+            self._watch_task = asyncio.create_task(self.watch.run(application.bot))
+
+    async def _post_stop(self, application: Application) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
 
     async def _post_shutdown(self, application: Application) -> None:
         await self.engine.close()
@@ -128,6 +172,14 @@ class TelegramFrontEnd:
             return
         if update.callback_query is not None:
             await self._on_button(update, context)
+        elif (
+            update.message is not None
+            and update.message.chat.type == ChatType.PRIVATE
+            and self.agents.handles(update.message)
+        ):
+            if self._first_time(update.update_id):
+                await self._on_agent(update.message, context)
+                self._mark_done(update.update_id)
         elif update.message is not None and update.message.chat.type == ChatType.PRIVATE:
             await self._on_message(update, context)
         elif self._first_time(update.update_id):
@@ -211,8 +263,16 @@ class TelegramFrontEnd:
                 await self.desk.reopen(context.bot, result.relay_ticket_id)
             if result.relay_ticket_id is not None and message is not None:
                 await self.desk.from_customer(context.bot, result.relay_ticket_id, message)
+            for event in result.staff_events:
+                await self.desk.event(context.bot, event)
         except TelegramError as error:
             log.error("staff group: %s", error)
+
+    async def _on_agent(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await self.agents.on_message(message, context.bot)
+        except TelegramError as error:
+            log.error("agent chat %s: %s", message.chat.id, error)
 
     async def _on_staff(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:

@@ -105,6 +105,8 @@ class BotApiDouble:
         self.files: dict[str, bytes] = {}
         self.topics: dict[tuple[int, int], dict[str, Any]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.chat_commands: dict[int, list[dict[str, Any]]] = {}
+        """Commands set for one chat (BotCommandScopeChat), e.g. the agents' own menu."""
         self.webhook: dict[str, Any] = {}
         self.blocked: set[int] = set()
         self._updates: list[dict[str, Any]] = []
@@ -572,6 +574,11 @@ class BotApiDouble:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             if not 1 <= len(description) <= 256:
                 raise ApiError(400, "Bad Request: command description is empty or too long")
+        scope = decode(params["scope"]) if params.get("scope") else {"type": "default"}
+        if scope.get("type") == "chat":
+            self._chat({"chat_id": scope.get("chat_id")})  # 400 chat not found, as Telegram
+            self.chat_commands[_chat_id(scope.get("chat_id"))] = list(commands)
+            return True
         self.commands[str(params.get("language_code") or "")] = list(commands)
         return True
 

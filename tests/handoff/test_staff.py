@@ -5,54 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlmodel import select
 
 from bot.store import Ticket
 from tests.botapi.double import BotApiDouble
+from tests.handoff.helpers import answer_until as _answer_until
+from tests.handoff.helpers import complaint, ticket_of
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = pytest.mark.staff
 
 
 async def _complaint(double: BotApiDouble, customers: Any) -> Any:
-    anna = customers(601, "Anna", "en")
-    await anna.say("I was charged twice for order SO20241105123, $45.90 each time, refund please")
-    await anna.tap("Yes")
-    await _answer_until(anna, "Yes, all correct", "bought it online last month")
-    await anna.tap("Yes, all correct")
-    await double.wait_for(lambda: double.sent_to(STAFF_CHAT), 20, "the card")
-    return anna
-
-
-async def _answer_until(customer: Any, final: str, typed: str) -> None:
-    """Answer each question with its first button, or typed text when there is none."""
-    for _ in range(12):
-        if customer.keyboard and customer.keyboard[0] == final:
-            return
-        last = customer.double.sent_to(customer.user_id)[-1]
-        if last.get("reply_markup"):
-            await customer.tap(customer.keyboard[0])
-        else:
-            await customer.say(typed)
-    raise AssertionError("no read-back after 12 answers")
+    return await complaint(double, customers)
 
 
 def _ticket(anna: Any) -> Ticket:
-    with anna.db.session() as session:
-        return session.exec(select(Ticket)).one()
+    return ticket_of(anna)
 
 
-async def test_the_card_lands_in_its_own_topic_pinned_with_buttons(
+async def test_the_card_opens_its_own_topic_with_buttons(
     double: BotApiDouble, customers: Any
 ) -> None:
     anna = await _complaint(double, customers)
     card = double.sent_to(STAFF_CHAT)[0]
     ticket = _ticket(anna)
-    topic = double.topics[(STAFF_CHAT, card["message_thread_id"])]
+    topic_id = card["message_thread_id"]
+    topic = double.topics[(STAFF_CHAT, topic_id)]
     assert topic["name"].startswith(f"#{ticket.id} · ") and topic["name"].endswith("Anna")
-    await double.wait_for(lambda: card.get("pinned"), 20, "the card pinned")
+    in_topic = [m for m in double.sent_to(STAFF_CHAT) if m.get("message_thread_id") == topic_id]
+    assert in_topic[0] is card  # the topic opens with the card
     buttons = [b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
-    assert buttons == ["Take", "Escalate", "Close"]
+    assert buttons == ["Take", "Transfer", "Escalate", "Close"]
     for needle in ("SO20241105123", "Charged twice", "Refund", "I was charged twice"):
         assert needle in card["text"]
     assert "practical" in card["text"]  # the handling approach for the motive

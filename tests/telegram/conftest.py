@@ -100,7 +100,8 @@ async def bot(
         NLU_CACHE_DIR=str(nlu_cache_dir),
         PYTHONIOENCODING="utf-8",
     )
-    if request.node.get_closest_marker("staff"):
+    staff = request.node.get_closest_marker("staff")
+    if staff:
         double.add_group(STAFF_CHAT, "Support desk", forum=True)
         for user_id, name in (*AGENTS.items(), *SUPERVISORS.items(), (OUTSIDER, "Olly")):
             double.add_user(user_id, name, "en")
@@ -110,6 +111,7 @@ async def bot(
             SUPERVISOR_IDS=",".join(map(str, SUPERVISORS)),
             DEFAULT_LANGUAGE="en",
         )
+        env.update({name: str(value) for name, value in staff.kwargs.items()})
     process = BotProcess(env, tmp_path / "bot.log")
     await process.start(double)
     yield process

@@ -1,0 +1,149 @@
+"""While customers wait: check-ins, an alert when nobody takes a ticket, promise reminders.
+
+Every `HANDOFF_TICK` the watch looks at the database (the state lives there, so a
+restart continues where it was):
+
+- a waiting customer hears where they stand every `CHECKIN_INTERVAL` (never silence,
+  shared/domain.md §5), but only while the desk is open and outside `QUIET_HOURS`;
+- a ticket nobody has taken `UNTAKEN_ALERT` after it arrived (or after the desk
+  opened) alerts the supervisors, once per wait;
+- an agent's `/promise` reminds them `PROMISE_REMINDER` before it falls due (or half
+  way, for short promises), privately and in the ticket's topic.
+
+One process runs the watch (the bot); the follow-ups issue moves these timers to the
+persistent scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import col, select
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.store import FollowUp, Ticket
+from handoff import queue
+from handoff.staff import StaffDesk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Checkin:
+    ticket: Ticket
+    place: int
+    minutes: int
+
+
+class WaitingWatch:
+    def __init__(self, desk: StaffDesk) -> None:
+        self.desk = desk
+        self.settings = desk.settings
+        self.db = desk.engine.db
+
+    async def run(self, bot: Bot) -> None:
+        """Tick until cancelled; one bad tick is logged and the next one tries again."""
+        interval = self.settings.handoff_tick.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick(bot, datetime.now(UTC))
+            except TelegramError as error:
+                log.error("hand-off watch: %s", error)
+
+    async def tick(self, bot: Bot, now: datetime) -> None:
+        await self._waiting(bot, now)
+        await self._promises(bot, now)
+
+    def _open_since(self, now: datetime) -> datetime | None:
+        """None when the desk is closed or in quiet hours; else since when it is open."""
+        local = now.astimezone(self.settings.tz)
+        quiet = self.settings.quiet
+        if quiet is not None and quiet.contains(local.time()):
+            return None
+        hours = self.settings.hours
+        if hours is None:
+            return datetime.min.replace(tzinfo=UTC)
+        if not hours.is_open(local):
+            return None
+        return datetime.combine(local.date(), hours.opens, tzinfo=local.tzinfo)
+
+    async def _waiting(self, bot: Bot, now: datetime) -> None:
+        opened = self._open_since(now)
+        if opened is None:
+            return
+        settings = self.settings
+        checkins: list[_Checkin] = []
+        alerts: list[tuple[Ticket, int]] = []
+        with self.db.session() as session:
+            waiting = queue.waiting_in_order(
+                session, now=now, starve_after=settings.starvation_limit
+            )
+            for place, ticket in enumerate(waiting, start=1):
+                start = max(ticket.created_at, opened)
+                last = max(ticket.checked_in_at or start, opened)
+                if now - last >= settings.checkin_interval:
+                    minutes = queue.estimated_wait_minutes(session, place)
+                    checkins.append(_Checkin(ticket, place, minutes))
+                    ticket.checked_in_at = now
+                if ticket.untaken_alert_at is None and now - start >= settings.untaken_alert:
+                    alerts.append((ticket, int((now - ticket.created_at).total_seconds() // 60)))
+                    ticket.untaken_alert_at = now
+                session.add(ticket)
+            session.commit()  # at most once: a crash after this skips a check-in, not repeats
+            for item in checkins:
+                session.refresh(item.ticket)
+            count = len(waiting)
+        for item in checkins:
+            language, chat_id = self.desk.customer_chat(item.ticket)
+            wait = self.desk.engine.responses.duration(60 * item.minutes, language)
+            text = self.desk.customer_text(
+                "utter_queue_checkin", language, place=item.place, wait=wait
+            )
+            await self.desk.to_customer(
+                bot, item.ticket, chat_id, text, response="utter_queue_checkin"
+            )
+        for ticket, minutes in alerts:
+            text = self.desk.label(
+                "staff.untaken_alert", ticket=f"#{ticket.id}", minutes=minutes, waiting=count
+            )
+            await self.desk.alert_supervisors(bot, text)
+
+    async def _promises(self, bot: Bot, now: datetime) -> None:
+        lead = self.settings.promise_reminder
+        due: list[tuple[FollowUp, Ticket]] = []
+        with self.db.session() as session:
+            rows = session.exec(
+                select(FollowUp, Ticket)
+                .join(Ticket, col(Ticket.id) == FollowUp.ticket_id)
+                .where(
+                    FollowUp.kind == "promise",
+                    FollowUp.status == "pending",
+                    col(FollowUp.reminded_at).is_(None),
+                    col(FollowUp.due_at) <= now + lead,
+                )
+            ).all()
+            for promise, ticket in rows:
+                if now < promise.due_at - min(lead, (promise.due_at - promise.created_at) / 2):
+                    continue
+                promise.reminded_at = now
+                session.add(promise)
+                due.append((promise, ticket))
+            session.commit()
+            for promise, ticket in due:
+                session.refresh(promise)
+                session.refresh(ticket)
+        for promise, ticket in due:
+            text = self.desk.label(
+                "staff.promise_reminder",
+                ticket=f"#{ticket.id}",
+                note=promise.note,
+                due=self.desk.when(promise.due_at),
+            )
+            if promise.agent_id is not None:
+                await self.desk.tell_staff(bot, promise.agent_id, text, ticket)
+            await self.desk.to_topic(bot, ticket, text)
