@@ -135,6 +135,17 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogue.bench import run_bench
 
+    if args.handoff:
+        from handoff.bench import run_handoff_bench
+
+        try:
+            report = asyncio.run(
+                run_handoff_bench(settings, customers=args.handoff, burst=args.burst)
+            )
+        except RuntimeError as error:
+            raise CliError(str(error)) from None
+        print(report)
+        return 0
     if args.telegram:
         from bot.telegram.bench import run_telegram_bench
 
@@ -189,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=300, help="--telegram: updates/s offered")
     bench.add_argument("--seconds", type=float, default=10, help="--telegram: sustained for")
     bench.add_argument("--chats", type=int, default=1000, help="--telegram: distinct chats")
+    bench.add_argument(
+        "--handoff",
+        type=int,
+        metavar="N",
+        help="confirmation -> staff card for N customers one at a time (and a burst)",
+    )
+    bench.add_argument(
+        "--burst", type=int, default=10, help="--handoff: customers confirming at once (0: none)"
+    )
     bench.set_defaults(handler=cmd_bench)
 
     nlu = commands.add_parser("nlu", help="the triage classifier")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from handoff.coaching import phrase_to_avoid
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128
+TICKET_TAG = re.compile(r"^#(\d+) · ")
 HISTORY_LINES = 20
 
 
@@ -413,14 +415,22 @@ class StaffDesk:
         user = message.from_user
         if user is None or user.is_bot:
             return
-        reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+        replied = message.reply_to_message
         with self.engine.db.session() as session:
             ticket = queue.ticket_for_topic(
                 session,
                 chat_id=message.chat.id,
                 topic_id=message.message_thread_id if message.is_topic_message else None,
-                reply_to=reply_to,
+                reply_to=replied.message_id if replied else None,
             )
+            if ticket is None and replied is not None and replied.from_user is not None:
+                # Without topics, every bot line about a ticket starts "#id ·": a reply to
+                # any of them (not only to the card) belongs to that ticket.
+                tag = TICKET_TAG.match(replied.text or "") if replied.from_user.is_bot else None
+                if tag is not None:
+                    found = session.get(Ticket, int(tag.group(1)))
+                    if found is not None and found.staff_chat_id == message.chat.id:
+                        ticket = found
         if ticket is None:
             return
         if user.id not in self.staff:
@@ -663,6 +673,8 @@ class StaffDesk:
     ) -> None:
         if ticket.staff_chat_id is None:
             return
+        if ticket.topic_id is None:  # no topics: tag the line so replies to it find the ticket
+            text = f"#{ticket.id} · {text}"
         pieces = split_text(text)
         for index, piece in enumerate(pieces):
             await bot.send_message(

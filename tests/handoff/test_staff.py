@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
-from bot.store import Ticket
+from bot.store import FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import answer_until as _answer_until
-from tests.handoff.helpers import complaint, ticket_of
+from tests.handoff.helpers import card_of, complaint, press, ticket_of
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = pytest.mark.staff
@@ -158,3 +159,110 @@ async def test_a_phrase_to_avoid_is_held_with_a_better_wording(
     await double.wait_for(lambda: "goes out today" in texts(double.sent_to(601)), 20)
     assert "our policy" not in texts(double.sent_to(601))
     assert anna
+
+
+@pytest.mark.flood(group_per_minute=600)
+async def test_a_chinese_customer_from_complaint_to_close(
+    double: BotApiDouble, customers: Any
+) -> None:
+    li = customers(605, "李雷", "zh")
+    await li.say("同一笔订单SO20241105123扣了我两次钱，每次45.9元，我要退款")
+    await li.tap("对")
+    await _answer_until(li, "都对", "上个月在网上买的")
+    await li.tap("都对")
+    await double.wait_for(lambda: card_of(double, "李雷") is not None, 20, "the card")
+    card = card_of(double, "李雷")
+    assert card is not None and "SO20241105123" in card["text"]
+    thread = card["message_thread_id"]
+    ada = next(iter(AGENTS))
+    await press(double, ada, card, "Take")
+    await double.wait_for(lambda: "Ada" in texts(double.sent_to(605)), 20, "joined")
+    assert "客服团队的Ada" in texts(double.sent_to(605))
+    double.user_sends(
+        ada, "李先生您好，重复扣款已核实，正在退回。", chat_id=STAFF_CHAT, thread_id=thread
+    )
+    await double.wait_for(lambda: "正在退回" in texts(double.sent_to(605)), 20, "relay")
+    assert "Ada（客服团队）：" in texts(double.sent_to(605))
+    assert await li.say("好的，大概几天到账？") == []
+    await double.wait_for(lambda: "几天到账" in texts(double.sent_to(STAFF_CHAT)), 20)
+    double.user_sends(
+        ada, "/close 已退回45.9元，3-5个工作日到账。", chat_id=STAFF_CHAT, thread_id=thread
+    )
+    await double.wait_for(lambda: "3-5个工作日到账" in texts(double.sent_to(605)), 20, "close")
+    assert "已处理完毕" in texts(double.sent_to(605)) or "已经结案" in texts(double.sent_to(605))
+    assert ticket_of(li).status == "resolved"
+
+
+@pytest.mark.flood(group_per_minute=600)
+async def test_a_customer_never_sees_another_customers_case(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    ben = await complaint(double, customers, 602, "Ben")
+    card_a, card_b = card_of(double, "Anna"), card_of(double, "Ben")
+    assert card_a is not None and card_b is not None
+    ada = next(iter(AGENTS))
+    await press(double, ada, card_a, "Take")
+    await press(double, ada, card_b, "Take")
+    topic_a, topic_b = card_a["message_thread_id"], card_b["message_thread_id"]
+    double.user_sends(ada, "Anna: your refund ref is R-111", chat_id=STAFF_CHAT, thread_id=topic_a)
+    double.user_sends(ada, "Ben: your refund ref is R-222", chat_id=STAFF_CHAT, thread_id=topic_b)
+    await double.wait_for(lambda: "R-111" in texts(double.sent_to(601)), 20)
+    await double.wait_for(lambda: "R-222" in texts(double.sent_to(602)), 20)
+    await ben.say("my card ends in 4242")
+    await double.wait_for(lambda: "4242" in texts(double.sent_to(STAFF_CHAT)), 20)
+    line = next(m for m in double.sent_to(STAFF_CHAT) if "4242" in m["text"])
+    assert line["message_thread_id"] == topic_b
+    double.user_sends(ada, "/history", chat_id=STAFF_CHAT, thread_id=topic_a)
+    await double.wait_for(lambda: "Earlier tickets" in texts(double.sent_to(STAFF_CHAT)), 20)
+    history = next(m for m in double.sent_to(STAFF_CHAT) if "Earlier tickets" in m["text"])
+    assert history["message_thread_id"] == topic_a and "4242" not in history["text"]
+    seen_by_anna, seen_by_ben = texts(double.sent_to(601)), texts(double.sent_to(602))
+    assert "R-222" not in seen_by_anna and "4242" not in seen_by_anna and "Ben" not in seen_by_anna
+    assert "R-111" not in seen_by_ben and "Anna" not in seen_by_ben
+    assert anna and ben
+
+
+async def test_someone_outside_staff_can_do_nothing(double: BotApiDouble, customers: Any) -> None:
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    thread = card["message_thread_id"]
+    for label in ("Take", "Transfer", "Escalate", "Close"):
+        assert "Only agents" in await press(double, OUTSIDER, card, label)
+    to_anna = len(double.sent_to(601))
+    in_group = len(double.sent_to(STAFF_CHAT))
+    for text in ("/close done", "/note hmm", "/promise 1d call", "/history", "hello Anna"):
+        double.user_sends(OUTSIDER, text, chat_id=STAFF_CHAT, thread_id=thread)
+    for text in ("/queue", "/take", f"/take {ticket_of(anna).id}", "/mine", "/away"):
+        double.user_sends(OUTSIDER, text)
+    await double.wait_for(lambda: len(double.sent_to(OUTSIDER)) >= 5, 30, "answers in private")
+    ticket = ticket_of(anna)
+    assert (ticket.status, ticket.agent_id, ticket.priority) == ("waiting", None, 0)
+    assert len(double.sent_to(601)) == to_anna  # nothing reached the customer
+    assert len(double.sent_to(STAFF_CHAT)) == in_group  # no history, no promise line
+    private = texts(double.sent_to(OUTSIDER))
+    for leak in ("Anna", "SO20241105123", "Waiting", f"#{ticket.id}", "45.90"):
+        assert leak not in private
+    with anna.db.session() as session:
+        assert session.exec(select(FollowUp).where(FollowUp.kind == "promise")).first() is None
+
+
+async def test_without_topics_agents_reply_to_the_card(
+    double: BotApiDouble, customers: Any
+) -> None:
+    double.chats[STAFF_CHAT]["is_forum"] = False
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None and "message_thread_id" not in card
+    ada = next(iter(AGENTS))
+    await press(double, ada, card, "Take")
+    double.user_sends(ada, "Hi Anna, looking now.", chat_id=STAFF_CHAT, reply_to=card["message_id"])
+    await double.wait_for(lambda: "looking now" in texts(double.sent_to(601)), 20, "relay")
+    await anna.say("thanks, it was on the 3rd")
+    await double.wait_for(lambda: "on the 3rd" in texts(double.sent_to(STAFF_CHAT)), 20)
+    line = next(m for m in double.sent_to(STAFF_CHAT) if "on the 3rd" in m["text"])
+    assert line["text"].startswith(f"#{ticket_of(anna).id} · ")
+    # a reply to the customer's line (not to the card) still reaches the customer
+    double.user_sends(ada, "Got it, thank you.", chat_id=STAFF_CHAT, reply_to=line["message_id"])
+    await double.wait_for(lambda: "Got it, thank you" in texts(double.sent_to(601)), 20)
