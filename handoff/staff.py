@@ -39,6 +39,8 @@ from handoff.coaching import phrase_to_avoid
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128
+EVIDENCE_SHOWN = 5
+"""Photos and files shown under a card; the rest are counted (each costs group budget)."""
 TICKET_TAG = re.compile(r"^#(\d+) · ")
 HISTORY_LINES = 20
 
@@ -82,6 +84,7 @@ class StaffDesk:
             ).all()
             card = self.card(ticket, customer, len(previous), len(photos))
             name = self.topic_name(ticket, customer)
+            evidence = [(item.kind, item.file_id, item.caption) for item in photos]
         topic_id: int | None = None
         with contextlib.suppress(BadRequest):  # a group without topics: reply to the card
             topic = await bot.create_forum_topic(chat_id, name)
@@ -93,6 +96,7 @@ class StaffDesk:
             message_thread_id=topic_id,
             reply_markup=self.card_buttons(ticket_id),
         )
+        await self._evidence(bot, chat_id, topic_id, message.message_id, evidence)
         with self.engine.db.session() as session:
             row = session.get(Ticket, ticket_id)
             assert row is not None
@@ -108,6 +112,28 @@ class StaffDesk:
             await self.alert_supervisors(
                 bot, self.label("staff.major_alert", ticket=f"#{ticket_id}")
             )
+
+    async def _evidence(
+        self,
+        bot: Bot,
+        chat_id: int,
+        topic_id: int | None,
+        card_id: int,
+        evidence: list[tuple[str, str, str]],
+    ) -> None:
+        """The customer's photos and files under the card (the first EVIDENCE_SHOWN)."""
+        for kind, file_id, caption in evidence[:EVIDENCE_SHOWN]:
+            send = bot.send_photo if kind == "photo" else bot.send_document
+            try:
+                await send(
+                    chat_id,
+                    file_id,
+                    caption=caption[:1000] or None,
+                    message_thread_id=topic_id,
+                    reply_to_message_id=None if topic_id else card_id,
+                )
+            except BadRequest as error:  # a file Telegram no longer has
+                log.warning("evidence %s not shown: %s", file_id, error)
 
     def topic_name(self, ticket: Ticket, customer: Customer) -> str:
         kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from bot.store import FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
+from tests.handoff.helpers import BILLING, card_of, complaint, press, ticket_of
 from tests.handoff.helpers import answer_until as _answer_until
-from tests.handoff.helpers import card_of, complaint, press, ticket_of
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = pytest.mark.staff
@@ -27,7 +27,14 @@ def _ticket(anna: Any) -> Ticket:
 async def test_the_card_opens_its_own_topic_with_buttons(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await _complaint(double, customers)
+    anna = customers(601, "Anna", "en")
+    await anna.say(BILLING)
+    photo = {"file_id": "stmt-1", "file_unique_id": "ustmt-1", "width": 90, "height": 90}
+    await anna.say(caption="my bank statement", photo=[photo])
+    await anna.tap("Yes")
+    await _answer_until(anna, "Yes, all correct", "bought it online last month")
+    await anna.tap("Yes, all correct")
+    await double.wait_for(lambda: card_of(double, "Anna") is not None, 20, "the card")
     card = double.sent_to(STAFF_CHAT)[0]
     ticket = _ticket(anna)
     topic_id = card["message_thread_id"]
@@ -40,6 +47,14 @@ async def test_the_card_opens_its_own_topic_with_buttons(
     for needle in ("SO20241105123", "Charged twice", "Refund", "I was charged twice"):
         assert needle in card["text"]
     assert "practical" in card["text"]  # the handling approach for the motive
+    assert "Evidence: 1 photo(s) or file(s), shown below" in card["text"]
+    await double.wait_for(lambda: len(in_topic_now(double, topic_id)) >= 2, 20, "the photo")
+    shown = in_topic_now(double, topic_id)[1]
+    assert shown["photo"][0]["file_id"] == "stmt-1" and shown["caption"] == "my bank statement"
+
+
+def in_topic_now(double: BotApiDouble, topic_id: int) -> list[dict[str, Any]]:
+    return [m for m in double.sent_to(STAFF_CHAT) if m.get("message_thread_id") == topic_id]
 
 
 async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> None:
