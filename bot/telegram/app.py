@@ -36,6 +36,7 @@ from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
 from bot.telegram.ordering import ChatOrderedProcessor
 from bot.telegram.render import escape, keyboard, split_text
+from bot.telegram.request import AiohttpRequest
 from handoff.private import AgentChat
 from handoff.staff import StaffDesk
 from handoff.watch import WaitingWatch
@@ -113,9 +114,10 @@ class TelegramFrontEnd:
                 )
             )
             .concurrent_updates(ChatOrderedProcessor())
-            # httpcore scans its whole pool on every request: 256 idle connections (PTB's
-            # default) cost more CPU than the NLU under load. 32 keep requests flowing.
-            .connection_pool_size(CONNECTION_POOL)
+            # PTB's HTTP layer on aiohttp: httpx/httpcore cost more CPU per call than
+            # the NLU under load (docs/benchmarks.md). 32 connections keep requests flowing.
+            .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL))
+            .get_updates_request(AiohttpRequest(connection_pool_size=1))
             .post_init(self._post_init)
             .post_stop(self._post_stop)
             .post_shutdown(self._post_shutdown)
