@@ -592,7 +592,15 @@ class StaffDesk:
     async def _relay(
         self, bot: Bot, ticket: Ticket, agent: str, text: str, message: Message | None = None
     ) -> None:
-        """An agent's words (or photo, document) to the customer, signed with their name."""
+        """An agent's words (or photo, document) to the customer, signed with their name.
+        The first one is the ticket's first contact (its SLA)."""
+        if ticket.first_contact_at is None:
+            with self.engine.db.session() as session:
+                row = session.get(Ticket, ticket.id)
+                if row is not None and row.first_contact_at is None:
+                    row.first_contact_at = datetime.now(UTC)
+                    session.add(row)
+                    session.commit()
         language, chat_id = self.customer_chat(ticket)
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):

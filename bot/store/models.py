@@ -167,6 +167,8 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _when()
     assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_contact_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When an agent first wrote to the customer (the first-contact SLA)."""
     checked_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """The last time the waiting customer was told where they stand."""
     untaken_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -186,10 +188,15 @@ class HeldMessage(SQLModel, table=True):
 
 
 class FollowUp(SQLModel, table=True):
-    """A promise with a due time: first contact within the SLA, an agent's promise
-    (`/promise`), a call-back appointment, a survey.
+    """Something due later, one row per follow-up (and one scheduler job, id `fu:<id>`).
 
-    agent_id / note: who promised what (promises); reminded_at: the agent was reminded.
+    kind: first_contact / progress_report (SLA timers), promise (`/promise`), callback
+    (booked after hours), survey, after_service.
+    status: pending -> done (or cancelled).
+    outcome of the last attempt: delivered, answered, no_answer, blocked, failed;
+    for SLA timers met / breached; for promises kept / missed.
+    agent_id / note: who promised what; reminded_at: the agent was reminded.
+    data: what the customer answered (survey: solved, why, rating, comment).
     """
 
     id: int | None = Field(default=None, primary_key=True)
@@ -201,6 +208,11 @@ class FollowUp(SQLModel, table=True):
     agent_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     note: str = ""
     reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempts: int = 0
+    outcome: str | None = None
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    data: dict[str, Any] = _json()
     created_at: datetime = _when()
 
 

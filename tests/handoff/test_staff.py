@@ -98,6 +98,7 @@ async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> Non
         thread_id=thread,
     )
     await double.wait_for(lambda: "refunding one now" in texts(double.sent_to(601)), 20, "relay")
+    assert _ticket(anna).first_contact_at is not None
     assert "payment provider" not in texts(double.sent_to(601))
     replies = await anna.say("thank you, how long will it take?")
     assert replies == []  # the bot is silent while an agent has the case
