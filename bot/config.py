@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     """Tickets an agent may hold at once (supervisors are not limited)."""
     promise_reminder: timedelta = timedelta(hours=1)
     """How long before a promise falls due its agent is reminded."""
+    no_answer_after: timedelta = timedelta(hours=24)
+    """A follow-up question unanswered this long gets one reminder, then ends."""
+    run_scheduler: bool = True
+    """This process runs the follow-up scheduler (exactly one process should)."""
     handoff_tick: timedelta = timedelta(seconds=30)
     """How often waiting tickets, check-ins and promise reminders are looked at."""
     nlu_data_dir: Path = PROJECT_ROOT / "nlu_data"
@@ -193,6 +197,7 @@ class Settings(BaseSettings):
         "starvation_limit",
         "promise_reminder",
         "handoff_tick",
+        "no_answer_after",
         mode="before",
     )
     @classmethod

@@ -39,6 +39,8 @@ from handoff.coaching import phrase_to_avoid
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128
+AFTER_SERVICE_OUTCOMES = ("repair", "replacement")
+"""Desired outcomes after which the customer is asked whether it works now."""
 EVIDENCE_SHOWN = 5
 """Photos and files shown under a card; the rest are counted (each costs group budget)."""
 TICKET_TAG = re.compile(r"^#(\d+) · ")
@@ -242,6 +244,8 @@ class StaffDesk:
             )
         elif action == "close":
             await query.answer(self.label("staff.close_how"), show_alert=True)
+        elif action == "cb":
+            await self._callback_taken(bot, query, ticket_id, now)
         elif action in ("send", "discard"):
             await self._release(bot, query, ticket_id, send=action == "send")
         else:
@@ -285,6 +289,33 @@ class StaffDesk:
         await self.to_customer(bot, ticket, chat_id, joined, response="utter_agent_joined")
         answer = self.label("staff.you_have_it")
         return "won", answer + (" " + self.label("staff.back_from_away") if back else "")
+
+    async def _callback_taken(self, bot: Bot, query: Any, follow_up_id: int, now: datetime) -> None:
+        """An agent takes a due call-back: the customer hears who will contact them."""
+        user = query.from_user
+        with self.engine.db.session() as session:
+            row = session.get(FollowUp, follow_up_id)
+            if row is None or row.kind != "callback" or row.data.get("taken_by"):
+                taken = row.data.get("taken_by") if row is not None else None
+                answer = self.label("staff.already_taken", agent=taken) if taken else None
+                await query.answer(answer or self.label("staff.unknown"), show_alert=True)
+                return
+            row.data = {**row.data, "taken_by": user.first_name}
+            row.outcome, row.answered_at = "answered", now
+            session.add(row)
+            session.commit()
+            ticket = session.get(Ticket, row.ticket_id) if row.ticket_id else None
+        await query.answer(self.label("staff.you_have_it"))
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(reply_markup=None)
+        if ticket is None:
+            return
+        if ticket.status == "waiting":
+            await self.take(bot, ticket.id or 0, user.id, user.first_name, now)
+        language, chat_id = self.customer_chat(ticket)
+        text = self.customer_text("utter_callback_taken", language, agent=user.first_name)
+        await self.to_customer(bot, ticket, chat_id, text, response="utter_callback_taken")
+        await self.to_topic(bot, ticket, self.label("staff.callback_taken", agent=user.first_name))
 
     # --- transfer ------------------------------------------------------------------------
 
@@ -468,6 +499,9 @@ class StaffDesk:
         if text.startswith("/promise"):
             await self._promise(bot, ticket, user.id, user.first_name, text)
             return
+        if text.startswith("/done"):
+            await self._promises_kept(bot, ticket, user.first_name)
+            return
         if text.startswith("/close"):
             await self._close(bot, ticket, text.removeprefix("/close").strip(), user.first_name)
             return
@@ -523,6 +557,29 @@ class StaffDesk:
             ),
         )
 
+    async def _promises_kept(self, bot: Bot, ticket: Ticket, agent: str) -> None:
+        """`/done`: the ticket's open promises are kept (no missed-promise alert)."""
+        with self.engine.db.session() as session:
+            promises = session.exec(
+                select(FollowUp).where(
+                    FollowUp.ticket_id == ticket.id,
+                    FollowUp.kind == "promise",
+                    FollowUp.status == "pending",
+                )
+            ).all()
+            for promise in promises:
+                promise.status, promise.outcome = "done", "kept"
+                session.add(promise)
+            session.commit()
+            notes = [promise.note for promise in promises]
+        if notes:
+            kept = "; ".join(notes)
+            await self.to_topic(
+                bot, ticket, self.label("staff.promise_kept", agent=agent, notes=kept)
+            )
+        else:
+            await self.to_topic(bot, ticket, self.label("staff.no_promises"))
+
     def when(self, moment: datetime) -> str:
         """A due time as agents read it, in the business's time zone."""
         return moment.astimezone(self.settings.tz).strftime("%m-%d %H:%M")
@@ -533,7 +590,12 @@ class StaffDesk:
             ticket = session.get(Ticket, event.ticket_id)
         if ticket is None:
             return
-        await self.to_topic(bot, ticket, self.label(event.key, **event.values))
+        text = self.label(event.key, **event.values)
+        await self.to_topic(bot, ticket, text)
+        if event.alert:
+            await self.alert_supervisors(
+                bot, text + ("\n\n" + self.history(ticket) if event.transcript else "")
+            )
         if event.close_topic and ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):
                 await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
@@ -622,6 +684,7 @@ class StaffDesk:
                 conversation.status, conversation.stage = "closed", "closed"
                 conversation.closed_at = datetime.now(UTC)
                 session.add(conversation)
+                self._after_close(session, ticket)
                 session.commit()
         if not done:
             return
@@ -634,6 +697,24 @@ class StaffDesk:
         if ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):
                 await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+
+    def _after_close(self, session: Any, ticket: Ticket) -> None:
+        """The work is not done when the ticket closes (shared/domain.md §5, §6): a
+        satisfaction survey, and after a repair or replacement a check that it works."""
+        now = datetime.now(UTC)
+        outcome = (ticket.summary_data or {}).get("desired_outcome")
+        kinds = [("survey", self.settings.survey_delay)]
+        if outcome in AFTER_SERVICE_OUTCOMES:
+            kinds.append(("after_service", self.settings.after_service_delay))
+        for kind, delay in kinds:
+            session.add(
+                FollowUp(
+                    ticket_id=ticket.id,
+                    conversation_id=ticket.conversation_id,
+                    kind=kind,
+                    due_at=now + delay,
+                )
+            )
 
     def history(self, ticket: Ticket, lines: int = HISTORY_LINES) -> str:
         """The customer's earlier tickets and the latest lines of this conversation."""
@@ -695,6 +776,11 @@ class StaffDesk:
                     message.message_id,
                     message_thread_id=ticket.topic_id,
                 )
+
+    def customer_name(self, ticket: Ticket) -> str:
+        with self.engine.db.session() as session:
+            customer = session.get(Customer, ticket.customer_id)
+            return customer.name if customer is not None else "?"
 
     def customer_chat(self, ticket: Ticket) -> tuple[str, int]:
         with self.engine.db.session() as session:

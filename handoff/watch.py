@@ -16,14 +16,12 @@ persistent scheduler.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from telegram import Bot
-from telegram.error import TelegramError
 
 from bot.store import FollowUp, Ticket
 from handoff import queue
@@ -44,16 +42,6 @@ class WaitingWatch:
         self.desk = desk
         self.settings = desk.settings
         self.db = desk.engine.db
-
-    async def run(self, bot: Bot) -> None:
-        """Tick until cancelled; one bad tick is logged and the next one tries again."""
-        interval = self.settings.handoff_tick.total_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.tick(bot, datetime.now(UTC))
-            except TelegramError as error:
-                log.error("hand-off watch: %s", error)
 
     async def tick(self, bot: Bot, now: datetime) -> None:
         await self._waiting(bot, now)

@@ -55,6 +55,10 @@ LANGUAGE_SWITCH_CONFIDENCE = 0.8
 LANGUAGE_SWITCH_LENGTH = 12
 
 
+LATEST_KEYBOARD = ("cb:", "sv:", "as:")
+"""Payloads valid on the latest keyboard even when it is not the latest message."""
+
+
 @dataclass
 class TurnResult:
     replies: list[Reply]
@@ -228,10 +232,11 @@ class Engine:
 
     def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
         """A pressed button is live only on the bot's latest keyboard, and only once.
-        Call-back slots offered at an after-hours hand-off stay live while the customer
-        writes more (their keyboard is the latest one, not the latest message)."""
+        Call-back slots and follow-up questions stay live while the customer writes more
+        or the bot says something else (their keyboard is the latest one, not
+        necessarily the latest message)."""
         latest = select(Message).where(Message.conversation_id == conversation_id)
-        if (incoming.payload or "").startswith("cb:"):
+        if (incoming.payload or "").startswith(LATEST_KEYBOARD):
             recent = session.exec(
                 latest.where(Message.direction == "out").order_by(col(Message.id).desc()).limit(20)
             ).all()

@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
+from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.turn import Part, StaffEvent
@@ -70,6 +71,7 @@ MENU_BUTTONS = [
 class Policy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.survey = survey.Survey(engine)
 
     async def decide(self, turn: Turn) -> None:
         media = turn.incoming.media
@@ -96,6 +98,9 @@ class Policy:
             turn.intent == "request_human" and turn.intent_confidence >= REQUEST_HUMAN_CONFIDENCE
         ):
             await self._handoff_now(turn)
+            return
+        if turn.stage in survey.STAGES:
+            await self.survey.handle(turn)
             return
         if turn.stage == "idle" and self._reopen(turn):
             return

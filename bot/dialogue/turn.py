@@ -67,6 +67,10 @@ class StaffEvent:
     key: str
     values: dict[str, Any] = field(default_factory=dict)
     close_topic: bool = False
+    alert: bool = False
+    """Also to the supervisors, privately."""
+    transcript: bool = False
+    """With the ticket's history (a low satisfaction score)."""
 
 
 @dataclass

@@ -213,6 +213,8 @@ class FollowUp(SQLModel, table=True):
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     data: dict[str, Any] = _json()
+    scheduled: bool = Field(default=False, index=True)
+    """A scheduler job exists for it (rows written by any process are picked up)."""
     created_at: datetime = _when()
 
 

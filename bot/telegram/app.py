@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
@@ -32,6 +34,8 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.config import Settings
 from bot.dialogue import Engine, Incoming, Reply, TurnResult
+from bot.followups.kinds import FollowUpKinds
+from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
 from bot.telegram.ordering import ChatOrderedProcessor
@@ -97,6 +101,7 @@ class TelegramFrontEnd:
         self.agents = AgentChat(self.desk)
         self.watch = WaitingWatch(self.desk)
         self._watch_task: asyncio.Task[None] | None = None
+        self.followups: FollowUpKinds | None = None
 
     def build(self) -> Application:
         assert self.settings.telegram_bot_token
@@ -146,10 +151,30 @@ class TelegramFrontEnd:
                     [BotCommand(name, text) for name, text in staff_menu],
                     scope=BotCommandScopeChat(user_id),
                 )
-        if self.settings.staff_chat_id is not None:
-            self._watch_task = asyncio.create_task(self.watch.run(application.bot))
+        if self.settings.run_scheduler:
+            scheduler = Scheduler(self.settings.database_url)
+            self.followups = FollowUpKinds(self.desk, application.bot, scheduler)
+            scheduler.start(self.followups)
+            self.followups.sync()
+        self._watch_task = asyncio.create_task(self._tick(application.bot))
+
+    async def _tick(self, bot: Bot) -> None:
+        """Every HANDOFF_TICK: the waiting tickets and promises, and new follow-up rows
+        (written by any process) get their scheduler jobs."""
+        interval = self.settings.handoff_tick.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self.settings.staff_chat_id is not None:
+                    await self.watch.tick(bot, datetime.now(UTC))
+                if self.followups is not None:
+                    self.followups.sync()
+            except TelegramError as error:
+                log.error("hand-off watch: %s", error)
 
     async def _post_stop(self, application: Application) -> None:
+        if self.followups is not None:
+            self.followups.scheduler.shutdown()
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -166,6 +191,13 @@ class TelegramFrontEnd:
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Messages and presses carry their update_id into the engine's transaction, so
         a redelivered one is skipped there; the rest are recorded here."""
+        try:
+            await self._route(update, context)
+        finally:
+            if self.followups is not None:
+                self.followups.sync()  # rows this update wrote get their jobs now
+
+    async def _route(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         staff_chat = self.settings.staff_chat_id
         if update.effective_chat is not None and update.effective_chat.id == staff_chat:
             if self._first_time(update.update_id):

@@ -1,0 +1,336 @@
+"""What each follow-up does when it falls due (shared/domain.md §5, §6).
+
+- first_contact: no agent wrote to the customer within FIRST_CONTACT_SLA of the
+  hand-off -> the supervisors are alerted (outcome breached; else met).
+- progress_report: nothing from an agent for PROGRESS_SLA while the ticket is open ->
+  the agent is reminded and the customer told where things stand; the next check is
+  scheduled while the ticket stays open.
+- promise: due and not marked done (`/done` in the topic) -> missed: the agent and the
+  supervisors are alerted. (The reminder before it is the hand-off watch's.)
+- callback: the slot has come -> the agent on the ticket (or every available agent)
+  is reminded with a button; pressing it tells the customer who will contact them.
+- survey / after_service: a closed question to the customer (the answers are handled
+  by the conversation, bot/dialogue/survey.py). No answer after NO_ANSWER_AFTER (24 h):
+  one reminder, then no_answer. A customer who blocked the bot: blocked, never retried. A network
+  failure: retried (3 attempts). Never in QUIET_HOURS (moved to their end), never in
+  the middle of another conversation (an hour later).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.dialogue.survey import yes_no
+from bot.dialogue.turn import Button
+from bot.followups.scheduler import Scheduler
+from bot.store import Agent, Conversation, FollowUp, Ticket
+from bot.store import Message as MessageRow
+from bot.store.db import active_conversation, add_message
+from bot.telegram.render import escape, keyboard
+from handoff.staff import StaffDesk
+
+log = logging.getLogger(__name__)
+BUSY_RETRY = timedelta(hours=1)
+NETWORK_RETRY = timedelta(minutes=10)
+ATTEMPTS = 3
+REMINDERS = 1
+"""A customer who does not answer gets one reminder, then the follow-up ends."""
+OPEN = ("waiting", "assigned")
+QUESTIONS = {
+    "survey": ("survey_solved", "utter_survey_solved"),
+    "after_service": ("after_service", "utter_after_service"),
+}
+
+
+class FollowUpKinds:
+    def __init__(self, desk: StaffDesk, bot: Bot, scheduler: Scheduler) -> None:
+        self.desk = desk
+        self.bot = bot
+        self.scheduler = scheduler
+        self.settings = desk.settings
+        self.engine = desk.engine
+        self.db = desk.engine.db
+
+    def sync(self) -> int:
+        with self.db.session() as session:
+            return self.scheduler.sync(session)
+
+    async def fire(self, follow_up_id: int) -> None:
+        now = datetime.now(UTC)
+        with self.db.session() as session:
+            row = session.get(FollowUp, follow_up_id)
+            if row is None or row.status != "pending":
+                return
+            if self.scheduler.early(row, now):
+                self.scheduler.add(follow_up_id, row.due_at)
+                return
+            kind = row.kind
+        handler = getattr(self, f"_{kind}", None)
+        if handler is None:
+            self._finish(follow_up_id, "unknown kind")
+            return
+        try:
+            await handler(follow_up_id, now)
+        except TelegramError as error:  # Telegram down for longer than the retries
+            log.error("follow-up %s (%s): %s", follow_up_id, kind, error)
+            with self.db.session() as session:
+                row = session.get(FollowUp, follow_up_id)
+                if row is not None and row.status == "pending":
+                    row.outcome = "failed"
+                    self.scheduler.later(session, row, now + NETWORK_RETRY)
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _finish(self, follow_up_id: int, outcome: str, **data: Any) -> None:
+        with self.db.session() as session:
+            row = session.get(FollowUp, follow_up_id)
+            if row is None:
+                return
+            row.status, row.outcome = "done", outcome
+            if data:
+                row.data = {**row.data, **data}
+            session.add(row)
+            session.commit()
+
+    def _load(self, session: Session, follow_up_id: int) -> tuple[FollowUp, Ticket | None]:
+        row = session.get(FollowUp, follow_up_id)
+        assert row is not None
+        ticket = session.get(Ticket, row.ticket_id) if row.ticket_id else None
+        return row, ticket
+
+    def _quiet_until(self, now: datetime) -> datetime | None:
+        """The end of the quiet hours if `now` is in them (customers are not messaged)."""
+        quiet = self.settings.quiet
+        if quiet is None:
+            return None
+        local = now.astimezone(self.settings.tz)
+        if not quiet.contains(local.time()):
+            return None
+        end = datetime.combine(local.date(), quiet.end, tzinfo=local.tzinfo)
+        if end <= local:
+            end += timedelta(days=1)
+        return end.astimezone(UTC)
+
+    # --- SLA timers --------------------------------------------------------------------
+
+    async def _first_contact(self, follow_up_id: int, now: datetime) -> None:
+        with self.db.session() as session:
+            row, ticket = self._load(session, follow_up_id)
+            due = row.due_at
+        if ticket is None or ticket.status == "cancelled":
+            self._finish(follow_up_id, "cancelled")
+            return
+        contacted = ticket.first_contact_at is not None and ticket.first_contact_at <= due
+        if contacted or (ticket.resolved_at is not None and ticket.resolved_at <= due):
+            self._finish(follow_up_id, "met")
+            return
+        self._finish(follow_up_id, "breached")
+        sla = self.engine.responses.duration(
+            int(self.settings.first_contact_sla.total_seconds()), self.desk.language
+        )
+        text = self.desk.label("staff.sla_first_contact", ticket=f"#{ticket.id}", sla=sla)
+        await self.desk.alert_supervisors(self.bot, text)
+        await self.desk.to_topic(self.bot, ticket, text)
+
+    async def _progress_report(self, follow_up_id: int, now: datetime) -> None:
+        sla = self.settings.progress_sla
+        with self.db.session() as session:
+            row, ticket = self._load(session, follow_up_id)
+            if ticket is None or ticket.status not in OPEN:
+                row.status, row.outcome = "done", "met"
+                session.add(row)
+                session.commit()
+                return
+            last = self._last_agent_word(session, ticket)
+            progressed = last is not None and now - last < sla
+            row.status, row.outcome = "done", "met" if progressed else "breached"
+            session.add(row)
+            follow = FollowUp(
+                ticket_id=ticket.id,
+                conversation_id=ticket.conversation_id,
+                kind="progress_report",
+                due_at=(last if progressed and last else now) + sla,
+            )
+            session.add(follow)
+            session.commit()
+            self.scheduler.sync(session)
+        if progressed:
+            return
+        quiet_until = self._quiet_until(now)
+        text = self.desk.label("staff.progress_due", ticket=f"#{ticket.id}")
+        if ticket.agent_id is not None:
+            await self.desk.tell_staff(self.bot, ticket.agent_id, text, ticket)
+        await self.desk.to_topic(self.bot, ticket, text)
+        if quiet_until is None:  # the customer hears where things stand (not at night)
+            language, chat_id = self.desk.customer_chat(ticket)
+            if ticket.status == "assigned":
+                update = self.desk.customer_text(
+                    "utter_progress_assigned", language, agent=ticket.agent_name or ""
+                )
+            else:
+                update = self.desk.customer_text("utter_progress_waiting", language)
+            await self.desk.to_customer(
+                self.bot, ticket, chat_id, update, response="utter_progress_update"
+            )
+
+    def _last_agent_word(self, session: Session, ticket: Ticket) -> datetime | None:
+        said = session.exec(
+            select(MessageRow.created_at)
+            .where(
+                MessageRow.conversation_id == ticket.conversation_id,
+                MessageRow.direction == "out",
+                MessageRow.response == "relay",
+            )
+            .order_by(col(MessageRow.id).desc())
+        ).first()
+        moments = [m for m in (said, ticket.first_contact_at) if m is not None]
+        return max(moments) if moments else None
+
+    # --- promises and call-backs -------------------------------------------------------
+
+    async def _promise(self, follow_up_id: int, now: datetime) -> None:
+        with self.db.session() as session:
+            row, ticket = self._load(session, follow_up_id)
+            note, agent_id = row.note, row.agent_id
+        if ticket is None or ticket.status == "resolved":
+            self._finish(follow_up_id, "kept")  # the case was closed by its due time
+            return
+        self._finish(follow_up_id, "missed")
+        text = self.desk.label("staff.promise_missed", ticket=f"#{ticket.id}", note=note)
+        if agent_id is not None:
+            await self.desk.tell_staff(self.bot, agent_id, text, ticket)
+        await self.desk.alert_supervisors(self.bot, text)
+        await self.desk.to_topic(self.bot, ticket, text)
+
+    async def _callback(self, follow_up_id: int, now: datetime) -> None:
+        with self.db.session() as session:
+            row, ticket = self._load(session, follow_up_id)
+            phone = row.note
+            if ticket is not None and ticket.agent_id is not None:
+                on_duty = [ticket.agent_id]
+            else:
+                away = {
+                    a.telegram_id
+                    for a in session.exec(select(Agent).where(col(Agent.available).is_(False)))
+                }
+                on_duty = [a for a in self.settings.agent_ids if a not in away]
+        if ticket is None or ticket.status not in OPEN:
+            self._finish(follow_up_id, "cancelled")
+            return
+        self._finish(follow_up_id, "reminded")
+        name = self.desk.customer_name(ticket)
+        text = self.desk.label(
+            "staff.callback_due", ticket=f"#{ticket.id}", name=name, phone=phone or "—"
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        self.desk.label("staff.callback_take"),
+                        callback_data=f"tk:cb:{follow_up_id}",
+                    )
+                ]
+            ]
+        )
+        await self.desk.to_topic(self.bot, ticket, text, markup=markup)
+        for agent in on_duty:
+            await self.desk.tell_staff(self.bot, agent, text, ticket)
+
+    # --- questions to the customer -------------------------------------------------------
+
+    async def _survey(self, follow_up_id: int, now: datetime) -> None:
+        await self._ask(follow_up_id, now)
+
+    async def _after_service(self, follow_up_id: int, now: datetime) -> None:
+        await self._ask(follow_up_id, now)
+
+    async def _ask(self, follow_up_id: int, now: datetime) -> None:
+        with self.db.session() as session:
+            row, ticket = self._load(session, follow_up_id)
+            quiet_until = self._quiet_until(now)
+            if quiet_until is not None:
+                self.scheduler.later(session, row, quiet_until)
+                return
+            conversation = session.get(Conversation, row.conversation_id)
+            assert conversation is not None
+            if row.attempts > REMINDERS:  # asked, reminded, still nothing
+                row.status, row.outcome = "done", "no_answer"
+                if conversation.stage in ("survey_solved", "after_service"):
+                    conversation.status, conversation.stage = "closed", "closed"
+                    session.add(conversation)
+                session.add(row)
+                session.commit()
+                return
+            busy = active_conversation(session, customer_id=conversation.customer_id)
+            if busy is not None and busy.id != conversation.id:
+                self.scheduler.later(session, row, now + BUSY_RETRY)  # not mid-complaint
+                return
+            stage, key = QUESTIONS[row.kind]
+            conversation.status, conversation.stage = "open", stage
+            conversation.slots = {**conversation.slots, "follow_up_id": follow_up_id}
+            session.add(conversation)
+            language = conversation.language
+            buttons = [
+                Button(self.engine.responses.label(b["title"], language), b["payload"])
+                for b in yes_no("sv" if row.kind == "survey" else "as", follow_up_id)
+            ]
+            ref = f"#{ticket.id}" if ticket is not None else ""
+            text = self.engine.responses.render(key, language, {}, ticket=ref)
+            message = add_message(
+                session,
+                conversation_id=conversation.id or 0,
+                direction="out",
+                text=text,
+                response=key,
+                buttons=[{"label": b.label, "payload": b.payload} for b in buttons],
+            )
+            row.attempts += 1
+            row.last_attempt_at = now
+            session.add(row)
+            session.commit()
+            chat_id, message_id = conversation.chat_id, message.id
+        try:
+            sent = await self.bot.send_message(
+                chat_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons)
+            )
+        except Forbidden:
+            self._close_question(follow_up_id, message_id, "blocked")
+            return
+        except BadRequest as error:
+            log.error("follow-up %s not sent: %s", follow_up_id, error)
+            self._close_question(follow_up_id, message_id, "failed")
+            return
+        with self.db.session() as session:
+            after = session.get(FollowUp, follow_up_id)
+            stored = session.get(MessageRow, message_id)
+            assert after is not None and stored is not None
+            stored.external_id = sent.message_id
+            session.add(stored)
+            if after.status == "pending":
+                after.outcome = "delivered"
+                self.scheduler.later(session, after, now + self.settings.no_answer_after)
+            session.commit()
+
+    def _close_question(self, follow_up_id: int, message_id: int | None, outcome: str) -> None:
+        """Blocked or refused: stop (no retry), and give the conversation back."""
+        with self.db.session() as session:
+            row = session.get(FollowUp, follow_up_id)
+            assert row is not None
+            row.status, row.outcome = "done", outcome
+            conversation = session.get(Conversation, row.conversation_id)
+            if conversation is not None:
+                conversation.status, conversation.stage = "closed", "closed"
+                session.add(conversation)
+            stored = session.get(MessageRow, message_id) if message_id else None
+            if stored is not None:
+                stored.delivered = False
+                session.add(stored)
+            session.add(row)
+            session.commit()

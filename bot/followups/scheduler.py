@@ -1,0 +1,98 @@
+"""The follow-up scheduler: APScheduler 3 on a persistent SQLAlchemy job store.
+
+Rows in `followup` are the truth; a job `fu:<id>` is the clock. Any process may write
+a row (a turn, an agent's /promise, a close); the process that runs the scheduler
+(`RUN_SCHEDULER`, exactly one) picks new rows up (`sync`, every `HANDOFF_TICK` and
+after each update) and adds their jobs with `replace_existing`, so a restart never
+duplicates one. `misfire_grace_time=None`: a job missed while the bot was down runs
+when it is back. The job function is module-level and takes the row's id; it reads
+everything else from the database, so a job survives restarts and pickling.
+
+What each kind does is in :mod:`bot.followups.kinds`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlmodel import Session, col, select
+
+from bot.store import FollowUp
+
+if TYPE_CHECKING:
+    from bot.followups.kinds import FollowUpKinds
+
+log = logging.getLogger(__name__)
+EARLY = timedelta(seconds=1)
+"""A job that fires this much before its row's due time was moved: it waits again."""
+
+_running: FollowUpKinds | None = None
+
+
+async def fire(follow_up_id: int) -> None:
+    """The job: do what the follow-up says, if it is still pending."""
+    if _running is None:
+        log.warning("follow-up %s fired with no scheduler running", follow_up_id)
+        return
+    await _running.fire(follow_up_id)
+
+
+class Scheduler:
+    """APScheduler with the project's database as its job store."""
+
+    def __init__(self, database_url: str) -> None:
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=database_url)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+
+    def start(self, kinds: FollowUpKinds) -> None:
+        global _running
+        _running = kinds
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        global _running
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        _running = None
+
+    def add(self, follow_up_id: int, when: datetime) -> None:
+        self.scheduler.add_job(
+            fire,
+            "date",
+            run_date=when,
+            args=[follow_up_id],
+            id=f"fu:{follow_up_id}",
+            replace_existing=True,
+        )
+
+    def sync(self, session: Session) -> int:
+        """Jobs for the pending rows that have none yet; how many were added."""
+        rows = session.exec(
+            select(FollowUp).where(FollowUp.status == "pending", col(FollowUp.scheduled).is_(False))
+        ).all()
+        for row in rows:
+            assert row.id is not None
+            self.add(row.id, row.due_at)
+            row.scheduled = True
+            session.add(row)
+        session.commit()
+        return len(rows)
+
+    def later(self, session: Session, row: FollowUp, when: datetime) -> None:
+        """Move a pending follow-up (quiet hours, a busy customer, a retry)."""
+        assert row.id is not None
+        row.due_at, row.scheduled = when, True
+        session.add(row)
+        session.commit()
+        self.add(row.id, when)
+
+    @staticmethod
+    def early(row: FollowUp, now: datetime) -> bool:
+        return row.due_at - now > EARLY

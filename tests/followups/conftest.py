@@ -1,0 +1,1 @@
+from tests.telegram.conftest import bot, customers, double  # noqa: F401 - shared fixtures

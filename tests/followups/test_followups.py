@@ -1,0 +1,275 @@
+"""Follow-ups end to end: `python -m bot run` with short delays against the Bot API
+double. SLA timers, promises, call-backs, the satisfaction survey (yes / no / a low
+score), the after-service check, no answer, a blocked customer, quiet hours, and a
+restart between scheduling and firing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bot.store import Conversation, FollowUp, Ticket
+from tests.botapi.double import BotApiDouble
+from tests.handoff.helpers import card_of, complaint, press, ticket_of
+from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, texts
+
+pytestmark = [pytest.mark.flood(group_per_minute=600)]
+ADA = next(iter(AGENTS))
+SUE = next(iter(SUPERVISORS))
+FAST = {"HANDOFF_TICK": "0.2s", "SURVEY_DELAY": "1s", "NO_ANSWER_AFTER": "1h"}
+
+
+def _rows(customer: Any, kind: str) -> list[FollowUp]:
+    with customer.db.session() as session:
+        return list(
+            session.exec(select(FollowUp).where(FollowUp.kind == kind).order_by(FollowUp.id))
+        )
+
+
+async def _taken_and_closed(double: BotApiDouble, customers: Any) -> Any:
+    """A complaint, taken by Ada, one reply, closed with a resolution."""
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    thread = card["message_thread_id"]
+    await press(double, ADA, card, "Take")
+    double.user_sends(ADA, "Refunding the second charge now.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "second charge now" in texts(double.sent_to(601)), 20)
+    double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: ticket_of(anna).status == "resolved", 20, "resolved")
+    return anna
+
+
+def _question(double: BotApiDouble, user_id: int, words: str) -> dict[str, Any]:
+    return next(m for m in reversed(double.sent_to(user_id)) if words in m.get("text", ""))
+
+
+@pytest.mark.staff(FIRST_CONTACT_SLA="2s", PROGRESS_SLA="4s", **FAST)
+async def test_sla_timers_alert_supervisors_and_tell_the_customer(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    await double.wait_for(
+        lambda: "no agent has written" in texts(double.sent_to(SUE)), 20, "first-contact alert"
+    )
+    assert f"Ticket #{ticket_of(anna).id}" in texts(double.sent_to(SUE))
+    await double.wait_for(
+        lambda: (
+            "A quick update on your case" in texts(double.sent_to(601))
+            or "Where things stand" in texts(double.sent_to(601))
+        ),
+        20,
+        "progress update to the customer",
+    )
+    await double.wait_for(lambda: "no progress message" in texts(double.sent_to(STAFF_CHAT)), 20)
+    assert [r.outcome for r in _rows(anna, "first_contact")] == ["breached"]
+    progress = _rows(anna, "progress_report")
+    assert progress[0].outcome == "breached"
+    assert progress[-1].status == "pending"  # the next check, while the ticket is open
+    # after an agent writes, the first-contact SLA of a new ticket would be met: the
+    # breach stays recorded once, never repeated
+    await asyncio.sleep(1)
+    assert texts(double.sent_to(SUE)).count("no agent has written") == 1
+
+
+@pytest.mark.staff(FIRST_CONTACT_SLA="3s", **FAST)
+async def test_first_contact_in_time_is_met(double: BotApiDouble, customers: Any) -> None:
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    await press(double, ADA, card, "Take")
+    double.user_sends(
+        ADA, "Hello Anna, on it.", chat_id=STAFF_CHAT, thread_id=card["message_thread_id"]
+    )
+    await double.wait_for(lambda: _rows(anna, "first_contact")[0].status == "done", 20)
+    assert _rows(anna, "first_contact")[0].outcome == "met"
+    assert "no agent has written" not in texts(double.sent_to(SUE))
+
+
+@pytest.mark.staff(**FAST)
+async def test_survey_not_solved_reopens_and_a_low_score_alerts_with_the_transcript(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await _taken_and_closed(double, customers)
+    await double.wait_for(lambda: "Is the problem solved" in texts(double.sent_to(601)), 20)
+    question = _question(double, 601, "Is the problem solved")
+    assert [b["text"] for r in question["reply_markup"]["inline_keyboard"] for b in r] == [
+        "Yes",
+        "No",
+    ]
+    answer = await anna.tap("No")
+    assert "What is still not right" in texts(answer)
+    answer = await anna.say("the second charge is still on my statement")
+    assert "reopened case" in texts(answer) and "from 1 (poor) to 5" in texts(answer)
+    assert ticket_of(anna).status == "waiting"
+    await double.wait_for(lambda: "not solved" in texts(double.sent_to(SUE)), 20, "alert")
+    assert "still on my statement" in texts(double.sent_to(SUE))
+    answer = await anna.tap("1 ★")
+    assert "Anything you'd like to add" in texts(answer) or "do better" in texts(answer)
+    await double.wait_for(lambda: "satisfaction score 1 of 5" in texts(double.sent_to(SUE)), 20)
+    low = next(m for m in double.sent_to(SUE) if "satisfaction score 1" in m["text"])
+    assert "Earlier tickets" in low["text"] and "I was charged twice" in low["text"]
+    answer = await anna.say("took too long")
+    assert "Thank you" in texts(answer)
+    survey = _rows(anna, "survey")[0]
+    assert (survey.status, survey.outcome) == ("done", "answered")
+    assert survey.data == {
+        "solved": False,
+        "why": "the second charge is still on my statement",
+        "rating": 1,
+        "comment": "took too long",
+    }
+    with anna.db.session() as session:
+        conversation = session.get(Conversation, ticket_of(anna).conversation_id)
+        assert conversation is not None and conversation.status == "handed_off"
+    # the topic opened again for the agents
+    thread = card_of(double, "Anna")["message_thread_id"]  # type: ignore[index]
+    assert not double.topics[(STAFF_CHAT, thread)].get("closed")
+
+
+@pytest.mark.staff(**FAST)
+async def test_survey_solved_with_a_good_score(double: BotApiDouble, customers: Any) -> None:
+    anna = await _taken_and_closed(double, customers)
+    await double.wait_for(lambda: "Is the problem solved" in texts(double.sent_to(601)), 20)
+    answer = await anna.tap("Yes")
+    assert "Glad to hear it" in texts(answer) or "good news" in texts(answer)
+    await anna.tap("5 ★")
+    answer = await anna.tap("Skip")
+    assert "Thank you" in texts(answer)
+    survey = _rows(anna, "survey")[0]
+    assert survey.data == {"solved": True, "rating": 5} and survey.outcome == "answered"
+    assert "satisfaction score" not in texts(double.sent_to(SUE))
+    with anna.db.session() as session:
+        conversation = session.get(Conversation, ticket_of(anna).conversation_id)
+        assert conversation is not None and conversation.status == "closed"
+    back = await anna.say("hello")  # a new conversation, greeted as usual
+    assert "Anna" in texts(back)
+
+
+@pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="1s", NO_ANSWER_AFTER="2s")
+async def test_no_answer_gets_one_reminder_then_stops(double: BotApiDouble, customers: Any) -> None:
+    anna = await _taken_and_closed(double, customers)
+    await double.wait_for(
+        lambda: texts(double.sent_to(601)).count("Is the problem solved") >= 2, 20, "reminder"
+    )
+    await double.wait_for(lambda: _rows(anna, "survey")[0].status == "done", 20, "gives up")
+    assert _rows(anna, "survey")[0].outcome == "no_answer"
+    assert _rows(anna, "survey")[0].attempts == 2
+    await asyncio.sleep(3)
+    assert texts(double.sent_to(601)).count("Is the problem solved") == 2  # never a third
+
+
+@pytest.mark.staff(**FAST)
+async def test_a_customer_who_blocked_the_bot_is_not_retried(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await _taken_and_closed(double, customers)
+    double.block(601)
+    await double.wait_for(lambda: _rows(anna, "survey")[0].status == "done", 20, "blocked")
+    survey = _rows(anna, "survey")[0]
+    assert (survey.outcome, survey.attempts) == ("blocked", 1)
+
+
+def _quiet_now(zone: str) -> str:
+    local = datetime.now(ZoneInfo(zone))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=1)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+@pytest.mark.staff(QUIET_HOURS=_quiet_now("Asia/Shanghai"), TIMEZONE="Asia/Shanghai", **FAST)
+async def test_quiet_hours_hold_the_survey_until_morning(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await _taken_and_closed(double, customers)
+    await double.wait_for(
+        lambda: _rows(anna, "survey")[0].due_at > datetime.now(UTC) + timedelta(minutes=30),
+        20,
+        "moved to the end of the quiet hours",
+    )
+    await asyncio.sleep(2)
+    assert "Is the problem solved" not in texts(double.sent_to(601))
+    assert _rows(anna, "survey")[0].status == "pending"
+
+
+@pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="8s")
+async def test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing(
+    double: BotApiDouble, customers: Any, bot: Any
+) -> None:
+    anna = await _taken_and_closed(double, customers)
+
+    def jobs() -> set[str]:
+        with anna.db.session() as session:
+            rows = session.connection().execute(sa.text("SELECT id FROM apscheduler_jobs"))
+            return {str(row[0]) for row in rows}
+
+    await double.wait_for(lambda: f"fu:{_rows(anna, 'survey')[0].id}" in jobs(), 20, "the job")
+    await bot.stop()
+    await asyncio.sleep(9)  # due while the bot is down
+    await bot.start(double)
+    await double.wait_for(lambda: "Is the problem solved" in texts(double.sent_to(601)), 30)
+    await bot.stop()
+    await bot.start(double)  # a second restart: the job is not re-run
+    await asyncio.sleep(3)
+    assert texts(double.sent_to(601)).count("Is the problem solved") == 1
+    assert _rows(anna, "survey")[0].attempts == 1
+
+
+@pytest.mark.staff(PROMISE_REMINDER="1s", **FAST)
+async def test_a_missed_promise_alerts_a_kept_one_does_not(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    thread = card["message_thread_id"]
+    await press(double, ADA, card, "Take")
+    double.user_sends(ADA, "/promise 2s call the courier", chat_id=STAFF_CHAT, thread_id=thread)
+    double.user_sends(ADA, "/promise 4s send the refund ref", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: len(_rows(anna, "promise")) == 2, 20)
+    await double.wait_for(lambda: "call the courier" in texts(double.sent_to(SUE)), 20, "missed")
+    assert "past its due time" in texts(double.sent_to(SUE))
+    double.user_sends(ADA, "/done", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "Promises kept by Ada" in texts(double.sent_to(STAFF_CHAT)), 20)
+    await asyncio.sleep(3)
+    assert "send the refund ref" not in texts(double.sent_to(SUE))
+    assert [(r.note, r.outcome) for r in _rows(anna, "promise")] == [
+        ("call the courier", "missed"),
+        ("send the refund ref", "kept"),
+    ]
+
+
+@pytest.mark.staff(**FAST)
+async def test_a_call_back_reminds_the_agent_and_the_customer_hears_who_calls(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    ticket = ticket_of(anna)
+    # a row written by another process (as a webhook worker would): picked up by sync
+    with anna.db.session() as session:
+        session.add(
+            FollowUp(
+                ticket_id=ticket.id,
+                conversation_id=ticket.conversation_id,
+                kind="callback",
+                due_at=datetime.now(UTC) + timedelta(seconds=1),
+                note="+86 138 0000 0000",
+            )
+        )
+        session.commit()
+    await double.wait_for(lambda: "Call-back due now" in texts(double.sent_to(ADA)), 20)
+    reminder = _question(double, ADA, "Call-back due now")
+    assert "+86 138 0000 0000" in reminder["text"] and "Anna" in reminder["text"]
+    in_topic = _question(double, STAFF_CHAT, "Call-back due now")
+    assert await press(double, ADA, in_topic, "I'm contacting them")
+    await double.wait_for(lambda: "contacting you now" in texts(double.sent_to(601)), 20)
+    callback = _rows(anna, "callback")[0]
+    assert callback.data == {"taken_by": "Ada"} and callback.outcome == "answered"
+    with anna.db.session() as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None and (row.status, row.agent_id) == ("assigned", ADA)
