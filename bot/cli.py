@@ -171,6 +171,63 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+    import os
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.reports import (
+        PERIODS,
+        build_report,
+        period_ending,
+        render_charts,
+        render_csv,
+        render_markdown,
+        write_charts,
+    )
+    from bot.store import Database
+
+    if args.period not in PERIODS:
+        given = f", not {args.period!r}" if args.period else ""
+        raise CliError(f"--period must be day, week or month{given}")
+    if args.format not in ("md", "csv", "png"):
+        raise CliError(f"--format must be md, csv or png, not {args.format!r}")
+    try:
+        until = dt.date.fromisoformat(args.until) if args.until else None
+    except ValueError:
+        raise CliError(f"--until must be a date like 2026-11-23, not {args.until!r}") from None
+    out = Path(args.out)
+    if args.format == "png" and not (out.is_dir() and os.access(out, os.W_OK | os.X_OK)):
+        raise CliError(f"--out {args.out} is not a writable folder")
+    url = make_url(settings.database_url)
+    local_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if local_file and not Path(url.database or "").is_file():
+        raise CliError(f"no database at {url.database} (DATABASE_URL)")
+    today = dt.datetime.now(settings.tz).date()
+    period = period_ending(args.period, until or today, settings.timezone)
+    db = Database(settings.database_url)
+    try:
+        report = build_report(db, period)
+    except SQLAlchemyError as error:
+        raise CliError(f"cannot read the database: {str(error).splitlines()[0]}") from None
+    finally:
+        db.dispose()
+    language = settings.default_language
+    if args.format == "md":
+        sys.stdout.write(render_markdown(report, language))
+    elif args.format == "csv":
+        sys.stdout.write(render_csv(report))
+    else:
+        paths = write_charts(render_charts(report, language), report, out)
+        if not paths:
+            print(f"no complaints in {period.span()}: no charts written", file=sys.stderr)
+        for path in paths:
+            print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst", type=int, default=10, help="--handoff: customers confirming at once (0: none)"
     )
     bench.set_defaults(handler=cmd_bench)
+
+    report = commands.add_parser(
+        "report", help="complaints, SLA breaches and satisfaction of the last day/week/month"
+    )
+    report.add_argument("--period", help="day, week or month (the whole days before --until)")
+    report.add_argument("--format", default="md", help="md (default), csv or png")
+    report.add_argument("--out", default=".", help="png: the folder for the charts")
+    report.add_argument("--until", help="the day after the period, YYYY-MM-DD (default: today)")
+    report.set_defaults(handler=cmd_report)
 
     nlu = commands.add_parser("nlu", help="the triage classifier")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)

@@ -94,6 +94,7 @@ class FollowUpKinds:
             if row is None:
                 return
             row.status, row.outcome = "done", outcome
+            row.last_attempt_at = row.last_attempt_at or datetime.now(UTC)  # when it fired
             if data:
                 row.data = {**row.data, **data}
             session.add(row)
