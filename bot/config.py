@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     """Tickets an agent may hold at once (supervisors are not limited)."""
     promise_reminder: timedelta = timedelta(hours=1)
     """How long before a promise falls due its agent is reminded."""
+    reports: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["day", "week"])
+    """Reports sent to the supervisors: day (daily), week (Mondays), month (the 1st)."""
+    report_time: str = "08:00"
+    """When the reports are sent, in TIMEZONE."""
     no_answer_after: timedelta = timedelta(hours=24)
     """A follow-up question unanswered this long gets one reminder, then ends."""
     run_scheduler: bool = True
@@ -203,6 +207,25 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("reports", mode="before")
+    @classmethod
+    def _reports(cls, value: Any) -> list[str]:
+        if value is None or value == "" or str(value).lower() == "none":
+            return []
+        items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
+        periods = [str(item).strip().lower() for item in items if str(item).strip()]
+        wrong = [p for p in periods if p not in ("day", "week", "month")]
+        if wrong:
+            raise ValueError(f"unknown report period {wrong[0]!r}; use day, week, month or none")
+        return periods
+
+    @field_validator("report_time")
+    @classmethod
+    def _report_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError(f"'{value}' is not a time of day; use e.g. 08:00")
+        return value.strip()
 
     @field_validator("telegram_bot_token", "webhook_secret", mode="before")
     @classmethod

@@ -62,6 +62,11 @@ class FollowUpKinds:
         with self.db.session() as session:
             return self.scheduler.sync(session)
 
+    async def report(self, period: str) -> None:
+        from bot.reports.send import send_report  # matplotlib: loaded when first needed
+
+        await send_report(self.bot, self.settings, period, datetime.now(UTC))
+
     async def fire(self, follow_up_id: int) -> None:
         now = datetime.now(UTC)
         with self.db.session() as session:

@@ -41,6 +41,21 @@ async def fire(follow_up_id: int) -> None:
     await _running.fire(follow_up_id)
 
 
+async def report(period: str) -> None:
+    """The scheduled report job: the period's report to the supervisors."""
+    if _running is None:
+        log.warning("report %s due with no scheduler running", period)
+        return
+    await _running.report(period)
+
+
+CRON: dict[str, dict[str, str | int]] = {
+    "day": {},
+    "week": {"day_of_week": "mon"},
+    "month": {"day": 1},
+}
+
+
 class Scheduler:
     """APScheduler with the project's database as its job store."""
 
@@ -61,6 +76,27 @@ class Scheduler:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         _running = None
+
+    def add_reports(self, periods: list[str], at: str, timezone: object) -> None:
+        """Cron jobs report:<period>; periods no longer configured are removed."""
+        hour, minute = (int(part) for part in at.split(":"))
+        for period, days in CRON.items():
+            job_id = f"report:{period}"
+            if period not in periods:
+                if self.scheduler.get_job(job_id) is not None:
+                    self.scheduler.remove_job(job_id)
+                continue
+            self.scheduler.add_job(
+                report,
+                "cron",
+                args=[period],
+                id=job_id,
+                replace_existing=True,
+                hour=hour,
+                minute=minute,
+                timezone=timezone,
+                **days,
+            )
 
     def add(self, follow_up_id: int, when: datetime) -> None:
         self.scheduler.add_job(

@@ -155,6 +155,10 @@ class TelegramFrontEnd:
             scheduler = Scheduler(self.settings.database_url)
             self.followups = FollowUpKinds(self.desk, application.bot, scheduler)
             scheduler.start(self.followups)
+            if self.settings.supervisor_ids:
+                scheduler.add_reports(
+                    self.settings.reports, self.settings.report_time, self.settings.tz
+                )
             self.followups.sync()
         self._watch_task = asyncio.create_task(self._tick(application.bot))
 

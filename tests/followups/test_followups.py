@@ -273,3 +273,27 @@ async def test_a_call_back_reminds_the_agent_and_the_customer_hears_who_calls(
     with anna.db.session() as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None and (row.status, row.agent_id) == ("assigned", ADA)
+
+
+@pytest.mark.staff(REPORTS="day,month", REPORT_TIME="07:30", TIMEZONE="Asia/Shanghai", **FAST)
+async def test_reports_to_supervisors_are_scheduled_as_configured(
+    double: BotApiDouble, customers: Any, bot: Any
+) -> None:
+    anna = customers(601, "Anna", "en")
+    await anna.say("hello")  # the bot is up and its scheduler started
+
+    def jobs() -> dict[str, float]:
+        with anna.db.session() as session:
+            rows = session.connection().execute(
+                sa.text("SELECT id, next_run_time FROM apscheduler_jobs")
+            )
+            return {str(row[0]): float(row[1]) for row in rows}
+
+    await double.wait_for(lambda: "report:day" in jobs(), 20, "report jobs")
+    zone = ZoneInfo("Asia/Shanghai")
+    day = datetime.fromtimestamp(jobs()["report:day"], zone)
+    month = datetime.fromtimestamp(jobs()["report:month"], zone)
+    now = datetime.now(zone)
+    assert (day.hour, day.minute) == (7, 30) and now < day <= now + timedelta(days=1)
+    assert (month.day, month.hour, month.minute) == (1, 7, 30) and now < month
+    assert "report:week" not in jobs()
