@@ -135,6 +135,19 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogue.bench import run_bench
 
+    if args.followups:
+        from bot.followups.bench import run_followups_bench
+
+        try:
+            report = asyncio.run(
+                run_followups_bench(
+                    settings, scheduled=args.scheduled, due=args.due, burst=args.at_once
+                )
+            )
+        except RuntimeError as error:
+            raise CliError(str(error)) from None
+        print(report)
+        return 0
     if args.handoff:
         from handoff.bench import run_handoff_bench
 
@@ -265,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--burst", type=int, default=10, help="--handoff: customers confirming at once (0: none)"
+    )
+    bench.add_argument(
+        "--followups", action="store_true", help="the follow-up scheduler (many jobs, a burst)"
+    )
+    bench.add_argument("--scheduled", type=int, default=100_000, help="--followups: jobs stored")
+    bench.add_argument("--due", type=int, default=2_000, help="--followups: of which due soon")
+    bench.add_argument(
+        "--at-once", type=int, default=10_000, help="--followups: surveys due together (0: none)"
     )
     bench.set_defaults(handler=cmd_bench)
 
