@@ -359,6 +359,8 @@ class Policy:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
         elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
             turn.say("utter_ask_tell_more")
+        elif stage in survey.STAGES:
+            self.survey.reprompt(turn)
         elif turn.conversation.status == "handed_off":
             turn.say("utter_handoff_waiting")
         else:

@@ -41,6 +41,21 @@ class Survey:
         handler = getattr(self, f"_{turn.stage}")
         await handler(turn, row)
 
+    def reprompt(self, turn: Turn) -> None:
+        """The open question again (after a photo, a sticker, a stale button)."""
+        follow_up_id = int(turn.slots.get("follow_up_id") or 0)
+        if turn.stage == "survey_solved":
+            turn.say("utter_survey_solved_again", yes_no("sv", follow_up_id))
+        elif turn.stage == "survey_why":
+            turn.say("utter_survey_why")
+        elif turn.stage == "survey_rating":
+            turn.say("utter_survey_rating", rating_buttons(follow_up_id))
+        elif turn.stage == "survey_comment":
+            skip = [{"title": "button.skip", "payload": f"sv:skip:{follow_up_id}"}]
+            turn.say("utter_survey_comment", skip)
+        else:
+            turn.say("utter_after_service_again", yes_no("as", follow_up_id))
+
     def _row(self, turn: Turn) -> FollowUp | None:
         follow_up_id = turn.slots.get("follow_up_id")
         return turn.session.get(FollowUp, follow_up_id) if follow_up_id else None
@@ -73,7 +88,7 @@ class Survey:
             turn.say("utter_survey_why")
             turn.stage = "survey_why"
         else:
-            turn.say("utter_survey_solved_again", yes_no("sv", row.id or 0))
+            self.reprompt(turn)
 
     async def _survey_why(self, turn: Turn, row: FollowUp) -> None:
         if not turn.text:
@@ -110,11 +125,8 @@ class Survey:
                     transcript=True,
                 )
             )
-        turn.say(
-            "utter_survey_comment",
-            [{"title": "button.skip", "payload": f"sv:skip:{row.id}"}],
-        )
         turn.stage = "survey_comment"
+        self.reprompt(turn)
 
     async def _survey_comment(self, turn: Turn, row: FollowUp) -> None:
         if turn.payload is None and turn.text:
@@ -136,7 +148,7 @@ class Survey:
             turn.say("utter_after_service_reopened", ticket=f"#{ticket.id}" if ticket else "")
             self._done(turn)
         else:
-            turn.say("utter_after_service_again", yes_no("as", row.id or 0))
+            self.reprompt(turn)
 
     # --- shared ---------------------------------------------------------------------------
 

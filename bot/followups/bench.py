@@ -157,21 +157,28 @@ async def _scheduled(
 
     url = f"sqlite:///{folder / (name + '.db')}"
     conversations, tickets = _seed(url, customers=1, closed=False)
+    later = datetime.now(UTC) + timedelta(days=1)
+    written = await _write_jobs(
+        url,
+        [
+            ("first_contact", conversations[0], tickets[0], later + timedelta(days=29 * i / far))
+            for i in range(far)
+        ],
+    )
+    # the ones due soon are written last, so their times count from the bot's start
     soon = datetime.now(UTC) + timedelta(seconds=START_MARGIN)
-    rows = [
-        ("first_contact", conversations[0], tickets[0], soon + timedelta(seconds=WINDOW * i / due))
-        for i in range(due)
-    ]
-    rows += [
-        (
-            "first_contact",
-            conversations[0],
-            tickets[0],
-            soon + timedelta(days=1 + 29 * i / max(far, 1)),
-        )
-        for i in range(far)
-    ]
-    written = await _write_jobs(url, rows)
+    written += await _write_jobs(
+        url,
+        [
+            (
+                "first_contact",
+                conversations[0],
+                tickets[0],
+                soon + timedelta(seconds=WINDOW * i / due),
+            )
+            for i in range(due)
+        ],
+    )
     double = BotApiDouble(per_chat_rate=1e6, per_chat_burst=1e6, global_rate=1e6)
     await double.start()
     began = time.perf_counter()
@@ -193,7 +200,7 @@ async def _scheduled(
     )
     return {
         "written": written,
-        "jobs": len(rows),
+        "jobs": due + far,
         "start": started,
         "rss": rss,
         "p50": statistics.median(late),

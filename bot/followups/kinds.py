@@ -11,13 +11,16 @@
   is reminded with a button; pressing it tells the customer who will contact them.
 - survey / after_service: a closed question to the customer (the answers are handled
   by the conversation, bot/dialogue/survey.py). No answer after NO_ANSWER_AFTER (24 h):
-  one reminder, then no_answer. A customer who blocked the bot: blocked, never retried. A network
-  failure: retried (3 attempts). Never in QUIET_HOURS (moved to their end), never in
-  the middle of another conversation (an hour later).
+  one reminder, then no_answer. A customer who blocked the bot: blocked, never retried.
+  Never in QUIET_HOURS (moved to their end), never in the middle of another
+  conversation (an hour later).
+- Any kind: Telegram unreachable after the sending retries -> failed, tried again a
+  minute later, 3 attempts in all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,8 +41,10 @@ from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(hours=1)
-NETWORK_RETRY = timedelta(minutes=10)
+NETWORK_RETRY = timedelta(minutes=1)
 ATTEMPTS = 3
+IN_FLIGHT = 16
+"""Follow-ups handled at the same time; more wait their turn (Telegram allows 30/s)."""
 REMINDERS = 1
 """A customer who does not answer gets one reminder, then the follow-up ends."""
 OPEN = ("waiting", "assigned")
@@ -57,6 +62,7 @@ class FollowUpKinds:
         self.settings = desk.settings
         self.engine = desk.engine
         self.db = desk.engine.db
+        self._gate = asyncio.Semaphore(IN_FLIGHT)
 
     def sync(self) -> int:
         with self.db.session() as session:
@@ -68,6 +74,13 @@ class FollowUpKinds:
         await send_report(self.bot, self.settings, period, datetime.now(UTC))
 
     async def fire(self, follow_up_id: int) -> None:
+        # Many due at once (after an outage) all start together; each does database work
+        # before it sends. Letting a few through at a time keeps the event loop free for
+        # the sends themselves (else their replies wait and time out).
+        async with self._gate:
+            await self._fire(follow_up_id)
+
+    async def _fire(self, follow_up_id: int) -> None:
         now = datetime.now(UTC)
         with self.db.session() as session:
             row = session.get(FollowUp, follow_up_id)
@@ -88,8 +101,14 @@ class FollowUpKinds:
             with self.db.session() as session:
                 row = session.get(FollowUp, follow_up_id)
                 if row is not None and row.status == "pending":
-                    row.outcome = "failed"
-                    self.scheduler.later(session, row, now + NETWORK_RETRY)
+                    errors = int(row.data.get("errors") or 0) + 1
+                    row.outcome, row.data = "failed", {**row.data, "errors": errors}
+                    if errors >= ATTEMPTS:  # given up on: recorded, visible in reports
+                        row.status = "done"
+                        session.add(row)
+                        session.commit()
+                    else:
+                        self.scheduler.later(session, row, now + NETWORK_RETRY)
 
     # --- bookkeeping -------------------------------------------------------------------
 

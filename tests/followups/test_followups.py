@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from bot.store import Conversation, FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import card_of, complaint, press, ticket_of
+from tests.handoff.helpers import card_of, complaint, press, taken, ticket_of
 from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = [pytest.mark.flood(group_per_minute=600)]
@@ -34,11 +34,7 @@ def _rows(customer: Any, kind: str) -> list[FollowUp]:
 
 async def _taken_and_closed(double: BotApiDouble, customers: Any) -> Any:
     """A complaint, taken by Ada, one reply, closed with a resolution."""
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
-    await press(double, ADA, card, "Take")
+    anna, _, thread = await taken(double, customers, ADA)
     double.user_sends(ADA, "Refunding the second charge now.", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(lambda: "second charge now" in texts(double.sent_to(601)), 20)
     double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
@@ -224,11 +220,7 @@ async def test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing
 async def test_a_missed_promise_alerts_a_kept_one_does_not(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
-    await press(double, ADA, card, "Take")
+    anna, _, thread = await taken(double, customers, ADA)
     double.user_sends(ADA, "/promise 2s call the courier", chat_id=STAFF_CHAT, thread_id=thread)
     double.user_sends(ADA, "/promise 4s send the refund ref", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(lambda: len(_rows(anna, "promise")) == 2, 20)
@@ -297,3 +289,25 @@ async def test_reports_to_supervisors_are_scheduled_as_configured(
     assert (day.hour, day.minute) == (7, 30) and now < day <= now + timedelta(days=1)
     assert (month.day, month.hour, month.minute) == (1, 7, 30) and now < month
     assert "report:week" not in jobs()
+
+
+@pytest.mark.staff(AFTER_SERVICE_DELAY="2s", SURVEY_DELAY="1h", HANDOFF_TICK="0.2s")
+async def test_after_a_repair_the_customer_is_asked_whether_it_works(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna, _, thread = await taken(double, customers, ADA)
+    with anna.db.session() as session:  # the customer had asked for a repair
+        row = session.get(Ticket, ticket_of(anna).id)
+        assert row is not None
+        row.summary_data = {**row.summary_data, "desired_outcome": "repair"}
+        session.add(row)
+        session.commit()
+    double.user_sends(ADA, "/close Repaired and sent back.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "working well" in texts(double.sent_to(601)), 20, "the check")
+    assert [r.kind for r in _rows(anna, "survey")] == ["survey"]  # also a survey, later
+    answer = await anna.tap("No")
+    assert "reopened case" in texts(answer)
+    assert ticket_of(anna).status == "waiting"
+    await double.wait_for(lambda: "still not working" in texts(double.sent_to(SUE)), 20)
+    check = _rows(anna, "after_service")[0]
+    assert (check.outcome, check.data) == ("answered", {"working": False})

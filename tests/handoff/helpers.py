@@ -26,6 +26,17 @@ async def complaint(
     return customer
 
 
+async def taken(
+    double: BotApiDouble, customers: Any, agent: int
+) -> tuple[Any, dict[str, Any], int]:
+    """Anna's complaint, taken by `agent`: (the customer, the card, the topic's id)."""
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    assert (await press(double, agent, card, "Take")).startswith("It's yours")
+    return anna, card, int(card["message_thread_id"])
+
+
 def card_of(double: BotApiDouble, name: str) -> dict[str, Any] | None:
     """The summary card posted for a customer (by first name)."""
     for message in double.sent_to(STAFF_CHAT):

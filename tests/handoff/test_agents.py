@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.store import Agent, FollowUp
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import button, card_of, complaint, press, ticket_of
+from tests.handoff.helpers import button, card_of, complaint, press, taken, ticket_of
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]
@@ -142,11 +142,7 @@ async def test_private_queue_take_mine_away_and_capacity(
 async def test_a_promise_gets_a_due_time_a_line_and_a_reminder(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
-    await press(double, ADA, card, "Take")
+    anna, _, thread = await taken(double, customers, ADA)
     double.user_sends(ADA, "/promise soon", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(lambda: "/promise 2d" in _topic(double, thread), 20, "usage")
     double.user_sends(ADA, "/promise 5s send the repair date", chat_id=STAFF_CHAT, thread_id=thread)
