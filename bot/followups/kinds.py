@@ -166,8 +166,12 @@ class FollowUpKinds:
 
     async def _progress_report(self, follow_up_id: int, now: datetime) -> None:
         sla = self.settings.progress_sla
+        quiet_until = self._quiet_until(now)
         with self.db.session() as session:
             row, ticket = self._load(session, follow_up_id)
+            if quiet_until is not None and ticket is not None and ticket.status in OPEN:
+                self.scheduler.later(session, row, quiet_until)  # the customer may hear: morning
+                return
             if ticket is None or ticket.status not in OPEN:
                 row.status, row.outcome = "done", "met"
                 session.add(row)
@@ -188,22 +192,20 @@ class FollowUpKinds:
             self.scheduler.sync(session)
         if progressed:
             return
-        quiet_until = self._quiet_until(now)
         text = self.desk.label("staff.progress_due", ticket=f"#{ticket.id}")
         if ticket.agent_id is not None:
             await self.desk.tell_staff(self.bot, ticket.agent_id, text, ticket)
         await self.desk.to_topic(self.bot, ticket, text)
-        if quiet_until is None:  # the customer hears where things stand (not at night)
-            language, chat_id = self.desk.customer_chat(ticket)
-            if ticket.status == "assigned":
-                update = self.desk.customer_text(
-                    "utter_progress_assigned", language, agent=ticket.agent_name or ""
-                )
-            else:
-                update = self.desk.customer_text("utter_progress_waiting", language)
-            await self.desk.to_customer(
-                self.bot, ticket, chat_id, update, response="utter_progress_update"
+        language, chat_id = self.desk.customer_chat(ticket)
+        if ticket.status == "assigned":
+            update = self.desk.customer_text(
+                "utter_progress_assigned", language, agent=ticket.agent_name or ""
             )
+        else:
+            update = self.desk.customer_text("utter_progress_waiting", language)
+        await self.desk.to_customer(
+            self.bot, ticket, chat_id, update, response="utter_progress_update"
+        )
 
     def _last_agent_word(self, session: Session, ticket: Ticket) -> datetime | None:
         said = session.exec(

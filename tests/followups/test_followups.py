@@ -311,3 +311,27 @@ async def test_after_a_repair_the_customer_is_asked_whether_it_works(
     await double.wait_for(lambda: "still not working" in texts(double.sent_to(SUE)), 20)
     check = _rows(anna, "after_service")[0]
     assert (check.outcome, check.data) == ("answered", {"working": False})
+
+
+@pytest.mark.staff(
+    QUIET_HOURS=_quiet_now("Asia/Shanghai"),
+    TIMEZONE="Asia/Shanghai",
+    PROGRESS_SLA="2s",
+    FIRST_CONTACT_SLA="1h",
+    HANDOFF_TICK="0.2s",
+)
+async def test_quiet_hours_hold_the_progress_update_too(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    await double.wait_for(
+        lambda: (
+            _rows(anna, "progress_report")[0].due_at > datetime.now(UTC) + timedelta(minutes=30)
+        ),
+        20,
+        "the progress check moved to the morning",
+    )
+    await asyncio.sleep(1)
+    told = texts(double.sent_to(601))
+    assert "A quick update" not in told and "Where things stand" not in told
+    assert _rows(anna, "progress_report")[0].status == "pending"
