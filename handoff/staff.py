@@ -590,6 +590,11 @@ class StaffDesk:
             ticket = session.get(Ticket, event.ticket_id)
         if ticket is None:
             return
+        if event.delete_topic:
+            if ticket.topic_id is not None and ticket.staff_chat_id is not None:
+                with contextlib.suppress(BadRequest):  # already deleted by someone
+                    await bot.delete_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+            return
         text = self.label(event.key, **event.values)
         await self.to_topic(bot, ticket, text)
         if event.alert:

@@ -24,6 +24,7 @@ from bot.dialogue.turn import Part, StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.store import FollowUp
 from bot.store.db import open_tickets
+from bot.store.privacy import forget
 from handoff import queue
 from handoff.hours import (
     NO_CALLBACK,
@@ -61,6 +62,10 @@ CONFIRM_BUTTONS = [
     {"title": "button.yes", "payload": "confirm:yes"},
     {"title": "button.not_quite", "payload": "confirm:no"},
 ]
+FORGET_BUTTONS = [
+    {"title": "button.forget_yes", "payload": "forget:yes"},
+    {"title": "button.forget_no", "payload": "forget:no"},
+]
 MENU_BUTTONS = [
     {"title": "menu.complain", "payload": "menu:complain"},
     {"title": "menu.question", "payload": "menu:question"},
@@ -79,6 +84,9 @@ class Policy:
             return
         if turn.text.startswith("/") and turn.payload is None:
             await self._command(turn)
+            return
+        if (turn.payload or "").startswith("forget:"):
+            self._forget(turn)
             return
         if turn.conversation.status == "handed_off":
             await self._while_handed_off(turn)
@@ -170,6 +178,9 @@ class Policy:
         if command == "/privacy":
             turn.say("utter_privacy")
             return
+        if command == "/forget":
+            turn.say("utter_forget_confirm", FORGET_BUTTONS)
+            return
         if command == "/help":
             turn.say("utter_help")
             return
@@ -194,6 +205,25 @@ class Policy:
             self.reprompt(turn)
         else:
             turn.say("utter_not_understood", MENU_BUTTONS)
+
+    def _forget(self, turn: Turn) -> None:
+        """/forget confirmed: open tickets cancelled, their topics deleted, personal data
+        erased (bot/store/privacy.py); anonymous figures stay for the reports."""
+        if turn.payload != "forget:yes":
+            turn.say("utter_forget_kept")
+            return
+        if turn.conversation.status == "handed_off":
+            self._cancel_tickets(turn)
+        turn.staff_events.clear()
+        for ticket_id in forget(turn.session, turn.customer, keep_message=turn.message_id):
+            turn.staff_events.append(
+                StaffEvent(ticket_id, "staff.customer_cancelled", delete_topic=True)
+            )
+        turn.slots.clear()
+        turn.complaint = None
+        turn.conversation.status, turn.stage = "closed", "closed"
+        turn.conversation.closed_at = turn.now
+        turn.say("utter_forget_done")
 
     def _cancel_tickets(self, turn: Turn) -> None:
         """The customer no longer wants a person: the ticket closes, its topic says why."""

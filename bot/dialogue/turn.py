@@ -71,6 +71,8 @@ class StaffEvent:
     """Also to the supervisors, privately."""
     transcript: bool = False
     """With the ticket's history (a low satisfaction score)."""
+    delete_topic: bool = False
+    """The customer asked to be forgotten: the topic goes, with what it showed."""
 
 
 @dataclass

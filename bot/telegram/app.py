@@ -32,6 +32,7 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
+from bot import logmask
 from bot.config import Settings
 from bot.dialogue import Engine, Incoming, Reply, TurnResult
 from bot.followups.kinds import FollowUpKinds
@@ -59,6 +60,7 @@ COMMANDS = {
         ("cancel", "Stop the current conversation"),
         ("lang", "中文 / English"),
         ("privacy", "What we keep and why"),
+        ("forget", "Erase my data"),
     ],
     "zh": [
         ("start", "开始或继续"),
@@ -66,6 +68,7 @@ COMMANDS = {
         ("cancel", "结束当前对话"),
         ("lang", "切换 中文 / English"),
         ("privacy", "我们保存哪些信息"),
+        ("forget", "删除我的信息"),
     ],
 }
 STAFF_COMMANDS = {
@@ -484,6 +487,7 @@ def run(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logmask.install()
     for chatty in ("httpx", "rasa_sdk", "apscheduler"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     db = Database(settings.database_url)

@@ -236,3 +236,34 @@ async def test_cancel_while_waiting_closes_the_ticket_and_its_topic(
     # the old card's Take does nothing now
     assert "not waiting (it is cancelled)" in await press(double, ADA, card, "Take")
     assert ticket_of(anna).agent_id is None
+
+
+async def test_forget_deletes_the_topic_and_cancels_the_ticket(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    thread = card["message_thread_id"]
+    assert (STAFF_CHAT, thread) in double.topics
+    await anna.say("/forget")
+    confirm = _question_to(double, 601, "Erase everything?")
+    # pressed through the double: the test's own helper finds customers by Telegram id,
+    # which is exactly what gets erased
+    double.user_presses(601, confirm["message_id"], button(confirm, "Yes, erase everything"))
+    await double.wait_for(lambda: "your data is erased" in texts(double.sent_to(601)), 20)
+    await double.wait_for(lambda: (STAFF_CHAT, thread) not in double.topics, 20, "topic gone")
+    assert ticket_of_any(anna).status == "cancelled"
+    assert [c["command"] for c in double.commands["en"]][-1] == "forget"
+
+
+def ticket_of_any(customer: Any) -> Any:
+    """The only ticket (its customer no longer has a Telegram id to find it by)."""
+    from bot.store import Ticket
+
+    with customer.db.session() as session:
+        return session.exec(select(Ticket)).one()
+
+
+def _question_to(double: BotApiDouble, user_id: int, words: str) -> dict[str, Any]:
+    return next(m for m in reversed(double.sent_to(user_id)) if words in m.get("text", ""))

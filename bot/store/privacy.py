@@ -1,0 +1,70 @@
+"""Forgetting a customer (`/forget`), keeping anonymous statistics.
+
+Erased: the transcript (every message but the confirmation itself), photos and files,
+held agent drafts, the conversation's slots, the complaint's facts and own words, the
+ticket's summary and resolution text, follow-up notes and free-text answers, and the
+customer's name, phone and Telegram id (replaced by a placeholder, so their next
+message starts afresh as a stranger). Kept, without anything that points to a person:
+complaint type, motive and flags, ticket timings, status and agent, SLA outcomes,
+survey ratings and solved / not solved — what the reports count.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, delete, select
+
+from bot.store.models import (
+    Complaint,
+    Conversation,
+    Customer,
+    Evidence,
+    FollowUp,
+    HeldMessage,
+    Message,
+    Ticket,
+)
+
+KEPT_SUMMARY = ("complaint_type", "motive", "desired_outcome", "major_reasons", "habitual")
+KEPT_ANSWERS = ("solved", "rating", "working")
+
+
+def forget(session: Session, customer: Customer, *, keep_message: int | None = None) -> list[int]:
+    """Erase a customer's personal data in this session; returns their ticket ids."""
+    conversations = [
+        c.id
+        for c in session.exec(select(Conversation).where(Conversation.customer_id == customer.id))
+    ]
+    session.execute(
+        delete(Message).where(
+            col(Message.conversation_id).in_(conversations), col(Message.id) != (keep_message or 0)
+        )
+    )
+    session.execute(delete(Evidence).where(col(Evidence.conversation_id).in_(conversations)))
+    for conversation in session.exec(
+        select(Conversation).where(col(Conversation.id).in_(conversations))
+    ):
+        conversation.slots = {}
+        session.add(conversation)
+    for complaint in session.exec(select(Complaint).where(Complaint.customer_id == customer.id)):
+        complaint.facts, complaint.first_words, complaint.desired_outcome = {}, "", None
+        session.add(complaint)
+    tickets = list(session.exec(select(Ticket).where(Ticket.customer_id == customer.id)))
+    ticket_ids = [t.id for t in tickets if t.id is not None]
+    session.execute(delete(HeldMessage).where(col(HeldMessage.ticket_id).in_(ticket_ids)))
+    for ticket in tickets:
+        data = ticket.summary_data or {}
+        ticket.summary_data = {k: data[k] for k in KEPT_SUMMARY if k in data}
+        ticket.summary = ""
+        if ticket.resolution:
+            ticket.resolution = "(erased)"
+        session.add(ticket)
+    for row in session.exec(
+        select(FollowUp).where(col(FollowUp.conversation_id).in_(conversations))
+    ):
+        row.note = ""
+        row.data = {k: row.data[k] for k in KEPT_ANSWERS if k in row.data}
+        session.add(row)
+    customer.name, customer.phone, customer.variations = "", None, {}
+    customer.telegram_id = -(customer.id or 0)  # never a real Telegram id
+    session.add(customer)
+    return ticket_ids
