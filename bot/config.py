@@ -175,6 +175,8 @@ class Settings(BaseSettings):
     """Reports sent to the supervisors: day (daily), week (Mondays), month (the 1st)."""
     report_time: str = "08:00"
     """When the reports are sent, in TIMEZONE."""
+    retention_days: int | None = Field(default=None, ge=1)
+    """Transcripts of conversations closed this many days ago are deleted (nightly)."""
     no_answer_after: timedelta = timedelta(hours=24)
     """A follow-up question unanswered this long gets one reminder, then ends."""
     run_scheduler: bool = True

@@ -74,6 +74,7 @@ def test_a_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ("LISTEN", "8080", "LISTEN: '8080' must be host:port"),
         ("STAFF_CHAT_ID", "staff", "STAFF_CHAT_ID: Input should be a valid integer"),
         ("REPORTS", "daily", "REPORTS: unknown report period 'daily'"),
+        ("RETENTION_DAYS", "0", "RETENTION_DAYS: Input should be greater than or equal to 1"),
         ("REPORT_TIME", "8am", "REPORT_TIME: '8am' is not a time of day"),
         ("AGENT_CAPACITY", "0", "AGENT_CAPACITY: Input should be greater than or equal to 1"),
         ("CHECKIN_INTERVAL", "often", "CHECKIN_INTERVAL: 'often' is not a duration"),

@@ -36,6 +36,7 @@ from bot.followups.scheduler import Scheduler
 from bot.store import Agent, Conversation, FollowUp, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
+from bot.store.privacy import expire
 from bot.telegram.render import escape, keyboard
 from handoff.staff import StaffDesk
 
@@ -67,6 +68,16 @@ class FollowUpKinds:
     def sync(self) -> int:
         with self.db.session() as session:
             return self.scheduler.sync(session)
+
+    def expire_transcripts(self) -> None:
+        if self.settings.retention_days is None:
+            return
+        before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        with self.db.session() as session:
+            gone = expire(session, before=before)
+        log.info(
+            "retention: %s messages older than %s days deleted", gone, self.settings.retention_days
+        )
 
     async def report(self, period: str) -> None:
         from bot.reports.send import send_report  # matplotlib: loaded when first needed

@@ -49,6 +49,12 @@ async def report(period: str) -> None:
     await _running.report(period)
 
 
+async def retention() -> None:
+    """The nightly job: old transcripts deleted (RETENTION_DAYS)."""
+    if _running is not None:
+        _running.expire_transcripts()
+
+
 CRON: dict[str, dict[str, str | int]] = {
     "day": {},
     "week": {"day_of_week": "mon"},
@@ -97,6 +103,22 @@ class Scheduler:
                 timezone=timezone,
                 **days,
             )
+
+    def add_retention(self, days: int | None, timezone: object) -> None:
+        """Nightly at 03:30 local, when RETENTION_DAYS is set; removed when unset."""
+        if days is None:
+            if self.scheduler.get_job("retention") is not None:
+                self.scheduler.remove_job("retention")
+            return
+        self.scheduler.add_job(
+            retention,
+            "cron",
+            id="retention",
+            replace_existing=True,
+            hour=3,
+            minute=30,
+            timezone=timezone,
+        )
 
     def add(self, follow_up_id: int, when: datetime) -> None:
         self.scheduler.add_job(

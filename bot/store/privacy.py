@@ -11,6 +11,8 @@ survey ratings and solved / not solved — what the reports count.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, delete, select
 
 from bot.store.models import (
@@ -68,3 +70,23 @@ def forget(session: Session, customer: Customer, *, keep_message: int | None = N
     customer.telegram_id = -(customer.id or 0)  # never a real Telegram id
     session.add(customer)
     return ticket_ids
+
+
+def expire(session: Session, *, before: datetime) -> int:
+    """RETENTION_DAYS: transcripts and evidence of conversations closed before `before`
+    are deleted (the figures stay); returns how many messages went."""
+    old = select(Conversation.id).where(
+        Conversation.status == "closed", col(Conversation.updated_at) < before
+    )
+    gone = session.execute(
+        delete(Message).where(
+            col(Message.conversation_id).in_(old), col(Message.created_at) < before
+        )
+    )
+    session.execute(
+        delete(Evidence).where(
+            col(Evidence.conversation_id).in_(old), col(Evidence.created_at) < before
+        )
+    )
+    session.commit()
+    return int(gone.rowcount)  # type: ignore[attr-defined]

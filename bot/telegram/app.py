@@ -162,6 +162,7 @@ class TelegramFrontEnd:
                 scheduler.add_reports(
                     self.settings.reports, self.settings.report_time, self.settings.tz
                 )
+            scheduler.add_retention(self.settings.retention_days, self.settings.tz)
             self.followups.sync()
         self._watch_task = asyncio.create_task(self._tick(application.bot))
 

@@ -85,3 +85,35 @@ def test_the_filter_masks_arguments_and_tracebacks(caplog: pytest.LogCaptureFixt
             log.exception("failed")
     assert "13800138000" not in caplog.text and "*********00" in caplog.text
     assert "bob@example.org" not in caplog.text and "b***@example.org" in caplog.text
+
+
+def test_retention_deletes_old_transcripts_of_closed_conversations(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store.privacy import expire
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    old, recent = now - timedelta(days=100), now - timedelta(days=5)
+    with engine.db.session() as session:
+        person = Customer(telegram_id=5, name="Old")
+        session.add(person)
+        session.flush()
+        closed = Conversation(customer_id=person.id or 0, chat_id=5, status="closed")
+        still_open = Conversation(customer_id=person.id or 0, chat_id=5, status="open")
+        closed.updated_at = still_open.updated_at = old
+        session.add_all([closed, still_open])
+        session.flush()
+        for conversation in (closed, still_open):
+            for when, text in ((old, "ancient"), (recent, "fresh")):
+                session.add(
+                    Message(
+                        conversation_id=conversation.id or 0,
+                        direction="in",
+                        text=f"{text} {conversation.status}",
+                        created_at=when,
+                    )
+                )
+        session.commit()
+        assert expire(session, before=now - timedelta(days=90)) == 1
+        left = sorted(m.text for m in session.exec(select(Message)))
+    assert left == ["ancient open", "fresh closed", "fresh open"]

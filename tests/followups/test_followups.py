@@ -267,7 +267,9 @@ async def test_a_call_back_reminds_the_agent_and_the_customer_hears_who_calls(
         assert row is not None and (row.status, row.agent_id) == ("assigned", ADA)
 
 
-@pytest.mark.staff(REPORTS="day,month", REPORT_TIME="07:30", TIMEZONE="Asia/Shanghai", **FAST)
+@pytest.mark.staff(
+    REPORTS="day,month", REPORT_TIME="07:30", TIMEZONE="Asia/Shanghai", RETENTION_DAYS="90", **FAST
+)
 async def test_reports_to_supervisors_are_scheduled_as_configured(
     double: BotApiDouble, customers: Any, bot: Any
 ) -> None:
@@ -289,6 +291,8 @@ async def test_reports_to_supervisors_are_scheduled_as_configured(
     assert (day.hour, day.minute) == (7, 30) and now < day <= now + timedelta(days=1)
     assert (month.day, month.hour, month.minute) == (1, 7, 30) and now < month
     assert "report:week" not in jobs()
+    nightly = datetime.fromtimestamp(jobs()["retention"], zone)  # RETENTION_DAYS
+    assert (nightly.hour, nightly.minute) == (3, 30)
 
 
 @pytest.mark.staff(AFTER_SERVICE_DELAY="2s", SURVEY_DELAY="1h", HANDOFF_TICK="0.2s")
