@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 from telegram import Bot, Message
 from telegram.constants import ParseMode
 
@@ -96,21 +96,25 @@ class AgentChat:
                         since=since,
                     )
                 )
-                pending = session.exec(
+                # open promises and call-backs, and promises missed (still owed)
+                owed = session.exec(
                     select(FollowUp)
                     .where(
                         FollowUp.ticket_id == ticket.id,
-                        FollowUp.status == "pending",
                         col(FollowUp.kind).in_(("promise", "callback")),
+                        or_(FollowUp.status == "pending", FollowUp.outcome == "missed"),
                     )
                     .order_by(col(FollowUp.due_at))
                 ).all()
-                for item in pending:
+                for item in owed:
                     due = self.desk.when(item.due_at)
-                    if item.kind == "promise":
-                        lines.append("   " + label("staff.promise_item", note=item.note, due=due))
+                    if item.kind == "callback":
+                        line = label("staff.callback_item", when=due)
+                    elif item.outcome == "missed":
+                        line = label("staff.promise_overdue", note=item.note, due=due)
                     else:
-                        lines.append("   " + label("staff.callback_item", when=due))
+                        line = label("staff.promise_item", note=item.note, due=due)
+                    lines.append("   " + line)
         return "\n".join(lines)
 
     async def _take(self, bot: Bot, message: Message, argument: str, now: datetime) -> None:

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
@@ -558,17 +558,19 @@ class StaffDesk:
         )
 
     async def _promises_kept(self, bot: Bot, ticket: Ticket, agent: str) -> None:
-        """`/done`: the ticket's open promises are kept (no missed-promise alert)."""
+        """`/done`: the ticket's open promises are kept (no missed-promise alert), and
+        missed ones are settled late."""
         with self.engine.db.session() as session:
             promises = session.exec(
                 select(FollowUp).where(
                     FollowUp.ticket_id == ticket.id,
                     FollowUp.kind == "promise",
-                    FollowUp.status == "pending",
+                    or_(FollowUp.status == "pending", FollowUp.outcome == "missed"),
                 )
             ).all()
-            for promise in promises:
-                promise.status, promise.outcome = "done", "kept"
+            for promise in promises:  # a missed one stays on record as late
+                late = promise.outcome == "missed"
+                promise.status, promise.outcome = "done", "kept_late" if late else "kept"
                 session.add(promise)
             session.commit()
             notes = [promise.note for promise in promises]
