@@ -66,7 +66,7 @@ class AgentChat:
                     "staff.queue_line",
                     place=place,
                     ticket=f"#{ticket.id}",
-                    type=self._type(ticket),
+                    type=self.desk.type_label(ticket),
                     name=self._name(session, ticket),
                     minutes=int((now - ticket.created_at).total_seconds() // 60),
                 )
@@ -91,7 +91,7 @@ class AgentChat:
                     label(
                         "staff.mine_line",
                         ticket=f"#{ticket.id}",
-                        type=self._type(ticket),
+                        type=self.desk.type_label(ticket),
                         name=self._name(session, ticket),
                         since=since,
                     )
@@ -165,10 +165,6 @@ class AgentChat:
         if available:
             return self.desk.label("staff.available")
         return self.desk.label("staff.away", count=held)
-
-    def _type(self, ticket: Ticket) -> str:
-        kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind
-        return self.desk.engine.responses.label_or(f"type.{kind}", self.desk.language, kind)
 
     def _name(self, session: Session, ticket: Ticket) -> str:
         customer = session.get(Customer, ticket.customer_id)

@@ -137,10 +137,13 @@ class StaffDesk:
             except BadRequest as error:  # a file Telegram no longer has
                 log.warning("evidence %s not shown: %s", file_id, error)
 
-    def topic_name(self, ticket: Ticket, customer: Customer) -> str:
+    def type_label(self, ticket: Ticket) -> str:
+        """The complaint type in the staff's language (or the ticket's kind: request_human…)."""
         kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind
-        type_label = self.engine.responses.label_or(f"type.{kind}", self.language, kind)
-        return f"#{ticket.id} · {type_label} · {customer.name}"[:TOPIC_NAME_LIMIT]
+        return self.engine.responses.label_or(f"type.{kind}", self.language, kind)
+
+    def topic_name(self, ticket: Ticket, customer: Customer) -> str:
+        return f"#{ticket.id} · {self.type_label(ticket)} · {customer.name}"[:TOPIC_NAME_LIMIT]
 
     def card(self, ticket: Ticket, customer: Customer, previous: int, photos: int) -> str:
         data = ticket.summary_data or {}
@@ -260,11 +263,8 @@ class StaffDesk:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None:
                 return "missing", self.label("staff.unknown")
-            held = len(queue.held_by(session, agent_id))
-            if (
-                agent_id not in self.settings.supervisor_ids
-                and held >= self.settings.agent_capacity
-            ):
+            if self._full(session, agent_id):
+                held = len(queue.held_by(session, agent_id))
                 return "full", self.label("staff.you_are_full", count=held)
             won = queue.take(
                 session, ticket_id=ticket_id, agent_id=agent_id, agent_name=name, now=now
@@ -350,8 +350,9 @@ class StaffDesk:
                 await query.answer(self.label("staff.transfer_not_yours"), show_alert=True)
                 return
             people: list[tuple[int, str]] = []
-            for user_id in [*self.settings.agent_ids, *self.settings.supervisor_ids]:
-                if user_id == ticket.agent_id or user_id in {p[0] for p in people}:
+            # agents first, then supervisors; someone in both lists once
+            for user_id in dict.fromkeys([*self.settings.agent_ids, *self.settings.supervisor_ids]):
+                if user_id == ticket.agent_id:
                     continue
                 agent = session.get(Agent, user_id)
                 name = agent.name if agent is not None and agent.name else str(user_id)
@@ -391,8 +392,7 @@ class StaffDesk:
         now = datetime.now(UTC)
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
-            staff_ids = set(self.settings.agent_ids) | set(self.settings.supervisor_ids)
-            if ticket is None or ticket.status not in queue.OPEN or target not in staff_ids | {0}:
+            if ticket is None or ticket.status not in queue.OPEN or target not in self.staff | {0}:
                 await query.answer(self.label("staff.unknown"), show_alert=True)
                 return
             if not self._may_move(ticket, query.from_user.id):

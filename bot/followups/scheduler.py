@@ -140,7 +140,8 @@ class Scheduler:
             self.add(row.id, row.due_at)
             row.scheduled = True
             session.add(row)
-        session.commit()
+        if rows:  # runs after every update: nothing to write, no commit
+            session.commit()
         return len(rows)
 
     def later(self, session: Session, row: FollowUp, when: datetime) -> None:

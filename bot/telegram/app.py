@@ -148,7 +148,7 @@ class TelegramFrontEnd:
             COMMANDS[self.settings.default_language][:2]
             + STAFF_COMMANDS[self.settings.default_language]
         )
-        for user_id in {*self.settings.agent_ids, *self.settings.supervisor_ids}:
+        for user_id in self.desk.staff:
             with contextlib.suppress(BadRequest):  # never wrote to the bot: no chat yet
                 await application.bot.set_my_commands(
                     [BotCommand(name, text) for name, text in staff_menu],
