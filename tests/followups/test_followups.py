@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from bot.store import Conversation, FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import card_of, complaint, press, taken, ticket_of
+from tests.handoff.helpers import card_of, complaint, last_to, press, taken, ticket_of
 from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = [pytest.mark.flood(group_per_minute=600)]
@@ -40,10 +40,6 @@ async def _taken_and_closed(double: BotApiDouble, customers: Any) -> Any:
     double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(lambda: ticket_of(anna).status == "resolved", 20, "resolved")
     return anna
-
-
-def _question(double: BotApiDouble, user_id: int, words: str) -> dict[str, Any]:
-    return next(m for m in reversed(double.sent_to(user_id)) if words in m.get("text", ""))
 
 
 @pytest.mark.staff(FIRST_CONTACT_SLA="2s", PROGRESS_SLA="4s", **FAST)
@@ -94,7 +90,7 @@ async def test_survey_not_solved_reopens_and_a_low_score_alerts_with_the_transcr
 ) -> None:
     anna = await _taken_and_closed(double, customers)
     await double.wait_for(lambda: "Is the problem solved" in texts(double.sent_to(601)), 20)
-    question = _question(double, 601, "Is the problem solved")
+    question = last_to(double, 601, "Is the problem solved")
     assert [b["text"] for r in question["reply_markup"]["inline_keyboard"] for b in r] == [
         "Yes",
         "No",
@@ -255,9 +251,9 @@ async def test_a_call_back_reminds_the_agent_and_the_customer_hears_who_calls(
         )
         session.commit()
     await double.wait_for(lambda: "Call-back due now" in texts(double.sent_to(ADA)), 20)
-    reminder = _question(double, ADA, "Call-back due now")
+    reminder = last_to(double, ADA, "Call-back due now")
     assert "+86 138 0000 0000" in reminder["text"] and "Anna" in reminder["text"]
-    in_topic = _question(double, STAFF_CHAT, "Call-back due now")
+    in_topic = last_to(double, STAFF_CHAT, "Call-back due now")
     assert await press(double, ADA, in_topic, "I'm contacting them")
     await double.wait_for(lambda: "contacting you now" in texts(double.sent_to(601)), 20)
     callback = _rows(anna, "callback")[0]

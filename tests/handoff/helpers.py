@@ -26,15 +26,26 @@ async def complaint(
     return customer
 
 
+async def complained(double: BotApiDouble, customers: Any) -> tuple[Any, dict[str, Any], int]:
+    """Anna's complaint up to its card in a topic: (the customer, the card, the topic's id)."""
+    anna = await complaint(double, customers)
+    card = card_of(double, "Anna")
+    assert card is not None
+    return anna, card, int(card["message_thread_id"])
+
+
 async def taken(
     double: BotApiDouble, customers: Any, agent: int
 ) -> tuple[Any, dict[str, Any], int]:
     """Anna's complaint, taken by `agent`: (the customer, the card, the topic's id)."""
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
+    anna, card, thread = await complained(double, customers)
     assert (await press(double, agent, card, "Take")).startswith("It's yours")
-    return anna, card, int(card["message_thread_id"])
+    return anna, card, thread
+
+
+def last_to(double: BotApiDouble, chat_id: int, words: str) -> dict[str, Any]:
+    """The latest message the bot sent to a chat that contains `words`."""
+    return next(m for m in reversed(double.sent_to(chat_id)) if words in m.get("text", ""))
 
 
 def card_of(double: BotApiDouble, name: str) -> dict[str, Any] | None:

@@ -14,7 +14,16 @@ from sqlmodel import select
 
 from bot.store import Agent, FollowUp
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import button, card_of, complaint, press, taken, ticket_of
+from tests.handoff.helpers import (
+    button,
+    card_of,
+    complained,
+    complaint,
+    last_to,
+    press,
+    taken,
+    ticket_of,
+)
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]
@@ -37,10 +46,7 @@ def _topic(double: BotApiDouble, thread: int) -> str:
 async def test_transfer_to_another_agent_then_back_to_the_queue(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
+    anna, card, thread = await complained(double, customers)
     assert "available" in await _dm(double, BO, "/available")  # Bo is known by name now
     assert (await press(double, ADA, card, "Take")).startswith("It's yours")
     # someone outside staff cannot even open the picker
@@ -223,10 +229,7 @@ async def test_after_hours_the_customer_books_a_call_back(
 async def test_cancel_while_waiting_closes_the_ticket_and_its_topic(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
+    anna, card, thread = await complained(double, customers)
     answer = await anna.say("/cancel")
     assert "stopped" in texts(answer) or "leave it there" in texts(answer)
     ticket = ticket_of(anna)
@@ -241,13 +244,10 @@ async def test_cancel_while_waiting_closes_the_ticket_and_its_topic(
 async def test_forget_deletes_the_topic_and_cancels_the_ticket(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
+    anna, _, thread = await complained(double, customers)
     assert (STAFF_CHAT, thread) in double.topics
     await anna.say("/forget")
-    confirm = _question_to(double, 601, "Erase everything?")
+    confirm = last_to(double, 601, "Erase everything?")
     # pressed through the double: the test's own helper finds customers by Telegram id,
     # which is exactly what gets erased
     double.user_presses(601, confirm["message_id"], button(confirm, "Yes, erase everything"))
@@ -263,7 +263,3 @@ def ticket_of_any(customer: Any) -> Any:
 
     with customer.db.session() as session:
         return session.exec(select(Ticket)).one()
-
-
-def _question_to(double: BotApiDouble, user_id: int, words: str) -> dict[str, Any]:
-    return next(m for m in reversed(double.sent_to(user_id)) if words in m.get("text", ""))

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.store import FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import BILLING, card_of, complaint, press, ticket_of
+from tests.handoff.helpers import BILLING, card_of, complained, complaint, press, ticket_of
 from tests.handoff.helpers import answer_until as _answer_until
 from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
 
@@ -240,10 +240,7 @@ async def test_a_customer_never_sees_another_customers_case(
 
 
 async def test_someone_outside_staff_can_do_nothing(double: BotApiDouble, customers: Any) -> None:
-    anna = await complaint(double, customers)
-    card = card_of(double, "Anna")
-    assert card is not None
-    thread = card["message_thread_id"]
+    anna, card, thread = await complained(double, customers)
     for label in ("Take", "Transfer", "Escalate", "Close"):
         assert "Only agents" in await press(double, OUTSIDER, card, label)
     to_anna = len(double.sent_to(601))
