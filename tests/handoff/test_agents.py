@@ -163,7 +163,8 @@ async def test_a_promise_gets_a_due_time_a_line_and_a_reminder(
         lambda: "Reminder for ticket" in texts(double.sent_to(ADA)), 20, "reminder"
     )
     assert "send the repair date" in texts(double.sent_to(ADA))
-    assert "Reminder for ticket" in _topic(double, thread)
+    # the private reminder goes first, then the line in the topic
+    await double.wait_for(lambda: "Reminder for ticket" in _topic(double, thread), 20, "in topic")
     assert "send the repair date" in await _dm(double, ADA, "/mine")
 
 
