@@ -3,6 +3,7 @@
 
     python3 dev.py run     # install into .venv if needed, then run the bot
     python3 dev.py test    # install into .venv if needed, then lint, type-check and test
+                           # (on SQLite, then on PostgreSQL when it is installed)
 
 The virtual environment is (re)installed from pyproject.toml pinned by
 constraints.txt whenever either file changes. Extra arguments go to the command:
@@ -65,11 +66,43 @@ def run_tests(extra: list[str]) -> int:
             if _run(*command) != 0:
                 _say(f"{name} failed")
                 return 1
-    _say("pytest ...")
-    status = _run(PYTHON, "-m", "pytest", *extra)
+    # The whole suite runs on SQLite, then again on PostgreSQL when its server is
+    # installed (a throwaway one, bot/store/testpg.py) or TEST_DATABASE_URL names one.
+    sqlite_env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
+    status = _pytest("SQLite", [PYTHON, "-m", "pytest", *extra], sqlite_env)
+    if status != 0:
+        return status
+    if os.environ.get("TEST_DATABASE_URL"):
+        return _pytest(
+            "PostgreSQL (TEST_DATABASE_URL)", [PYTHON, "-m", "pytest", *extra], dict(os.environ)
+        )
+    found = subprocess.run(
+        [PYTHON, "-m", "bot.store.testpg", "--find"], cwd=ROOT, capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            _say(
+                "REQUIRE_POSTGRES=1 but PostgreSQL's server binaries (initdb, pg_ctl) are not "
+                "on PATH or in /usr/lib/postgresql/*/bin: install Debian's postgresql package"
+            )
+            return 1
+        _say("PostgreSQL is not installed: the suite ran on SQLite only")
+        return 0
+    command = [PYTHON, "-m", "bot.store.testpg", "--", PYTHON, "-m", "pytest", *extra]
+    where = found.stdout.strip()
+    return _pytest(f"PostgreSQL (a throwaway server from {where})", command, dict(os.environ))
+
+
+def _pytest(backend: str, command: list[str | Path], env: dict[str, str]) -> int:
+    _say(f"pytest on {backend} ...")
+    status = subprocess.call([str(part) for part in command], cwd=ROOT, env=env)
     if status == PYTEST_NO_TESTS:
-        _say("pytest collected no tests: that is a failure, not a pass")
+        _say(f"pytest on {backend} collected no tests: that is a failure, not a pass")
         return 1
+    if status != 0:
+        _say(f"pytest on {backend} failed")
+    else:
+        _say(f"pytest on {backend} passed")
     return status
 
 

@@ -85,7 +85,7 @@ async def chat(
     out: TextIO = sys.stdout,
 ) -> int:
     db = Database(settings.database_url)
-    db.create_all()
+    db.upgrade()
     if fresh:
         close_open_conversations(db, user_id)
     engine = Engine(settings, db=db, nlu=NluService(settings))

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.config import PROJECT_ROOT, Settings
 from bot.nlu.model import TriageModel, load_or_train
+from bot.store.db import normalize_url
+from bot.store.testpg import create_database, drop_database
 
 NLU_DATA = PROJECT_ROOT / "nlu_data"
+
+
+def pytest_report_header() -> str:
+    server = os.environ.get("TEST_DATABASE_URL")
+    if server:
+        return f"database: PostgreSQL, a new database per test on {server}"
+    return "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +38,37 @@ def model(nlu_cache_dir: Path) -> TriageModel:
 
 
 @pytest.fixture
-def settings(nlu_cache_dir: Path, tmp_path: Path) -> Settings:
+def make_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """A new empty database per call: a SQLite file in tmp_path, or, when the environment
+    has TEST_DATABASE_URL (a PostgreSQL server's URL), a database of its own on that
+    server, dropped after the test (`python3 dev.py test` runs the suite both ways)."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        if not server:
+            return f"sqlite:///{tmp_path / (name + '.db')}"
+        database = f"t_{name}_{secrets.token_hex(5)}"
+        made.append(database)
+        return create_database(normalize_url(server), database)
+
+    yield make
+    for database in made:
+        drop_database(normalize_url(server or ""), database)
+
+
+@pytest.fixture
+def database_url(make_database_url: Callable[[str], str]) -> str:
+    """The test's database (see make_database_url)."""
+    return make_database_url("test")
+
+
+@pytest.fixture
+def settings(nlu_cache_dir: Path, database_url: str) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         nlu_cache_dir=nlu_cache_dir,
-        database_url=f"sqlite:///{tmp_path / 'test.db'}",
+        database_url=database_url,
     )
 
 
@@ -54,6 +90,6 @@ def run_cli(
         text=True,
         env=env,
         cwd=cwd or PROJECT_ROOT,
-        timeout=120,
+        timeout=600,  # a limit against hanging, not a speed test (CI runs on 2 shared cores)
         check=False,
     )

@@ -92,9 +92,9 @@ def test_nlu_test_writes_reports(cli_env: dict[str, str], tmp_path: Path) -> Non
 
 
 def test_chat_with_piped_input_prints_bot_lines_and_numbered_buttons(
-    cli_env: dict[str, str], tmp_path: Path
+    cli_env: dict[str, str], database_url: str
 ) -> None:
-    env = {**cli_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
+    env = {**cli_env, "DATABASE_URL": database_url}
     script = "hi\nmy parcel never arrived, order SO20241105123\n1\nRefund\n"
     done = run_cli("chat", "--lang", "en", "--name", "Anna", stdin=script, env=env)
     assert done.returncode == 0, done.stderr
@@ -109,9 +109,9 @@ def test_chat_with_piped_input_prints_bot_lines_and_numbered_buttons(
 
 
 def test_chat_continues_after_a_restart_and_ends_cleanly_on_empty_input(
-    cli_env: dict[str, str], tmp_path: Path
+    cli_env: dict[str, str], database_url: str
 ) -> None:
-    env = {**cli_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
+    env = {**cli_env, "DATABASE_URL": database_url}
     first = run_cli("chat", "--lang", "zh", stdin="我的快递丢了\n", env=env)
     assert first.returncode == 0, first.stderr
     assert "  [1] " in first.stdout

@@ -33,7 +33,7 @@ async def run_bench(settings: Settings, customers_file: Path, rounds: int) -> st
     load_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
-        db.create_all()
+        db.upgrade()
         engine = Engine(settings, db=db, nlu=nlu)
         runs: list[Played] = []
         started = time.perf_counter()

@@ -39,7 +39,7 @@ def _seed(url: str, *, customers: int, closed: bool) -> tuple[list[int], list[in
     from bot.store import Conversation, Customer, Database, Ticket
 
     db = Database(url)
-    db.create_all()
+    db.upgrade()
     now = datetime.now(UTC)
     conversations, tickets = [], []
     with db.session() as session:

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlmodel import Session, col, select
 
 from bot.store import FollowUp
+from bot.store.db import normalize_url
 
 if TYPE_CHECKING:
     from bot.followups.kinds import FollowUpKinds
@@ -50,7 +51,7 @@ async def report(period: str) -> None:
 
 
 async def retention() -> None:
-    """The nightly job: old transcripts deleted (RETENTION_DAYS)."""
+    """The nightly job: handled raw updates and, with RETENTION_DAYS, old transcripts."""
     if _running is not None:
         _running.expire_transcripts()
 
@@ -67,7 +68,7 @@ class Scheduler:
 
     def __init__(self, database_url: str) -> None:
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=database_url)},
+            jobstores={"default": SQLAlchemyJobStore(url=normalize_url(database_url))},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -105,11 +106,8 @@ class Scheduler:
             )
 
     def add_retention(self, days: int | None, timezone: object) -> None:
-        """Nightly at 03:30 local, when RETENTION_DAYS is set; removed when unset."""
-        if days is None:
-            if self.scheduler.get_job("retention") is not None:
-                self.scheduler.remove_job("retention")
-            return
+        """The nightly clean-up at 03:30 local: handled raw updates always, transcripts
+        too when RETENTION_DAYS is set (FollowUpKinds.expire_transcripts)."""
         self.scheduler.add_job(
             retention,
             "cron",

@@ -13,25 +13,49 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col, func, select
+from sqlmodel import Session, col, func, select
 
 from bot.store.models import Complaint, Conversation, Customer, Message, Ticket, utcnow
+
+POOL_SIZE = 10
+POOL_OVERFLOW = 30
+
+
+def normalize_url(url: str) -> str:
+    """PostgreSQL through psycopg 3: `postgres://` and `postgresql://` (which SQLAlchemy
+    would hand to psycopg2) become `postgresql+psycopg://`; other URLs are unchanged."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
 
 
 class Database:
     """One SQLAlchemy engine for the process; SQLite gets WAL and a busy timeout."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = normalize_url(url)
         kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
+        if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = sa.create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
+        else:
+            kwargs["pool_pre_ping"] = True
+        # A turn holds its connection while it waits for a remote action server, so up to
+        # one per chat handled at once (bot.telegram.intake.CONCURRENT_CHATS) plus the
+        # scheduler's; idle ones beyond pool_size are closed (PostgreSQL: see docs/storage.md).
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        if self.url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "before_cursor_execute", _strip_nul, retval=True)
 
-    def create_all(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+    def upgrade(self, revision: str = "head") -> str | None:
+        """Migrate the schema to `revision` (Alembic; an unversioned database made by the
+        old create_all is adopted first); return the revision it is at."""
+        from bot.store import migrate
+
+        return migrate.upgrade(self.engine, revision)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -48,6 +72,37 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _strip_nul(
+    _connection: Any,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> tuple[str, Any]:
+    """PostgreSQL's text cannot hold NUL (U+0000), which SQLite stores and anyone can type:
+    it is dropped from every string sent, rather than failing the whole turn."""
+
+    def has_nul(values: Any) -> bool:
+        return any(isinstance(value, str) and "\x00" in value for value in values)
+
+    def clean(value: Any) -> Any:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+    def cleaned(row: Any) -> Any:
+        if isinstance(row, dict):
+            return (
+                {key: clean(value) for key, value in row.items()} if has_nul(row.values()) else row
+            )
+        if isinstance(row, tuple | list) and has_nul(row):
+            return type(row)(clean(value) for value in row)
+        return row
+
+    if isinstance(parameters, list) and parameters and isinstance(parameters[0], dict | tuple):
+        return statement, [cleaned(row) for row in parameters]  # executemany
+    return statement, cleaned(parameters)
 
 
 def find_customer(session: Session, *, telegram_id: int) -> Customer | None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -144,14 +144,14 @@ async def _conversation(customer: Customer) -> list[str]:
 
 
 async def test_the_remote_action_server_gives_the_same_conversation(
-    settings: Settings, model: TriageModel, action_server: str, tmp_path: Any
+    settings: Settings,
+    model: TriageModel,
+    action_server: str,
+    make_database_url: Callable[[str], str],
 ) -> None:
     local = make_engine(settings, model)
     remote_settings = settings.model_copy(
-        update={
-            "action_server_url": action_server,
-            "database_url": f"sqlite:///{tmp_path / 'r.db'}",
-        }
+        update={"action_server_url": action_server, "database_url": make_database_url("r")}
     )
     remote = make_engine(remote_settings, model)
     try:

@@ -119,7 +119,7 @@ def make_engine(
     settings: Settings, model: TriageModel, actions: ActionRunner | None = None, **kw: Any
 ) -> Engine:
     db = Database(settings.database_url)
-    db.create_all()
+    db.upgrade()
     return Engine(
         settings,
         db=db,

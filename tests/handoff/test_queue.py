@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+import pytest
 
 from bot.store import Conversation, Customer, Database, Ticket
 from handoff import queue
@@ -11,10 +13,12 @@ from handoff import queue
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
-def _db(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'q.db'}")
-    db.create_all()
-    return db
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
 
 
 def _ticket(db: Database, name: str, tier: str, priority: int, minutes: int) -> int:
@@ -39,8 +43,7 @@ def _ticket(db: Database, name: str, tier: str, priority: int, minutes: int) -> 
         return ticket.id
 
 
-def test_major_first_then_vip_tiers_then_arrival(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_major_first_then_vip_tiers_then_arrival(db: Database) -> None:
     early = _ticket(db, "early", "regular", 0, 0)
     gold = _ticket(db, "gold", "gold", 0, 5)
     late = _ticket(db, "late", "regular", 0, 10)
@@ -52,8 +55,7 @@ def test_major_first_then_vip_tiers_then_arrival(tmp_path: Path) -> None:
         assert queue.position(session, late) == 5
 
 
-def test_two_agents_take_at_once_and_exactly_one_wins(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_two_agents_take_at_once_and_exactly_one_wins(db: Database) -> None:
     ticket = _ticket(db, "anna", "regular", 0, 0)
     with db.session() as first, db.session() as second:
         wins = [
@@ -67,8 +69,7 @@ def test_two_agents_take_at_once_and_exactly_one_wins(tmp_path: Path) -> None:
         assert queue.position(session, ticket) == 0
 
 
-def test_the_estimate_follows_recent_waits(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_the_estimate_follows_recent_waits(db: Database) -> None:
     with db.session() as session:
         assert queue.estimated_wait_minutes(session, 2) == 2 * queue.DEFAULT_HANDLING_MINUTES
     for index in range(3):
@@ -85,8 +86,7 @@ def test_the_estimate_follows_recent_waits(tmp_path: Path) -> None:
         assert queue.estimated_wait_minutes(session, 3) == 12
 
 
-def test_a_ticket_waiting_past_the_limit_rises_above_newer_vip_tickets(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+def test_a_ticket_waiting_past_the_limit_rises_above_newer_vip_tickets(db: Database) -> None:
     old = _ticket(db, "old", "regular", 0, 0)
     diamond = _ticket(db, "diamond", "diamond", 0, 25)
     major = _ticket(db, "major", "regular", 1, 10)
@@ -109,9 +109,8 @@ def test_a_ticket_waiting_past_the_limit_rises_above_newer_vip_tickets(tmp_path:
 
 
 def test_transfer_moves_an_open_ticket_and_requeue_restarts_its_waiting_clock(
-    tmp_path: Path,
+    db: Database,
 ) -> None:
-    db = _db(tmp_path)
     ticket = _ticket(db, "anna", "regular", 0, 0)
     with db.session() as session:
         assert queue.take(session, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0)
