@@ -1,7 +1,8 @@
 """Agents in a private chat with the bot: /queue, /take [N], /mine, /away, /available.
 
 Only users in AGENT_IDS / SUPERVISOR_IDS reach these; for anyone else the same words
-are ordinary customer messages (the conversation engine answers them).
+are ordinary customer messages (the conversation engine answers them). Someone who
+has left the staff group is told so and gets nothing else (StaffDesk.is_member).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class AgentChat:
     async def on_message(self, message: Message, bot: Bot) -> None:
         user = message.from_user
         assert user is not None and message.text is not None
+        if not await self.desk.is_member(bot, user):  # left the staff group: no queue, no take
+            await self._reply(bot, message, self.desk.label("staff.not_member"))
+            return
         self.desk.remember(user.id, user.first_name)
         command, _, argument = message.text.strip().partition(" ")
         command = command.split("@")[0].lower()

@@ -4,20 +4,37 @@ Transfer / Escalate / Close, /promise, and the relay between the topic and the c
 Only users in AGENT_IDS / SUPERVISOR_IDS may act; anyone else in the group is refused
 and nothing reaches a customer from them. Without forum topics the same works by
 replying to the ticket's card.
+
+When things go wrong (docs/handoff.md): a customer who blocked the bot gets a line in
+the topic instead of the message; a topic deleted by hand is replaced (a new topic, the
+card again); a group upgraded to a supergroup is followed to its new id; a member of
+staff who leaves the group gives their tickets back to the queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import col, or_, select
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram import (
+    Bot,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
@@ -45,6 +62,24 @@ EVIDENCE_SHOWN = 5
 """Photos and files shown under a card; the rest are counted (each costs group budget)."""
 TICKET_TAG = re.compile(r"^#(\d+) · ")
 HISTORY_LINES = 20
+MEMBER_RECHECK = 600.0
+"""Seconds a member of staff found in the staff group (getChatMember) is not asked about
+again; each question costs the group's budget of 20 requests a minute."""
+GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+T = TypeVar("T")
+
+
+def _gone(member: Any) -> bool:
+    """A ChatMember who is not in the group (left, removed, or restricted and outside)."""
+    if member.status in GONE:
+        return True
+    return member.status == ChatMemberStatus.RESTRICTED and not getattr(member, "is_member", True)
+
+
+def _topic_gone(error: BadRequest) -> bool:
+    """Telegram's answer when a message goes to a forum topic that was deleted."""
+    text = error.message.lower()
+    return "thread not found" in text or "topic_deleted" in text
 
 
 class StaffDesk:
@@ -53,6 +88,14 @@ class StaffDesk:
         self.engine = engine
         self.language = settings.default_language
         self.staff = set(settings.agent_ids) | set(settings.supervisor_ids)
+        self.staff_chat_id = settings.staff_chat_id
+        """The staff group's id: STAFF_CHAT_ID, until Telegram says it moved (migrated)."""
+        self.left: set[int] = set()
+        """Members of staff known (in this process) to have left the staff group."""
+        self._member_checked: dict[int, float] = {}
+        self._topic_locks: dict[int, asyncio.Lock] = {}
+        self._told_blocked: set[int] = set()
+        """Tickets whose topic heard (in this process) that the customer blocked the bot."""
 
     def label(self, key: str, **values: Any) -> str:
         return self.engine.responses.label(key, self.language, **values)
@@ -66,13 +109,24 @@ class StaffDesk:
         """A topic named after the ticket, the summary card its first message. Not pinned:
         Telegram allows 20 messages a minute per group, and a pin would spend a third of
         each ticket's budget (the card is the topic's first message anyway)."""
-        chat_id = self.settings.staff_chat_id
-        if chat_id is None:
+        if self.staff_chat_id is None:
             return
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.card_message_id is not None:
                 return
+        row = await self._open_topic(bot, ticket_id)
+        if row.supervisor_flag or row.priority >= 1:
+            await self.alert_supervisors(
+                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}")
+            )
+
+    async def _open_topic(self, bot: Bot, ticket_id: int, note: str | None = None) -> Ticket:
+        """The ticket's topic in the staff group with its card (then the customer's photos
+        and files), stored on the ticket; `note` is a line under the card."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None
             customer = session.get(Customer, ticket.customer_id)
             assert customer is not None
             previous = session.exec(
@@ -82,22 +136,36 @@ class StaffDesk:
                 )
             ).all()
             photos = session.exec(
-                select(Evidence).where(Evidence.conversation_id == ticket.conversation_id)
+                select(Evidence)
+                .where(Evidence.conversation_id == ticket.conversation_id)
+                .order_by(col(Evidence.id))  # as sent (PostgreSQL keeps no order by itself)
             ).all()
             card = self.card(ticket, customer, len(previous), len(photos))
             name = self.topic_name(ticket, customer)
             evidence = [(item.kind, item.file_id, item.caption) for item in photos]
-        topic_id: int | None = None
-        with contextlib.suppress(BadRequest):  # a group without topics: reply to the card
-            topic = await bot.create_forum_topic(chat_id, name)
-            topic_id = topic.message_thread_id
-        message = await bot.send_message(
-            chat_id,
-            escape(card),
-            parse_mode=ParseMode.HTML,
-            message_thread_id=topic_id,
-            reply_markup=self.card_buttons(ticket_id),
+        if note:
+            card += "\n\n" + note
+
+        async def create(chat_id: int, _: int | None) -> int | None:
+            try:
+                topic = await bot.create_forum_topic(chat_id, name)
+            except BadRequest:  # a group without topics: agents reply to the card
+                return None
+            return topic.message_thread_id
+
+        topic_id = await self._in_group(bot, None, create)
+        message = await self._in_group(
+            bot,
+            None,
+            lambda chat_id, _: bot.send_message(
+                chat_id,
+                escape(card),
+                parse_mode=ParseMode.HTML,
+                message_thread_id=topic_id,
+                reply_markup=self.card_buttons(ticket_id),
+            ),
         )
+        chat_id = message.chat.id
         await self._evidence(bot, chat_id, topic_id, message.message_id, evidence)
         with self.engine.db.session() as session:
             row = session.get(Ticket, ticket_id)
@@ -109,11 +177,7 @@ class StaffDesk:
             )
             session.add(row)
             session.commit()
-            major = row.supervisor_flag or row.priority >= 1
-        if major:
-            await self.alert_supervisors(
-                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}")
-            )
+            return row
 
     async def _evidence(
         self,
@@ -204,10 +268,94 @@ class StaffDesk:
 
     async def alert_supervisors(self, bot: Bot, text: str) -> None:
         for supervisor in self.settings.supervisor_ids:
+            if supervisor in self.left:  # not in the staff group: no ticket news
+                continue
             try:
                 await bot.send_message(supervisor, escape(text), parse_mode=ParseMode.HTML)
             except (Forbidden, BadRequest) as error:  # never started the bot, or left
                 log.warning("supervisor %s not reachable: %s", supervisor, error)
+
+    # --- when the staff group changes under us ---------------------------------------------
+
+    def owns(self, update: Update) -> bool:
+        """Whether an update comes from the staff group: its id (also after an upgrade to
+        a supergroup), or the new supergroup's first message naming it."""
+        chat = update.effective_chat
+        if chat is None or self.staff_chat_id is None:
+            return False
+        if chat.id == self.staff_chat_id:
+            return True
+        message = update.effective_message
+        return message is not None and message.migrate_from_chat_id == self.staff_chat_id
+
+    def migrated(self, old: int, new: int) -> None:
+        """The group `old` was upgraded to the supergroup `new` (Telegram's answer
+        ChatMigrated, or its service message): tickets move with it, and if it is the
+        staff group, this process uses the new id from now on and says so once."""
+        with self.engine.db.session() as session:
+            session.execute(
+                sa.update(Ticket).where(col(Ticket.staff_chat_id) == old).values(staff_chat_id=new)
+            )
+            session.commit()
+        if self.staff_chat_id == old:
+            self.staff_chat_id = new
+            log.error(
+                "the staff group %s was upgraded to a supergroup with the id %s; using it "
+                "until the bot restarts: set STAFF_CHAT_ID=%s",
+                old,
+                new,
+                new,
+            )
+
+    async def _in_group(
+        self, bot: Bot, ticket: Ticket | None, call: Callable[[int, int | None], Awaitable[T]]
+    ) -> T:
+        """`call(chat_id, topic_id)` in the staff group: the ticket's chat and topic, or
+        the desk's chat (topic None). The group upgraded to a supergroup: the call goes
+        again to the new id. The ticket's topic deleted by hand: the ticket gets a new
+        topic with its card, and the call goes there."""
+        replaced = False
+        for attempt in range(4):  # a move or two and a new topic, then the call succeeds
+            chat_id = ticket.staff_chat_id if ticket is not None else self.staff_chat_id
+            topic_id = ticket.topic_id if ticket is not None else None
+            assert chat_id is not None
+            try:
+                return await call(chat_id, topic_id)
+            except ChatMigrated as error:
+                if attempt == 3:
+                    raise
+                self.migrated(chat_id, int(error.new_chat_id))
+                if ticket is not None:
+                    ticket.staff_chat_id = int(error.new_chat_id)
+            except BadRequest as error:
+                if ticket is None or topic_id is None or replaced or not _topic_gone(error):
+                    raise
+                await self._replace_topic(bot, ticket, topic_id)
+                replaced = True
+        raise AssertionError("unreachable")
+
+    async def _replace_topic(self, bot: Bot, ticket: Ticket, gone: int) -> None:
+        """Someone deleted the ticket's topic: a new topic with the card and a line saying
+        so, stored on the ticket (once, however many messages find the topic gone)."""
+        ticket_id = ticket.id or 0
+        lock = self._topic_locks.setdefault(ticket_id, asyncio.Lock())
+        async with lock:
+            with self.engine.db.session() as session:
+                row = session.get(Ticket, ticket_id)
+            if row is not None and row.topic_id == gone:
+                log.warning(
+                    "ticket #%s: its topic %s was deleted from the staff group; posting its "
+                    "card in a new topic",
+                    ticket_id,
+                    gone,
+                )
+                note = self.label("staff.topic_replaced")
+                if row.status == "assigned" and row.agent_name:
+                    note += "\n" + self.label("staff.taken_by", agent=row.agent_name)
+                row = await self._open_topic(bot, ticket_id, note)
+            if row is not None:
+                ticket.staff_chat_id, ticket.topic_id = row.staff_chat_id, row.topic_id
+                ticket.card_message_id = row.card_message_id
 
     # --- the card's buttons ----------------------------------------------------------------
 
@@ -219,6 +367,9 @@ class StaffDesk:
         raw_id, _, target = raw_id.partition(":")
         if user.id not in self.staff:
             await query.answer(self.label("staff.only_agents"), show_alert=True)
+            return
+        if user.id in self.left:  # a public group's buttons work for anyone who sees them
+            await query.answer(self.label("staff.not_member"), show_alert=True)
             return
         if not raw_id.isdigit():
             await query.answer(self.label("staff.unknown"), show_alert=True)
@@ -258,7 +409,10 @@ class StaffDesk:
         self, bot: Bot, ticket_id: int, agent_id: int, name: str, now: datetime
     ) -> tuple[str, str]:
         """Take a waiting ticket: (outcome, what to tell the agent). Outcomes: won, taken
-        (someone else won), closed (resolved or cancelled), full (at capacity), missing."""
+        (someone else won), closed (resolved or cancelled), full (at capacity), missing,
+        left (not in the staff group any more)."""
+        if agent_id in self.left:
+            return "left", self.label("staff.not_member")
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None:
@@ -352,7 +506,7 @@ class StaffDesk:
             people: list[tuple[int, str]] = []
             # agents first, then supervisors; someone in both lists once
             for user_id in dict.fromkeys([*self.settings.agent_ids, *self.settings.supervisor_ids]):
-                if user_id == ticket.agent_id:
+                if user_id == ticket.agent_id or user_id in self.left:
                     continue
                 agent = session.get(Agent, user_id)
                 name = agent.name if agent is not None and agent.name else str(user_id)
@@ -400,6 +554,9 @@ class StaffDesk:
                 return
             agent = session.get(Agent, target) if target else None
             name = agent.name if agent is not None and agent.name else str(target)
+            if target in self.left:
+                await query.answer(self.label("staff.agent_left", agent=name), show_alert=True)
+                return
             if target and agent is not None and not agent.available:
                 await query.answer(self.label("staff.agent_away", agent=name), show_alert=True)
                 return
@@ -450,7 +607,10 @@ class StaffDesk:
     async def tell_staff(
         self, bot: Bot, user_id: int, text: str, ticket: Ticket | None = None
     ) -> bool:
-        """A private message to a member of staff (with a link to the ticket's topic)."""
+        """A private message to a member of staff (with a link to the ticket's topic);
+        none to someone who left the staff group."""
+        if user_id in self.left:
+            return False
         link = self.topic_link(ticket) if ticket is not None else None
         markup = (
             InlineKeyboardMarkup([[InlineKeyboardButton(self.label("staff.open_topic"), url=link)]])
@@ -466,12 +626,115 @@ class StaffDesk:
             return False
         return True
 
+    # --- members of staff who leave the group ----------------------------------------------
+
+    async def on_member(self, change: ChatMemberUpdated, bot: Bot) -> None:
+        """A chat_member update from the staff group: someone left or was removed, or
+        (re)joined."""
+        member = change.new_chat_member
+        if _gone(member):
+            await self.member_left(bot, member.user.id, member.user.first_name)
+        else:
+            self.left.discard(member.user.id)
+
+    async def member_left(self, bot: Bot, user_id: int, name: str) -> None:
+        """A member of staff left the staff group (or was removed). Their tickets go back
+        to the queue as with Transfer → Back to the queue (a line in each topic, the
+        customer told a colleague picks it up with everything so far); they are marked
+        away (no transfers, no call-backs); the supervisors get one message listing the
+        tickets. Learnt once however many updates say it (chat_member, left_chat_member)."""
+        if user_id not in self.staff or user_id in self.left:
+            return
+        self.left.add(user_id)
+        self._member_checked.pop(user_id, None)
+        now = datetime.now(UTC)
+        with self.engine.db.session() as session:
+            held = [ticket.id or 0 for ticket in queue.held_by(session, user_id)]
+            moved = [
+                ticket_id
+                for ticket_id in held
+                if queue.transfer(
+                    session, ticket_id=ticket_id, agent_id=None, agent_name=None, now=now
+                )
+            ]
+            agent = session.get(Agent, user_id) or Agent(telegram_id=user_id, name=name)
+            agent.available, agent.updated_at = False, now
+            session.add(agent)
+            session.commit()
+            tickets = list(
+                session.exec(
+                    select(Ticket).where(col(Ticket.id).in_(moved)).order_by(col(Ticket.id))
+                )
+            )
+        refs = ", ".join(f"#{ticket.id}" for ticket in tickets)
+        log.warning(
+            "staff member %s (%s) left the staff group; tickets back in the queue: %s",
+            name,
+            user_id,
+            refs or "none",
+        )
+        for ticket in tickets:
+            try:
+                await self.to_topic(
+                    bot,
+                    ticket,
+                    self.label("staff.member_left_requeued", agent=name, ticket=f"#{ticket.id}"),
+                )
+                language, chat_id = self.customer_chat(ticket)
+                text = self.customer_text("utter_agent_requeue", language)
+                await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_requeue")
+            except TelegramError as error:  # the next ticket is still told
+                log.error("ticket #%s back in the queue, not told: %s", ticket.id, error)
+        if refs:
+            text = self.label("staff.member_left", agent=name, tickets=refs)
+        else:
+            text = self.label("staff.member_left_none", agent=name)
+        await self.alert_supervisors(bot, text)
+
+    async def is_member(self, bot: Bot, user: User) -> bool:
+        """Whether a member of staff is in the staff group, for their private commands:
+        Telegram is asked (getChatMember) at most every MEMBER_RECHECK per person, and
+        always about someone known to have left (they may be back). Found gone: handled
+        as if they left now."""
+        if self.staff_chat_id is None:
+            return True
+        checked = self._member_checked.get(user.id)
+        recent = checked is not None and time.monotonic() - checked < MEMBER_RECHECK
+        if recent and user.id not in self.left:
+            return True
+        try:
+            member = await self._in_group(
+                bot, None, lambda chat_id, _: bot.get_chat_member(chat_id, user.id)
+            )
+        except TelegramError as error:  # not known: what the group's updates said
+            log.warning("membership of %s in the staff group not known: %s", user.id, error)
+            return user.id not in self.left
+        if _gone(member):
+            await self.member_left(bot, user.id, user.first_name)
+            return False
+        self.left.discard(user.id)
+        self._member_checked[user.id] = time.monotonic()
+        return True
+
     # --- messages in the staff group ---------------------------------------------------------
 
     async def on_message(self, message: Message, bot: Bot) -> None:
+        if message.migrate_to_chat_id is not None:  # this group is a supergroup now
+            self.migrated(message.chat.id, message.migrate_to_chat_id)
+            return
+        if message.migrate_from_chat_id is not None:  # the supergroup it became
+            self.migrated(message.migrate_from_chat_id, message.chat.id)
+            return
+        if message.left_chat_member is not None:
+            gone = message.left_chat_member
+            await self.member_left(bot, gone.id, gone.first_name)
+            return
+        for joined in message.new_chat_members or ():
+            self.left.discard(joined.id)
         user = message.from_user
         if user is None or user.is_bot:
             return
+        self.left.discard(user.id)  # whoever writes in the group is in it
         replied = message.reply_to_message
         with self.engine.db.session() as session:
             ticket = queue.ticket_for_topic(
@@ -616,18 +879,13 @@ class StaffDesk:
             session.add(held)
             session.commit()
             held_id = held.id
-        if ticket.staff_chat_id is None:
-            return
-        await bot.send_message(
-            ticket.staff_chat_id,
-            escape(
-                self.label("staff.coach_held", phrase=phrase)
-                + "\n"
-                + self.label("staff.coach_suggestion")
-            ),
-            parse_mode=ParseMode.HTML,
-            message_thread_id=ticket.topic_id,
-            reply_markup=InlineKeyboardMarkup(
+        await self.to_topic(
+            bot,
+            ticket,
+            self.label("staff.coach_held", phrase=phrase)
+            + "\n"
+            + self.label("staff.coach_suggestion"),
+            markup=InlineKeyboardMarkup(
                 [
                     [
                         InlineKeyboardButton(
@@ -673,8 +931,11 @@ class StaffDesk:
         language, chat_id = self.customer_chat(ticket)
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):
-            await self.to_customer(bot, ticket, chat_id, prefix)
-            await bot.copy_message(chat_id, message.chat.id, message.message_id)
+            if await self.to_customer(bot, ticket, chat_id, prefix):
+                try:
+                    await bot.copy_message(chat_id, message.chat.id, message.message_id)
+                except Forbidden as error:  # blocked between the two
+                    await self.undelivered(bot, ticket, f"a photo or file ({error})")
         elif text:
             await self.to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
 
@@ -777,11 +1038,16 @@ class StaffDesk:
         else:
             await self.to_topic(bot, ticket, f"👤 {name}:")
             with contextlib.suppress(TelegramError):
-                await bot.copy_message(
-                    ticket.staff_chat_id,
-                    message.chat.id,
-                    message.message_id,
-                    message_thread_id=ticket.topic_id,
+                await self._in_group(
+                    bot,
+                    ticket,
+                    lambda chat_id, topic_id: bot.copy_message(
+                        chat_id,
+                        message.chat.id,
+                        message.message_id,
+                        message_thread_id=topic_id,
+                        reply_to_message_id=None if topic_id else ticket.card_message_id,
+                    ),
                 )
 
     def customer_name(self, ticket: Ticket) -> str:
@@ -798,33 +1064,62 @@ class StaffDesk:
     async def to_topic(
         self, bot: Bot, ticket: Ticket, text: str, *, markup: InlineKeyboardMarkup | None = None
     ) -> None:
+        """A line (or lines) in the ticket's topic; without topics, a reply to its card
+        tagged with the ticket's number. Survives a deleted topic and a moved group."""
         if ticket.staff_chat_id is None:
             return
-        if ticket.topic_id is None:  # no topics: tag the line so replies to it find the ticket
-            text = f"#{ticket.id} · {text}"
-        pieces = split_text(text)
-        for index, piece in enumerate(pieces):
-            await bot.send_message(
-                ticket.staff_chat_id,
-                escape(piece),
-                parse_mode=ParseMode.HTML,
-                message_thread_id=ticket.topic_id,
-                reply_to_message_id=None if ticket.topic_id else ticket.card_message_id,
-                reply_markup=markup if index == len(pieces) - 1 else None,
-            )
+
+        async def send(chat_id: int, topic_id: int | None) -> None:
+            # no topics: tag the line so replies to it find the ticket
+            pieces = split_text(text if topic_id is not None else f"#{ticket.id} · {text}")
+            for index, piece in enumerate(pieces):
+                await bot.send_message(
+                    chat_id,
+                    escape(piece),
+                    parse_mode=ParseMode.HTML,
+                    message_thread_id=topic_id,
+                    reply_to_message_id=None if topic_id else ticket.card_message_id,
+                    reply_markup=markup if index == len(pieces) - 1 else None,
+                )
+
+        await self._in_group(bot, ticket, send)
 
     async def to_customer(
-        self, bot: Bot, ticket: Ticket, chat_id: int, text: str, *, response: str = "relay"
-    ) -> None:
-        """Send to the ticket's customer and keep it in the transcript."""
+        self,
+        bot: Bot,
+        ticket: Ticket,
+        chat_id: int,
+        text: str,
+        *,
+        response: str = "relay",
+        routine: bool = False,
+    ) -> bool:
+        """Send to the ticket's customer and keep it in the transcript; whether it was
+        delivered. A customer who blocked the bot: kept as undelivered, and the topic
+        says so (for a `routine` message such as a check-in, once per ticket)."""
         sent_id: int | None = None
         try:
             for piece in split_text(text):
                 sent = await bot.send_message(chat_id, escape(piece), parse_mode=ParseMode.HTML)
                 sent_id = sent.message_id
         except Forbidden as error:
-            log.warning("customer chat %s unreachable: %s", chat_id, error)
-            sent_id = None
+            self.engine.relayed_out(
+                ticket.conversation_id, text, external_id=None, response=response
+            )
+            await self.undelivered(bot, ticket, f"{response} ({error})", routine=routine)
+            return False
         self.engine.relayed_out(
             ticket.conversation_id, text, external_id=sent_id, response=response
         )
+        return True
+
+    async def undelivered(
+        self, bot: Bot, ticket: Ticket, what: str, *, routine: bool = False
+    ) -> None:
+        """A message to the customer refused by Telegram (they blocked the bot): one log
+        line, and a line in the ticket's topic."""
+        log.warning("ticket #%s: not delivered, the customer blocked the bot: %s", ticket.id, what)
+        if routine and ticket.id in self._told_blocked:
+            return
+        self._told_blocked.add(ticket.id or 0)
+        await self.to_topic(bot, ticket, self.label("staff.customer_blocked"))

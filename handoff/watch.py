@@ -93,7 +93,7 @@ class WaitingWatch:
                 "utter_queue_checkin", language, place=item.place, wait=wait
             )
             await self.desk.to_customer(
-                bot, item.ticket, chat_id, text, response="utter_queue_checkin"
+                bot, item.ticket, chat_id, text, response="utter_queue_checkin", routine=True
             )
         for ticket, minutes in alerts:
             text = self.desk.label(

@@ -11,7 +11,8 @@
   is reminded with a button; pressing it tells the customer who will contact them.
 - survey / after_service: a closed question to the customer (the answers are handled
   by the conversation, bot/dialogue/survey.py). No answer after NO_ANSWER_AFTER (24 h):
-  one reminder, then no_answer. A customer who blocked the bot: blocked, never retried.
+  one reminder, then no_answer. A customer who blocked the bot: blocked, never retried
+  (one log line, and a line in the ticket's topic).
   Never in QUIET_HOURS (moved to their end), never in the middle of another
   conversation (an hour later).
 - Any kind: Telegram unreachable after the sending retries -> failed, tried again a
@@ -25,6 +26,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
 from sqlmodel import Session, col, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
@@ -33,15 +35,20 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.dialogue.survey import yes_no
 from bot.dialogue.turn import Button
 from bot.followups.scheduler import Scheduler
-from bot.store import Agent, Conversation, FollowUp, Ticket
+from bot.store import Agent, Conversation, FollowUp, ProcessedUpdate, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
 from bot.store.privacy import expire
+from bot.telegram.intake import Inbox
 from bot.telegram.render import escape, keyboard
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(hours=1)
+INBOX_KEPT = timedelta(days=2)
+"""Handled raw updates are kept this long (to look into a problem), then deleted."""
+PROCESSED_KEPT = timedelta(days=30)
+"""Telegram redelivers within hours; marks of handled update_ids older than this go."""
 NETWORK_RETRY = timedelta(minutes=1)
 ATTEMPTS = 3
 IN_FLIGHT = 16
@@ -70,6 +77,19 @@ class FollowUpKinds:
             return self.scheduler.sync(session)
 
     def expire_transcripts(self) -> None:
+        """The nightly clean-up: handled raw updates after INBOX_KEPT (they hold what
+        customers wrote), redelivery marks after PROCESSED_KEPT, and transcripts after
+        RETENTION_DAYS when it is set."""
+        now = datetime.now(UTC)
+        inbox = Inbox(self.db).prune(now - INBOX_KEPT)
+        with self.db.session() as session:
+            marks = session.execute(
+                sa_delete(ProcessedUpdate).where(
+                    col(ProcessedUpdate.processed_at) < now - PROCESSED_KEPT
+                )
+            )
+            session.commit()
+        log.info("clean-up: %s handled updates, %s redelivery marks deleted", inbox, _count(marks))
         if self.settings.retention_days is None:
             return
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
@@ -338,8 +358,14 @@ class FollowUpKinds:
             sent = await self.bot.send_message(
                 chat_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons)
             )
-        except Forbidden:
+        except Forbidden as error:  # blocked: never retried; the agents see why
             self._close_question(follow_up_id, message_id, "blocked")
+            if ticket is not None:
+                await self.desk.undelivered(self.bot, ticket, f"{row.kind} ({error})")
+            else:
+                log.warning(
+                    "follow-up %s not delivered, the customer blocked the bot", follow_up_id
+                )
             return
         except BadRequest as error:
             log.error("follow-up %s not sent: %s", follow_up_id, error)
@@ -372,3 +398,7 @@ class FollowUpKinds:
                 session.add(stored)
             session.add(row)
             session.commit()
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
