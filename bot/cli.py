@@ -124,6 +124,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.telegram_bot_token:
+        raise CliError(
+            "TELEGRAM_BOT_TOKEN is not set: the scheduler sends follow-ups through the bot"
+        )
+    from bot.telegram.app import run
+
+    run(settings.model_copy(update={"run_scheduler": True}), intake=False)
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.chat import chat
 
@@ -135,6 +146,33 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogue.bench import run_bench
 
+    if args.load:
+        from bot.telegram.loadbench import run_load_bench
+
+        try:
+            count = 5000 if args.customers is None else int(args.customers)
+        except ValueError:
+            raise CliError(f"--load: --customers is a number, not {args.customers!r}") from None
+        if count < 1 or args.minutes <= 0:
+            raise CliError("--load needs --customers >= 1 and --minutes > 0")
+        databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+        try:
+            report = asyncio.run(
+                run_load_bench(
+                    settings,
+                    customers=count,
+                    minutes=args.minutes,
+                    databases=databases,
+                    seed=args.seed,
+                    timeout=args.timeout,
+                    baseline=not args.no_baseline,
+                    staff=not args.no_staff_group,
+                )
+            )
+        except RuntimeError as error:
+            raise CliError(str(error)) from None
+        print(report)
+        return 0
     if args.followups:
         from bot.followups.bench import run_followups_bench
 
@@ -177,7 +215,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(report)
         return 0
 
-    customers = Path(args.customers)
+    customers = Path(args.customers or PROJECT_ROOT / "tests" / "dialogue" / "customers.yml")
     if not customers.is_file():
         raise CliError(f"no such file: {customers}")
     print(asyncio.run(run_bench(settings, customers, max(1, args.rounds))))
@@ -241,12 +279,35 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store import Database
+    from bot.store.migrate import MigrationError
+
+    db = Database(settings.database_url)
+    try:
+        revision = db.upgrade()
+    except (SQLAlchemyError, MigrationError) as error:
+        raise CliError(f"cannot migrate the database: {str(error).splitlines()[0]}") from None
+    finally:
+        db.dispose()
+    print(f"database at revision {revision}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the Telegram bot")
     run.set_defaults(handler=cmd_run)
+
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run only the follow-ups, reports and hand-off watch (beside webhook workers)",
+    )
+    scheduler.set_defaults(handler=cmd_scheduler)
 
     chat = commands.add_parser("chat", help="talk to the bot in the terminal, as a customer")
     chat.add_argument("--lang", choices=["zh", "en"], help="the customer's language")
@@ -259,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="conversation quality and turn latency")
     bench.add_argument(
         "--customers",
-        default=str(PROJECT_ROOT / "tests" / "dialogue" / "customers.yml"),
-        help="scripted customers (YAML)",
+        help="scripted customers (YAML; default tests/dialogue/customers.yml); "
+        "with --load: how many customers (default 5000)",
     )
     bench.add_argument("--rounds", type=int, default=3, help="times each customer is played")
     bench.add_argument(
@@ -287,6 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--at-once", type=int, default=10_000, help="--followups: surveys due together (0: none)"
     )
+    bench.add_argument(
+        "--load",
+        action="store_true",
+        help="customers arriving at random at a human pace, end to end (docs/benchmarks.md)",
+    )
+    bench.add_argument("--minutes", type=float, default=10, help="--load: arrivals spread over")
+    bench.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql", "both"],
+        default="sqlite",
+        help="--load: the bot's database (postgresql: a throwaway local server)",
+    )
+    bench.add_argument("--seed", type=int, default=7, help="--load: customers and their pace")
+    bench.add_argument(
+        "--timeout", type=float, default=60, help="--load: seconds a customer waits for a reply"
+    )
+    bench.add_argument(
+        "--no-baseline", action="store_true", help="--load: skip the echo-bot baseline"
+    )
+    bench.add_argument(
+        "--no-staff-group",
+        action="store_true",
+        help="--load: no staff group (tickets stay in the database; a diagnostic)",
+    )
     bench.set_defaults(handler=cmd_bench)
 
     report = commands.add_parser(
@@ -297,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=".", help="png: the folder for the charts")
     report.add_argument("--until", help="the day after the period, YYYY-MM-DD (default: today)")
     report.set_defaults(handler=cmd_report)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the database (DATABASE_URL) to the current schema"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
 
     nlu = commands.add_parser("nlu", help="the triage classifier")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)

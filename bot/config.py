@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,9 @@ class Settings(BaseSettings):
     rasa_nlu_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
-    listen: str = "127.0.0.1:8080"
+    listen: str | None = None
+    """host:port of the HTTP server: the webhook, /healthz and /metrics. Webhook mode
+    listens on 127.0.0.1:8080 when it is not set; polling mode serves nothing then."""
     default_language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
     business_hours: str | None = None
@@ -291,11 +293,22 @@ class Settings(BaseSettings):
 
     @field_validator("listen")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"'{value}' must be host:port, e.g. 0.0.0.0:8080")
         return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "WEBHOOK_URL needs WEBHOOK_SECRET: a random string Telegram sends with each "
+                "update, so nobody else can post updates to the bot"
+            )
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

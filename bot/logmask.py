@@ -4,7 +4,7 @@ A logging filter on the process's handlers rewrites each record's message: an e-
 keeps its first letter and its domain (`a***@example.com`), a phone-like run of 9 or
 more digits (spaces, dashes and a leading + allowed) keeps its last two digits
 (`***********34`). Order numbers such as `SO20241105123` are left alone: digits glued
-to letters are not a phone number.
+to letters are not a phone number; nor are negative numbers (group and channel ids).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import logging
 import re
 
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-PHONE = re.compile(r"(?<![\w+])\+?\d(?:[ -]?\d){8,}(?!\w)")
+PHONE = re.compile(r"(?<![\w+-])\+?\d(?:[ -]?\d){8,}(?!\w)")
+"""Not after a minus: -1001234567890 is a group's or channel's id (an operator needs it
+whole, e.g. STAFF_CHAT_ID), never a person's phone or Telegram id."""
 
 
 def mask(text: str) -> str:

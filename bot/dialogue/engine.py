@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import update as sa_update
+from sqlmodel import Session, col, func, select
 
 from actions.facts import load_facts
 from bot.config import Settings
@@ -124,9 +125,7 @@ class Engine:
         with self.db.session() as session:
             if incoming.update_id is not None:
                 if session.get(ProcessedUpdate, incoming.update_id) is not None:
-                    return TurnResult(
-                        replies=[], conversation_id=0, status="", stage="", duplicate=True
-                    )
+                    return self._redelivered(session, incoming)
                 session.add(ProcessedUpdate(update_id=incoming.update_id))
             hint = _language_of(incoming.language_hint) or self.settings.default_language
             customer, _ = get_or_create_customer(
@@ -248,6 +247,78 @@ class Engine:
         if incoming.button_ref is not None and last.external_id not in (None, incoming.button_ref):
             return True
         return incoming.payload not in {button["payload"] for button in last.buttons}
+
+    def _redelivered(self, session: Session, incoming: Incoming) -> TurnResult:
+        """An update handled before (Telegram delivered it again, or the process stopped
+        after the turn was saved): nothing is done again, but replies of that turn not
+        yet sent are returned to be sent, and a ticket whose card was never posted is
+        named, so a crash between saving and sending loses nothing."""
+        result = TurnResult(replies=[], conversation_id=0, status="", stage="", duplicate=True)
+        customer = find_customer(session, telegram_id=incoming.user_id)
+        if customer is None:
+            return result
+        conversation = session.exec(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id)
+            .order_by(col(Conversation.id).desc())
+        ).first()
+        if conversation is None or conversation.id is None:
+            return result
+        last_in = session.exec(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation.id, Message.direction == "in"
+            )
+        ).one()
+        unsent = session.exec(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.direction == "out",
+                col(Message.id) > (last_in or 0),
+                col(Message.external_id).is_(None),
+                col(Message.delivered).is_(True),
+            )
+            .order_by(col(Message.id))
+        ).all()
+        on_the_way = [row.id for row in unsent if row.send_started_at is not None]
+        if on_the_way:
+            log.warning(
+                "replies %s were on their way to Telegram when the bot stopped; not sent again",
+                on_the_way,
+            )
+        unsent = [row for row in unsent if row.send_started_at is None]
+        result.replies = [
+            Reply(
+                text=row.text,
+                buttons=[Button(**button) for button in row.buttons],
+                responses=[row.response] if row.response else [],
+                row_id=row.id,
+            )
+            for row in unsent
+        ]
+        result.conversation_id = conversation.id
+        result.status, result.stage = conversation.status, conversation.stage
+        card_missing = session.exec(
+            select(Ticket.id).where(
+                Ticket.conversation_id == conversation.id,
+                col(Ticket.status).in_(("waiting", "assigned")),
+                col(Ticket.card_message_id).is_(None),
+                col(Ticket.topic_id).is_(None),
+            )
+        ).first()
+        result.ticket_id = card_missing
+        return result
+
+    def sending(self, row_id: int, *, on_its_way: bool) -> None:
+        """A reply's request is leaving for Telegram now, or Telegram refused it (see
+        Message.send_started_at)."""
+        with self.db.session() as session:
+            session.execute(
+                sa_update(Message)
+                .where(col(Message.id) == row_id)
+                .values(send_started_at=self.clock() if on_its_way else None)
+            )
+            session.commit()
 
     def delivered(self, outcomes: list[tuple[int, int | None, bool]]) -> None:
         """Record, for sent messages, the channel's id, or that sending failed for good:

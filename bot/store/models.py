@@ -96,6 +96,9 @@ class Message(SQLModel, table=True):
     """The channel's id for the message (Telegram's message_id)."""
     delivered: bool = True
     """False when sending failed for good; kept so it can be resent, never lost."""
+    send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the request carrying it left for Telegram. Set without external_id after a
+    crash: Telegram may have it, so it is not sent again (never twice)."""
     original_text: str | None = None
     edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _when()
@@ -225,3 +228,34 @@ class Agent(SQLModel, table=True):
     name: str = ""
     available: bool = True
     updated_at: datetime = _when()
+
+
+class InboundUpdate(SQLModel, table=True):
+    """A Telegram update as received, written before Telegram is told "received".
+
+    The inbox: every update is stored (webhook: before the 200; polling: before the next
+    getUpdates acknowledges it), then processed in update_id order per chat. done_at is
+    set when it has been handled; rows without it are picked up again after a crash.
+    """
+
+    __tablename__ = "inbound_update"
+
+    update_id: int = Field(
+        sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    chat_key: int = Field(sa_type=sa.BigInteger, index=True)
+    """The chat (or user) the update belongs to: updates of one key run in order."""
+    body: str
+    received_at: datetime = _when()
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    attempts: int = 0
+    error: str | None = None
+
+
+class Lease(SQLModel, table=True):
+    """A named lock held by one process until `until` (a chat being processed, the
+    scheduler). Expires by itself when its holder dies."""
+
+    name: str = Field(primary_key=True)
+    holder: str
+    until: datetime = Field(sa_type=UTCDateTime)

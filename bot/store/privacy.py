@@ -1,6 +1,7 @@
 """Forgetting a customer (`/forget`), keeping anonymous statistics.
 
-Erased: the transcript (every message but the confirmation itself), photos and files,
+Erased: the transcript (every message but the confirmation itself) and the raw updates
+kept in the inbox, photos and files,
 held agent drafts, the conversation's slots, the complaint's facts and own words, the
 ticket's summary and resolution text, follow-up notes and free-text answers, and the
 customer's name, phone and Telegram id (replaced by a placeholder, so their next
@@ -22,6 +23,7 @@ from bot.store.models import (
     Evidence,
     FollowUp,
     HeldMessage,
+    InboundUpdate,
     Message,
     Ticket,
 )
@@ -42,6 +44,13 @@ def forget(session: Session, customer: Customer, *, keep_message: int | None = N
         )
     )
     session.execute(delete(Evidence).where(col(Evidence.conversation_id).in_(conversations)))
+    # the raw updates as Telegram sent them (the inbox) carry the same words
+    session.execute(
+        delete(InboundUpdate).where(
+            col(InboundUpdate.chat_key) == customer.telegram_id,
+            col(InboundUpdate.done_at).is_not(None),
+        )
+    )
     for conversation in session.exec(
         select(Conversation).where(col(Conversation.id).in_(conversations))
     ):

@@ -1,8 +1,9 @@
-"""`python -m bot run`: the bot in Telegram (long polling), on the conversation engine.
+"""`python -m bot run`: the bot in Telegram (long polling or webhook), on the engine.
 
-One ``TypeHandler`` routes every update: private messages and button presses go to
-the engine; media become evidence; edits update the transcript; groups are pointed to
-a private chat. Updates are ordered per chat (:mod:`bot.telegram.ordering`), each
+Updates arrive through the inbox (:mod:`bot.telegram.intake`: stored before Telegram is
+told they arrived, handled in order per chat, picked up again after a crash). One router
+handles each: private messages and button presses go to the engine; media become
+evidence; edits update the transcript; groups are pointed to a private chat. Each
 ``update_id`` is handled once, sending goes through PTB's ``AIORateLimiter`` (Telegram's
 30/s overall and 20/min per group, retrying after a 429's ``retry_after``) and a
 retry loop for network errors here.
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +33,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.ext import AIORateLimiter, Application, CallbackContext, ContextTypes
 
 from bot import logmask
 from bot.config import Settings
@@ -39,9 +42,12 @@ from bot.followups.kinds import FollowUpKinds
 from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
-from bot.telegram.ordering import ChatOrderedProcessor
+from bot.store.models import InboundUpdate, utcnow
+from bot.telegram.intake import DATABASE_DOWN, MAX_ATTEMPTS, Dispatcher, Inbox, Leases
+from bot.telegram.metrics import Metrics
 from bot.telegram.render import escape, keyboard, split_text
-from bot.telegram.request import AiohttpRequest
+from bot.telegram.request import ON_SEND, AiohttpRequest
+from bot.telegram.serve import ALLOWED_UPDATES, Intake
 from handoff.private import AgentChat
 from handoff.staff import StaffDesk
 from handoff.watch import WaitingWatch
@@ -50,6 +56,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SEND_ATTEMPTS = 5
+WEBHOOK_CONNECTIONS = 40
+"""Telegram's default number of webhook requests in flight at once."""
+STOP_GRACE = 10.0
+"""Seconds a stopping process gives the updates it is handling to finish."""
+SCHEDULER_LEASE = timedelta(seconds=60)
 CONNECTION_POOL = 32
 TYPING_AFTER = 0.6
 """Seconds a reply may take before the customer sees "typing…"."""
@@ -104,7 +115,13 @@ class TelegramFrontEnd:
         self.agents = AgentChat(self.desk)
         self.watch = WaitingWatch(self.desk)
         self._watch_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self.followups: FollowUpKinds | None = None
+        self.inbox = Inbox(engine.db)
+        self.metrics = Metrics(engine.db)
+        self.application: Application | None = None
+        self._told_to_wait: set[int] = set()
+        """Chats told "one moment" while the database is away (told once per outage)."""
 
     def build(self) -> Application:
         assert self.settings.telegram_bot_token
@@ -121,21 +138,77 @@ class TelegramFrontEnd:
                     max_retries=SEND_ATTEMPTS,
                 )
             )
-            .concurrent_updates(ChatOrderedProcessor())
+            # The inbox receives updates (bot.telegram.intake), not PTB's Updater: PTB
+            # acknowledges an update before handling it and loses it in a crash.
+            .updater(None)
             # PTB's HTTP layer on aiohttp: httpx/httpcore cost more CPU per call than
             # the NLU under load (docs/benchmarks.md). 32 connections keep requests flowing.
-            .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL))
+            .request(
+                AiohttpRequest(
+                    connection_pool_size=CONNECTION_POOL, on_flood=self.metrics.flood.inc
+                )
+            )
             .get_updates_request(AiohttpRequest(connection_pool_size=1))
-            .post_init(self._post_init)
-            .post_stop(self._post_stop)
-            .post_shutdown(self._post_shutdown)
             .build()
         )
-        application.add_handler(TypeHandler(Update, self.on_update))
-        application.add_error_handler(self._on_error)
+        self.application = application
         return application
 
-    async def _post_init(self, application: Application) -> None:
+    async def handle_stored(self, row: InboundUpdate) -> bool:
+        """Handle one stored update (the dispatcher's handler): True when done with it,
+        False to try again later (the database is away, or a fault to retry)."""
+        assert self.application is not None
+        data = json.loads(row.body)
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception as error:  # JSON that is not an Update PTB can read
+            log.warning("update %s is not readable (%s); set aside", row.update_id, error)
+            self.inbox.done(row.update_id, error=f"unreadable: {error}"[:500])
+            self.metrics.updates.labels("unreadable").inc()
+            return True
+        if not _known_kind(data):
+            log.info("update %s of a kind not handled (%s)", row.update_id, _kinds(data))
+        context = CallbackContext.from_update(update, self.application)
+        try:
+            await self.on_update(update, context)
+        except DATABASE_DOWN:
+            await self.one_moment(data)
+            return False
+        except Exception as error:
+            attempts = self.inbox.failed(row.update_id, repr(error))
+            if attempts == 1:
+                log.exception("update %s failed", row.update_id)
+            if attempts < MAX_ATTEMPTS:
+                return False
+            log.error("update %s set aside after %d failed attempts", row.update_id, attempts)
+            self.inbox.done(row.update_id, error=repr(error)[:500])
+            self.metrics.updates.labels("set_aside").inc()
+            return True
+        self.inbox.done(row.update_id)
+        self.metrics.updates.labels("handled").inc()
+        if update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE:
+            self.metrics.latency.observe((utcnow() - row.received_at).total_seconds())
+        self._told_to_wait.discard(row.chat_key)
+        return True
+
+    async def one_moment(self, data: dict[str, Any]) -> None:
+        """The database is away: a customer who wrote hears "one moment" (once), and
+        their message is handled when it is back."""
+        assert self.application is not None
+        chat = data.get("message", {}).get("chat", {}) if isinstance(data, dict) else {}
+        user = data.get("message", {}).get("from", {}) if isinstance(data, dict) else {}
+        if chat.get("type") != "private" or chat.get("id") in self._told_to_wait:
+            return
+        self._told_to_wait.add(chat["id"])
+        code = str(user.get("language_code") or "")
+        language = "zh" if code.startswith("zh") else "en" if code else None
+        text = self.engine.responses.render(
+            "utter_one_moment", language or self.settings.default_language, {}
+        )
+        with contextlib.suppress(TelegramError):
+            await self.application.bot.send_message(chat["id"], escape(text), parse_mode="HTML")
+
+    async def start(self, application: Application) -> None:
         for language, commands in COMMANDS.items():
             await application.bot.set_my_commands(
                 [BotCommand(name, text) for name, text in commands],
@@ -155,16 +228,52 @@ class TelegramFrontEnd:
                     scope=BotCommandScopeChat(user_id),
                 )
         if self.settings.run_scheduler:
-            scheduler = Scheduler(self.settings.database_url)
-            self.followups = FollowUpKinds(self.desk, application.bot, scheduler)
-            scheduler.start(self.followups)
-            if self.settings.supervisor_ids:
-                scheduler.add_reports(
-                    self.settings.reports, self.settings.report_time, self.settings.tz
-                )
-            scheduler.add_retention(self.settings.retention_days, self.settings.tz)
-            self.followups.sync()
+            self._lease_task = asyncio.create_task(self._hold_scheduler(application))
+
+    async def _hold_scheduler(self, application: Application) -> None:
+        """Exactly one process runs the scheduler and the watch, whatever RUN_SCHEDULER
+        says elsewhere: the one holding the lease "scheduler". The others wait and take
+        over when a holder stops renewing it (it stopped or died)."""
+        leases = Leases(self.engine.db)
+        renew = SCHEDULER_LEASE.total_seconds() / 3
+        waiting_said = False
+        while True:
+            try:
+                held = leases.acquire("scheduler", SCHEDULER_LEASE)
+            except DATABASE_DOWN as error:
+                log.warning("scheduler lease not renewed: %s", str(error).splitlines()[0])
+                held = self.followups is not None  # keep going; the database is away
+            if held and self.followups is None:
+                self._start_scheduler(application)
+                log.info("this process runs the scheduler (%s)", leases.holder)
+            elif not held and self.followups is not None:
+                log.error("scheduler lease lost to another process; scheduler stopped here")
+                self._stop_scheduler()
+            elif not held and not waiting_said:
+                waiting_said = True
+                log.info("another process runs the scheduler; this one stands by")
+            await asyncio.sleep(renew)
+
+    def _start_scheduler(self, application: Application) -> None:
+        scheduler = Scheduler(self.settings.database_url)
+        self.followups = FollowUpKinds(self.desk, application.bot, scheduler)
+        scheduler.start(self.followups)
+        if self.settings.supervisor_ids:
+            scheduler.add_reports(
+                self.settings.reports, self.settings.report_time, self.settings.tz
+            )
+        scheduler.add_retention(self.settings.retention_days, self.settings.tz)
+        self.followups.sync()
+        # The hand-off watch runs where the scheduler runs: in one process only.
         self._watch_task = asyncio.create_task(self._tick(application.bot))
+
+    def _stop_scheduler(self) -> None:
+        if self.followups is not None:
+            self.followups.scheduler.shutdown()
+            self.followups = None
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            self._watch_task = None
 
     async def _tick(self, bot: Bot) -> None:
         """Every HANDOFF_TICK: the waiting tickets and promises, and new follow-up rows
@@ -180,19 +289,20 @@ class TelegramFrontEnd:
             except TelegramError as error:
                 log.error("hand-off watch: %s", error)
 
-    async def _post_stop(self, application: Application) -> None:
-        if self.followups is not None:
-            self.followups.scheduler.shutdown()
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+    async def stop(self, application: Application) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
-
-    async def _post_shutdown(self, application: Application) -> None:
+                await self._lease_task
+        watch = self._watch_task
+        self._stop_scheduler()
+        if watch is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        if self.settings.run_scheduler:
+            with contextlib.suppress(*DATABASE_DOWN):
+                Leases(self.engine.db).release("scheduler")  # the next one need not wait
         await self.engine.close()
-
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
 
     # --- routing ---------------------------------------------------------------------
 
@@ -206,8 +316,7 @@ class TelegramFrontEnd:
                 self.followups.sync()  # rows this update wrote get their jobs now
 
     async def _route(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        staff_chat = self.settings.staff_chat_id
-        if update.effective_chat is not None and update.effective_chat.id == staff_chat:
+        if self.desk.owns(update):  # the staff group (the desk knows its id after an upgrade)
             if self._first_time(update.update_id):
                 await self._on_staff(update, context)
                 self._mark_done(update.update_id)
@@ -261,7 +370,7 @@ class TelegramFrontEnd:
         )
         async with self._typing(context, message.chat.id):
             result = await self.engine.handle(incoming)
-        if result.duplicate:
+        if result.duplicate and not result.replies and result.ticket_id is None:
             log.info("update %s already handled; skipped", update.update_id)
             return
         await self._send_all(context, message.chat.id, result.replies)
@@ -270,8 +379,12 @@ class TelegramFrontEnd:
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None
-        with contextlib.suppress(BadRequest):  # answered too late: Telegram says so, fine
+        try:
             await query.answer()
+        except BadRequest:  # answered too late: Telegram says so, fine
+            pass
+        except TelegramError as error:  # it only stops the spinner: the press still counts
+            log.warning("press in chat %s not acknowledged: %s", query.from_user.id, error)
         keyboard_message = query.message if isinstance(query.message, Message) else None
         chat_id = keyboard_message.chat.id if keyboard_message else query.from_user.id
         label = _label(keyboard_message, query.data)
@@ -287,9 +400,9 @@ class TelegramFrontEnd:
         )
         async with self._typing(context, chat_id):
             result = await self.engine.handle(incoming)
-        if result.duplicate:
+        if result.duplicate and not result.replies and result.ticket_id is None:
             return
-        if keyboard_message is not None:
+        if keyboard_message is not None and not result.duplicate:
             await self._settle_keyboard(keyboard_message, label, result.replies)
         await self._send_all(context, chat_id, result.replies)
         await self._after_turn(context, result, None)
@@ -322,6 +435,8 @@ class TelegramFrontEnd:
                 await self.desk.on_button(update, context.bot)
             elif update.message is not None:
                 await self.desk.on_message(update.message, context.bot)
+            elif update.chat_member is not None:  # someone joined or left the group
+                await self.desk.on_member(update.chat_member, context.bot)
         except TelegramError as error:
             log.error("staff group: %s", error)
 
@@ -339,7 +454,7 @@ class TelegramFrontEnd:
                 )
             elif message.reply_markup is not None:
                 await message.edit_reply_markup(reply_markup=None)
-        except BadRequest as error:  # already edited, or too old to edit
+        except TelegramError as error:  # already edited, too old to edit, or timed out
             log.info("keyboard of message %s left as is: %s", message.message_id, error)
 
     def _on_edit(self, message: Message) -> None:
@@ -380,12 +495,12 @@ class TelegramFrontEnd:
     async def _send_all(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]
     ) -> None:
-        outcomes = []
         for reply in replies:
             sent_id, ok = await self._send(context, chat_id, reply)
             if reply.row_id is not None:
-                outcomes.append((reply.row_id, sent_id, ok))
-        self.engine.delivered(outcomes)
+                # Recorded at once, not after the turn's last reply: a reply sent but not
+                # recorded is sent again after a crash, so that window stays one request.
+                self.engine.delivered([(reply.row_id, sent_id, ok)])
 
     async def _send(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply
@@ -394,6 +509,8 @@ class TelegramFrontEnd:
         pieces = split_text(reply.text) or [" "]
         markup = keyboard(reply.buttons)
         sent_id: int | None = None
+        if reply.row_id is not None:
+            ON_SEND.set(ReplyMark(self.engine, reply.row_id))
         try:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
@@ -409,6 +526,8 @@ class TelegramFrontEnd:
         except TelegramError as error:
             log.error("reply %s to chat %s not delivered: %s", reply.row_id, chat_id, error)
             return sent_id, False
+        finally:
+            ON_SEND.set(None)
         return sent_id, True
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -448,6 +567,39 @@ class TelegramFrontEnd:
             task.cancel()
 
 
+class ReplyMark:
+    """A reply's Message.send_started_at, set as its request leaves, cleared if Telegram
+    refuses it (a 429 to be retried, say)."""
+
+    def __init__(self, engine: Engine, row_id: int) -> None:
+        self.engine = engine
+        self.row_id = row_id
+        self.marked = False
+
+    def leaving(self) -> None:
+        if not self.marked:
+            self.engine.sending(self.row_id, on_its_way=True)
+            self.marked = True
+
+    def refused(self) -> None:
+        if self.marked:
+            self.engine.sending(self.row_id, on_its_way=False)
+            self.marked = False
+
+
+HANDLED_KINDS = frozenset(
+    {"message", "edited_message", "callback_query", "chat_member", "my_chat_member"}
+)
+
+
+def _kinds(data: dict[str, Any]) -> str:
+    return ", ".join(sorted(key for key in data if key != "update_id")) or "empty"
+
+
+def _known_kind(data: dict[str, Any]) -> bool:
+    return any(key in HANDLED_KINDS for key in data)
+
+
 def _seconds(value: Any) -> float:
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
@@ -483,23 +635,78 @@ def _label(message: Message | None, data: str | None) -> str | None:
     return None
 
 
-def run(settings: Settings) -> None:
-    """Train or load the NLU, open the database, poll Telegram until stopped."""
+def run(settings: Settings, *, intake: bool = True) -> None:
+    """Train or load the NLU, bring the database to the current schema, then take
+    updates (long polling, or the webhook when WEBHOOK_URL is set) until stopped.
+    ``intake=False`` (`python -m bot scheduler`): follow-ups and the watch only."""
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logmask.install()
-    for chatty in ("httpx", "rasa_sdk", "apscheduler"):
+    for chatty in ("httpx", "rasa_sdk", "apscheduler", "aiohttp.access", "alembic.runtime.plugins"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     db = Database(settings.database_url)
-    db.create_all()
+    db.upgrade()
     nlu = NluService(settings)
-    # Ready before the first customer writes: the model, jieba's dictionary, lazy imports.
-    nlu.model.parse_batch(["你好，我的快递还没到", "hello, my parcel is late"])
+    if intake:
+        # Ready before the first customer writes: the model, jieba's dictionary, imports.
+        nlu.model.parse_batch(["你好，我的快递还没到", "hello, my parcel is late"])
     engine = Engine(settings, db=db, nlu=nlu)
-    application = TelegramFrontEnd(settings, engine).build()
-    log.info("polling %s", settings.telegram_api_base_url)
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        asyncio.run(_serve(settings, TelegramFrontEnd(settings, engine), intake=intake))
     finally:
         db.dispose()
+
+
+async def _serve(settings: Settings, front: TelegramFrontEnd, *, intake: bool) -> None:
+    application = front.build()
+    db = front.engine.db
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for name in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(name, stopping.set)
+    await application.initialize()
+    runner = None
+    poller: asyncio.Task[None] | None = None
+    dispatcher = None
+    try:
+        await front.start(application)
+        if intake:
+            # Several processes on one database take turns on a chat (a lease row);
+            # one process on SQLite needs no more than its own order.
+            leases = None if db.url.startswith("sqlite") else Leases(db)
+            dispatcher = Dispatcher(front.inbox, front.handle_stored, leases=leases)
+        gate = Intake(settings, db, front.inbox, dispatcher, front.metrics, front.one_moment)
+        if settings.webhook_url or settings.listen:
+            runner = await gate.serve(settings.listen or "127.0.0.1:8080")
+        if dispatcher is not None:
+            dispatcher.start()  # first what a previous run left undone
+            if settings.webhook_url:
+                await application.bot.set_webhook(
+                    settings.webhook_url,
+                    secret_token=settings.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    max_connections=WEBHOOK_CONNECTIONS,
+                )
+                log.info("webhook %s", settings.webhook_url)
+            else:
+                poller = asyncio.create_task(gate.poll(application.bot, stopping))
+                log.info("polling %s", settings.telegram_api_base_url)
+        stop = asyncio.create_task(stopping.wait())
+        waits: list[asyncio.Task[Any]] = [stop] + ([poller] if poller else [])
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if poller is not None and poller.done() and not stopping.is_set():
+            stop.cancel()
+            poller.result()  # a fatal polling error (a wrong token): raise it
+    finally:
+        if poller is not None and not poller.done():
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        if runner is not None:
+            await runner.cleanup()  # no new updates; then finish those being handled
+        if dispatcher is not None:
+            await dispatcher.drain(STOP_GRACE)
+            await dispatcher.stop()
+        await front.stop(application)
+        await application.shutdown()

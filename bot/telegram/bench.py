@@ -144,7 +144,7 @@ def _seed_conversations(url: str, count: int) -> None:
     from bot.store import Conversation, Customer, Database
 
     db = Database(url)
-    db.create_all()
+    db.upgrade()
     now = datetime.now(UTC)
     with db.session() as session:
         for index in range(count):

@@ -9,13 +9,31 @@ for less. Behaviour is PTB's: the same timeouts, ``TimedOut`` and ``NetworkError
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+class SendMark(Protocol):
+    """How a reply is marked as on its way: after a crash, a reply on its way is not
+    sent again (Telegram may have it), one that never left is."""
+
+    def leaving(self) -> None:
+        """The request's body is being written to the socket now."""
+
+    def refused(self) -> None:
+        """Telegram answered with an error: it does not have the message."""
+
+
+ON_SEND: ContextVar[SendMark | None] = ContextVar("on_send", default=None)
+"""The mark for the requests this task sends now (set around sending one reply)."""
 
 
 class AiohttpRequest(BaseRequest):
@@ -28,7 +46,10 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
+        on_flood: Callable[[], object] | None = None,
     ) -> None:
+        self._on_flood = on_flood
+        """Called on each 429 answer (counted in /metrics)."""
         self._pool_size = connection_pool_size
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
@@ -43,9 +64,12 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
+            tracing = aiohttp.TraceConfig()
+            tracing.on_request_chunk_sent.append(_body_leaving)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 headers={"User-Agent": self.USER_AGENT},
+                trace_configs=[tracing],
             )
 
     async def shutdown(self) -> None:
@@ -87,13 +111,38 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
+        mark = ON_SEND.get()
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+            async with self._session.request(
+                method,
+                url,
+                data=body,
+                timeout=timeout,
+                trace_request_ctx={"mark": mark} if mark is not None else None,
+            ) as response:
+                if mark is not None and response.status != 200:
+                    mark.refused()
+                if response.status == 429 and self._on_flood is not None:
+                    self._on_flood()
                 return response.status, await response.read()
         except TimeoutError as error:  # asyncio.TimeoutError is the same class on 3.11
             raise TimedOut from error
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{error.__class__.__name__}: {error}") from error
+
+
+async def _body_leaving(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    """aiohttp calls this just before it writes the body to the socket, with no await
+    in between: the mark is set when the request is truly leaving (a request still
+    waiting for a free connection has not left)."""
+    hooks = context.trace_request_ctx
+    if isinstance(hooks, dict) and hooks.get("mark") is not None:
+        try:
+            hooks["mark"].leaving()
+        except Exception:  # the send goes on; only its crash-safety mark is missing
+            logging.getLogger(__name__).exception("could not mark a reply as on its way")
 
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:

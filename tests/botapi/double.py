@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.botapi.html import EntityError, visible_text
@@ -40,15 +41,24 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply "
     "markup are exactly the same as a current content and reply markup of the message"
 )
+WEBHOOK_RETRY = 0.5
+"""Seconds before an update the webhook did not accept is posted again."""
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 @dataclass
@@ -109,6 +119,12 @@ class BotApiDouble:
         """Commands set for one chat (BotCommandScopeChat), e.g. the agents' own menu."""
         self.webhook: dict[str, Any] = {}
         self.blocked: set[int] = set()
+        self.migrated: dict[int, int] = {}
+        """Groups upgraded to a supergroup: old id -> new id (migrate_group)."""
+        self.members: dict[tuple[int, int], str] = {}
+        """(chat, user) -> status where it is not "member" (member_leaves)."""
+        self.allowed_updates: list[str] | None = None
+        """As the bot last asked (getUpdates, setWebhook); None: Telegram's default."""
         self._updates: list[dict[str, Any]] = []
         self._updates_seen: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1000)
@@ -116,6 +132,9 @@ class BotApiDouble:
         self._ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._delivery: asyncio.Task[None] | None = None
+        self.webhook_answers: list[tuple[int, int]] = []
+        """(update_id, HTTP status the webhook answered; 0: no answer) per delivery."""
         self.port = 0
 
     # --- server ---------------------------------------------------------------------
@@ -139,8 +158,13 @@ class BotApiDouble:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._delivery = asyncio.create_task(self._deliver_forever())
 
     async def stop(self) -> None:
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -200,6 +224,8 @@ class BotApiDouble:
             }
             if error.retry_after is not None:
                 body["parameters"] = {"retry_after": error.retry_after}
+            if error.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": error.migrate_to_chat_id}
             return web.json_response(body, status=error.code)
         return web.json_response({"ok": True, "result": result})
 
@@ -247,6 +273,71 @@ class BotApiDouble:
         self._updates.append({"update_id": update_id, **update})
         self._new_update.set()
         return update_id
+
+    # --- webhook delivery (as Telegram: POST each update, again until a 2xx) ------------
+
+    async def _deliver_forever(self) -> None:
+        """While a webhook is set, pending updates are POSTed to it in order, up to
+        max_connections at once but one at a time per chat (as Telegram's Bot API server
+        queues webhook updates by chat); an answer other than 2xx (or none) is retried."""
+        async with aiohttp.ClientSession() as session:
+            in_flight: dict[int, asyncio.Task[None]] = {}
+            while True:
+                url = self.webhook.get("url")
+                limit = int(self.webhook.get("max_connections") or 40)
+                if url:
+                    waiting: set[Any] = set()  # chats with an earlier update not yet taken
+                    for update in list(self._updates):
+                        if len(in_flight) >= limit:
+                            break
+                        queue = _queue_of(update)
+                        if queue in waiting:
+                            continue
+                        waiting.add(queue)
+                        if update["update_id"] not in in_flight:
+                            in_flight[update["update_id"]] = asyncio.create_task(
+                                self._post_update(session, url, update)
+                            )
+                for update_id, task in list(in_flight.items()):
+                    if task.done():
+                        del in_flight[update_id]
+                await asyncio.sleep(0.01 if url else 0.1)
+
+    async def _post_update(
+        self, session: aiohttp.ClientSession, url: str, update: dict[str, Any]
+    ) -> None:
+        headers = {}
+        if self.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook["secret_token"]
+        body = {"update_id": update["update_id"], **_clean(update)}
+        try:
+            async with session.post(
+                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=60)
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.webhook_answers.append((update["update_id"], 0))
+            self.webhook["last_error_message"] = str(error) or type(error).__name__
+            await asyncio.sleep(WEBHOOK_RETRY)
+            return
+        self.webhook_answers.append((update["update_id"], status))
+        if 200 <= status < 300:
+            self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+            self._updates_seen = [*self._updates_seen[-500:], update]
+        else:
+            self.webhook["last_error_message"] = f"Wrong response from the webhook: {status}"
+            await asyncio.sleep(WEBHOOK_RETRY)
+
+    async def post_raw(self, body: bytes, secret: str | None) -> tuple[int, str]:
+        """What an outsider (or a broken proxy) might POST to the bot's webhook URL."""
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.webhook["url"], data=body, headers=headers) as response,
+        ):
+            return response.status, await response.text()
 
     def redeliver(self, update_id: int) -> None:
         """Telegram sometimes delivers an update again (e.g. after a timeout)."""
@@ -363,6 +454,14 @@ class BotApiDouble:
         return BOT_USER
 
     async def _m_getupdates(self, params: dict[str, Any]) -> Any:
+        if self.webhook.get("url"):
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        if params.get("allowed_updates") is not None:
+            self.allowed_updates = list(decode(params["allowed_updates"]))
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)
@@ -377,7 +476,13 @@ class BotApiDouble:
         return [{"update_id": u["update_id"], **_clean(u)} for u in batch]
 
     async def _m_setwebhook(self, params: dict[str, Any]) -> Any:
-        self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+        self.webhook = {
+            "url": params["url"],
+            "secret_token": params.get("secret_token"),
+            "max_connections": int(params.get("max_connections") or 40),
+        }
+        if params.get("allowed_updates") is not None:
+            self.allowed_updates = list(decode(params["allowed_updates"]))
         return True
 
     async def _m_deletewebhook(self, params: dict[str, Any]) -> Any:
@@ -391,11 +496,89 @@ class BotApiDouble:
             "url": self.webhook.get("url", ""),
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
+            **(
+                {"last_error_message": self.webhook["last_error_message"]}
+                if self.webhook.get("last_error_message")
+                else {}
+            ),
         }
 
     def block(self, user_id: int) -> None:
         """The user blocks the bot: sending to them is forbidden from now on."""
         self.blocked.add(user_id)
+
+    def migrate_group(self, old_id: int, new_id: int, *, announce: bool = True) -> None:
+        """A group is upgraded to a supergroup (without topics) with a new id. Requests to
+        the old id answer 400 with parameters.migrate_to_chat_id; the history moves with
+        its message ids. ``announce``: the service messages Telegram then sends to the bot
+        (migrate_to_chat_id in the old chat, migrate_from_chat_id in the new one); without,
+        as for a bot that missed them."""
+        old = self.chats[old_id]
+        new = {"id": new_id, "type": "supergroup", "title": old.get("title", ""), "is_forum": False}
+        self.chats[new_id] = new
+        self.migrated[old_id] = new_id
+        for (chat_id, message_id), message in list(self.messages.items()):
+            if chat_id == old_id:
+                self.messages[(new_id, message_id)] = {**message, "chat": new}
+        self._message_ids[new_id] = self._message_ids.setdefault(old_id, itertools.count(1))
+        if announce:
+            for chat, key, value in (
+                (old, "migrate_to_chat_id", new_id),
+                (new, "migrate_from_chat_id", old_id),
+            ):
+                message = {
+                    "message_id": self._next_message_id(chat["id"]),
+                    "date": int(time.time()),
+                    "chat": chat,
+                    key: value,
+                }
+                message["update_id"] = self._push({"message": message})
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """A user deletes a forum topic, and its messages with it: requests to the topic
+        answer 400 "message thread not found". Telegram tells the bot nothing."""
+        del self.topics[(chat_id, thread_id)]
+        for key, message in list(self.messages.items()):
+            if key[0] == chat_id and message.get("message_thread_id") == thread_id:
+                del self.messages[key]
+
+    def member_leaves(self, chat_id: int, user_id: int) -> None:
+        """A member leaves a group by themselves. Telegram sends a chat_member update (to a
+        bot that asked for them in allowed_updates; it must be an admin there) and a
+        service message with left_chat_member."""
+        chat, user = self.chats[chat_id], self.users[user_id]
+        self.members[(chat_id, user_id)] = "left"
+        now = int(time.time())
+        if "chat_member" in (self.allowed_updates or []):
+            self._push(
+                {
+                    "chat_member": {
+                        "chat": chat,
+                        "from": user,
+                        "date": now,
+                        "old_chat_member": {"status": "member", "user": user},
+                        "new_chat_member": {"status": "left", "user": user},
+                    }
+                }
+            )
+        message_id = self._next_message_id(chat_id)
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": now,
+            "chat": chat,
+            "from": user,
+            "left_chat_member": user,
+        }
+        self.messages[(chat_id, message_id)] = message
+        message["update_id"] = self._push({"message": message})
+
+    async def _m_getchatmember(self, params: dict[str, Any]) -> Any:
+        chat = self._chat(params)
+        user = self.users.get(int(params["user_id"]))
+        if user is None:
+            raise ApiError(400, "Bad Request: user not found")
+        status = self.members.get((chat["id"], user["id"]), "member")
+        return {"status": status, "user": user} | ({"until_date": 0} if status == "kicked" else {})
 
     def _chat(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self.chats.get(_chat_id(params["chat_id"]))
@@ -403,6 +586,12 @@ class BotApiDouble:
             raise ApiError(400, "Bad Request: chat not found")
         if chat["id"] in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat["id"] in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self.migrated[chat["id"]],
+            )
         thread = params.get("message_thread_id")
         if thread is not None and (chat["id"], int(thread)) not in self.topics:
             raise ApiError(400, "Bad Request: message thread not found")
@@ -634,6 +823,18 @@ class BotApiDouble:
                 raise ApiError(400, "Bad Request: message to unpin not found")
             message["pinned"] = False
         return True
+
+
+def _queue_of(update: dict[str, Any]) -> Any:
+    """The chat an update belongs to, for per-chat delivery order (else its own id)."""
+    for value in update.values():
+        if isinstance(value, dict):
+            for holder in (value, value.get("message")):
+                if isinstance(holder, dict) and isinstance(holder.get("chat"), dict):
+                    return holder["chat"].get("id")
+            if isinstance(value.get("from"), dict):
+                return value["from"].get("id")
+    return ("update", update["update_id"])
 
 
 def _chat_id(value: Any) -> int:

@@ -68,6 +68,8 @@ async def test_forget_before_any_complaint_is_fine(engine: Engine, anna: Talker)
         ("write to anna.lee@example.com", "write to a***@example.com"),
         ("order SO20241105123, 45.90 yuan", "order SO20241105123, 45.90 yuan"),
         ("update 1002 failed", "update 1002 failed"),
+        ("set STAFF_CHAT_ID=-1001234567890", "set STAFF_CHAT_ID=-1001234567890"),
+        ("user 5012345678 blocked the bot", "user ********78 blocked the bot"),
     ],
 )
 def test_phone_numbers_and_emails_are_masked(text: str, masked: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -42,7 +43,10 @@ class BotProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, double: BotApiDouble) -> None:
-        polls = sum(1 for method, _ in double.requests if method == "getUpdates")
+        """Start it and wait until it takes updates: its first getUpdates, or (webhook
+        mode) its setWebhook and its /healthz answering."""
+        intake = "setWebhook" if self.env.get("WEBHOOK_URL") else "getUpdates"
+        polls = sum(1 for method, _ in double.requests if method == intake)
         sink = self.log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "run"],
@@ -54,7 +58,7 @@ class BotProcess:
         sink.close()
         await double.wait_for(
             lambda: (
-                sum(1 for m, _ in double.requests if m == "getUpdates") > polls
+                sum(1 for m, _ in double.requests if m == intake) > polls
                 or self.process is None
                 or self.process.poll() is not None
             ),
@@ -62,6 +66,18 @@ class BotProcess:
             what="the bot to start polling",
         )
         assert self.process.poll() is None, self.log.read_text()
+
+    def kill(self) -> None:
+        """kill -9: no clean-up of any kind, as a power cut or the OOM killer."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    @property
+    def http(self) -> str:
+        """The bot's own HTTP server (webhook, /healthz, /metrics), when LISTEN is set."""
+        return "http://" + self.env["LISTEN"]
 
     async def stop(self) -> None:
         """SIGINT, as Ctrl-C: the bot shuts down cleanly (the double keeps answering)."""
@@ -78,25 +94,30 @@ class BotProcess:
         self.process = None
 
 
+WEBHOOK_SECRET = "s3cret-for-the-double_0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 STAFF_CHAT = -100777
 AGENTS = {9001: "Ada", 9002: "Bo"}
 SUPERVISORS = {9009: "Sue"}
 OUTSIDER = 9100
 
 
-@pytest.fixture
-async def bot(
-    request: pytest.FixtureRequest,
-    double: BotApiDouble,
-    model: TriageModel,
-    nlu_cache_dir: Path,
-    tmp_path: Path,
-) -> AsyncIterator[BotProcess]:
+def bot_env(
+    request: pytest.FixtureRequest, double: BotApiDouble, nlu_cache_dir: Path, database_url: str
+) -> dict[str, str]:
+    """The environment an operator would give the bot, after the test's markers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=double.base_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        DATABASE_URL=database_url,
         NLU_CACHE_DIR=str(nlu_cache_dir),
         PYTHONIOENCODING="utf-8",
     )
@@ -112,12 +133,36 @@ async def bot(
             DEFAULT_LANGUAGE="en",
         )
         env.update({name: str(value) for name, value in staff.kwargs.items()})
+    if request.node.get_closest_marker("webhook"):
+        port = free_port()
+        env.update(
+            WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram",
+            WEBHOOK_SECRET=WEBHOOK_SECRET,
+            LISTEN=f"127.0.0.1:{port}",
+        )
+    return env
+
+
+def assert_clean_log(log: Path) -> None:
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text
+
+
+@pytest.fixture
+async def bot(
+    request: pytest.FixtureRequest,
+    double: BotApiDouble,
+    model: TriageModel,
+    nlu_cache_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+) -> AsyncIterator[BotProcess]:
+    env = bot_env(request, double, nlu_cache_dir, database_url)
     process = BotProcess(env, tmp_path / "bot.log")
     await process.start(double)
     yield process
     await process.stop()
-    log = (tmp_path / "bot.log").read_text(errors="replace")
-    assert "Traceback" not in log, log
+    assert_clean_log(tmp_path / "bot.log")
 
 
 class TgCustomer:

@@ -1,0 +1,109 @@
+"""`/metrics` in Prometheus' text format.
+
+Counters and the latency histogram live in the process (each worker reports its own);
+the figures of the whole desk — the inbox queue, tickets by state, SLA breaches,
+follow-ups due — are read from the database when Prometheus scrapes, so every process
+reports the same numbers for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlmodel import col, func, select
+
+from bot.store import Database, FollowUp, Ticket
+from bot.store.models import InboundUpdate, utcnow
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    def __init__(self, db: Database | None) -> None:
+        self.registry = CollectorRegistry()
+        self.updates = Counter(
+            "complaint_desk_updates_processed",
+            "Telegram updates handled, by outcome (handled, set_aside, unreadable)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "complaint_desk_reply_latency_seconds",
+            "From a customer's update reaching the bot to the bot's answer being sent",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.flood = Counter(
+            "complaint_desk_telegram_429",
+            "Bot API answers 429 Too Many Requests (each was waited out and retried)",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "complaint_desk_webhook_rejected",
+            "Webhook requests refused, by reason (secret, malformed, unavailable)",
+            ["reason"],
+            registry=self.registry,
+        )
+        if db is not None:
+            self.registry.register(DeskCollector(db))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DeskCollector(Collector):
+    """Figures of the whole desk, read from the database at scrape time."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Any]:
+        now = utcnow()
+        with self.db.session() as session:
+            pending = session.exec(
+                select(func.count())
+                .select_from(InboundUpdate)
+                .where(col(InboundUpdate.done_at).is_(None))
+            ).one()
+            tickets = session.exec(
+                select(Ticket.status, func.count()).group_by(col(Ticket.status))
+            ).all()
+            breaches = session.exec(
+                select(FollowUp.kind, func.count())
+                .where(FollowUp.outcome == "breached")
+                .group_by(col(FollowUp.kind))
+            ).all()
+            due = session.exec(
+                select(func.count())
+                .select_from(FollowUp)
+                .where(FollowUp.status == "pending", col(FollowUp.due_at) <= now)
+            ).one()
+        queue = GaugeMetricFamily(
+            "complaint_desk_inbox_pending", "Updates stored and not yet handled"
+        )
+        queue.add_metric([], float(pending))
+        yield queue
+        by_state = GaugeMetricFamily(
+            "complaint_desk_tickets", "Tickets by state", labels=["status"]
+        )
+        for status, count in tickets:
+            by_state.add_metric([status], float(count))
+        yield by_state
+        breached = CounterMetricFamily(
+            "complaint_desk_sla_breaches",
+            "SLA timers that ran out (first contact, progress report)",
+            labels=["kind"],
+        )
+        for kind, count in breaches:
+            breached.add_metric([kind], float(count))
+        yield breached
+        waiting = GaugeMetricFamily(
+            "complaint_desk_followups_due", "Follow-ups due now and not yet done"
+        )
+        waiting.add_metric([], float(due))
+        yield waiting
