@@ -259,6 +259,21 @@ def customers(double: BotApiDouble, bot: BotProcess) -> Iterator[Any]:
         customer.close()
 
 
+def transcript(db: Database) -> dict[int, list[Message]]:
+    """Every stored message, by the customer's Telegram id, in order."""
+    with db.session() as session:
+        rows = session.exec(
+            select(Customer.telegram_id, Message)
+            .join(Conversation, col(Conversation.customer_id) == col(Customer.id))
+            .join(Message, col(Message.conversation_id) == col(Conversation.id))
+            .order_by(col(Message.id))
+        ).all()
+    by_customer: dict[int, list[Message]] = {}
+    for telegram_id, message in rows:
+        by_customer.setdefault(telegram_id, []).append(message)
+    return by_customer
+
+
 def texts(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.store import Conversation, Customer, Database, FollowUp, Message, Ticket
+from bot.store import Database, FollowUp, Ticket
 from bot.store.models import InboundUpdate
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import complaint
-from tests.telegram.conftest import SUPERVISORS, BotProcess
+from tests.telegram.conftest import SUPERVISORS, BotProcess, transcript
 
 CUSTOMERS = 200
 FIRST = {
@@ -28,21 +28,6 @@ FIRST = {
     "zh": "我的快递已经晚了一个星期，没有人告诉我在哪里",
 }
 SECOND = {"en": "Are you still there?", "zh": "还在吗？"}
-
-
-def transcript(db: Database) -> dict[int, list[Message]]:
-    """Every stored message, by the customer's Telegram id, in order."""
-    with db.session() as session:
-        rows = session.exec(
-            select(Customer.telegram_id, Message)
-            .join(Conversation, col(Conversation.customer_id) == col(Customer.id))
-            .join(Message, col(Message.conversation_id) == col(Conversation.id))
-            .order_by(col(Message.id))
-        ).all()
-    by_customer: dict[int, list[Message]] = {}
-    for telegram_id, message in rows:
-        by_customer.setdefault(telegram_id, []).append(message)
-    return by_customer
 
 
 def settled(db: Database, ids: list[int]) -> bool:

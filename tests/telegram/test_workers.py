@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bot.nlu.model import TriageModel
-from bot.store import Conversation, Customer, Database, Message, Ticket
+from bot.store import Database, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import card_of, complaint, press
 from tests.telegram.conftest import (
@@ -28,6 +28,7 @@ from tests.telegram.conftest import (
     assert_clean_log,
     bot_env,
     free_port,
+    transcript,
 )
 
 pytestmark = [
@@ -140,21 +141,8 @@ async def test_each_chat_in_order_once_across_two_workers(
             double.user_sends(user, text)
     db = Database(processes[0].env["DATABASE_URL"])
 
-    def transcripts() -> dict[int, list[Message]]:
-        with db.session() as session:
-            rows = session.exec(
-                select(Customer.telegram_id, Message)
-                .join(Conversation, col(Conversation.customer_id) == col(Customer.id))
-                .join(Message, col(Message.conversation_id) == col(Conversation.id))
-                .order_by(col(Message.id))
-            ).all()
-        out: dict[int, list[Message]] = {}
-        for user, message in rows:
-            out.setdefault(user, []).append(message)
-        return out
-
     def all_handled() -> bool:
-        seen = transcripts()
+        seen = transcript(db)
         return all(
             sum(1 for m in seen.get(user, []) if m.direction == "in") == len(said)
             and all(m.external_id is not None for m in seen[user] if m.direction == "out")
@@ -162,7 +150,7 @@ async def test_each_chat_in_order_once_across_two_workers(
         )
 
     await double.wait_for(all_handled, 180, "every message of every customer handled")
-    for user, messages in transcripts().items():
+    for user, messages in transcript(db).items():
         if user not in ids:
             continue
         assert [m.text for m in messages if m.direction == "in"] == said, user
