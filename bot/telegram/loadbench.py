@@ -22,10 +22,14 @@ tracebacks in the bot's log; the bot's resident memory (peak and at the end) and
 seconds; tickets, summary cards in the staff group and how late the cards were.
 
 Baseline in the same run: a bare python-telegram-bot echo bot
-(`python -m bot.telegram.bench echo`) with the same customers replayed: the same arrival
-times, the same number of steps with the same texts (a press becomes its button's
-label, a photo the text "[photo]") and the same think times, so the reader sees what
-part of the latency is this machine, PTB and the double.
+(`python -m bot.telegram.bench echo`, PTB's defaults) with the same customers replayed:
+the same arrival times and the whole conversations they meant to have (see
+`echo_script`), every step typed (a press becomes its button's label, a photo the text
+"[photo]"), the same think times. The echo bot has no rate limiter, so the double's
+flood limits are lifted for it: its latency is this machine, PTB and the double.
+
+`--no-staff-group` (a diagnostic) runs the bot without the staff group: tickets are
+made but no card is posted, which separates the customers' side from the group's.
 """
 
 from __future__ import annotations
@@ -711,11 +715,10 @@ async def _load(
     tickets: dict[int, float] = {}
     if url is not None:
         deadline = time.monotonic() + drain
-        while time.monotonic() < deadline:
-            tickets = _tickets(url)
-            if set(tickets) <= set(_cards(double)):
-                break
+        tickets = _tickets(url)
+        while time.monotonic() < deadline and not set(tickets) <= set(_cards(double)):
             await asyncio.sleep(5)
+            tickets = _tickets(url)
     _say(f"drain done: {len(tickets)} tickets")
     rss_end = _rss_mib(pid)
     peak_kernel = _peak_rss_mib(pid)
@@ -788,21 +791,59 @@ def _dump(path: Path, played: list[Played], began: float) -> None:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+ANSWER_KINDS = ("typed", "press", "summary")
+DEFAULT_ANSWERS = [Step("press", "Yes", 0.0)] * 4 + [Step("summary", "Yes, all correct", 0.0)]
+"""The answers of a conversation when the bot's run has none to copy (it answered nobody)."""
+
+
 def echo_script(played: list[Played]) -> list[Played]:
-    """The baseline's customers: each with the steps they took in the bot's run. One who
-    gave up there is given the whole conversation of a customer with the same persona
-    who did not (the steps they would have taken), at their own arrival time."""
-    finished: dict[str, list[Step]] = {}
+    """The baseline's customers: the whole conversation each would have had.
+
+    A customer who finished in the bot's run (handed off, FAQ, cancelled) is replayed
+    as they went. One who gave up there (the bot did not answer in time) gets their own
+    start from their plan (greeting, FAQ, complaint, photo) and the answers (typed and
+    pressed, up to the summary) of a customer with the same persona who was handed off,
+    cut at their /cancel and followed by their message after the hand-off, with think
+    times drawn as the customer would. So the baseline carries the load that was meant,
+    not what the bot's run made of it."""
+    answers: dict[str, list[Step]] = {}
+    for p in played:
+        if p.end == "handed_off":
+            answers.setdefault(
+                p.plan.persona.opening, [s for s in p.steps if s.kind in ANSWER_KINDS]
+            )
+    fallback = next(iter(answers.values()), DEFAULT_ANSWERS)
+    script = []
     for p in played:
         if p.end != "gave_up":
-            finished.setdefault(p.plan.persona.opening, p.steps)
-    fallback = next(iter(finished.values()), [])
-    return [
-        p
-        if p.end != "gave_up"
-        else Played(p.plan, list(finished.get(p.plan.persona.opening, fallback)), p.end)
-        for p in played
-    ]
+            script.append(p)
+            continue
+        plan = p.plan
+        lang = plan.persona.lang
+        rng = random.Random(plan.seed)
+        steps = []
+        start: list[tuple[str, str]] = []
+        if plan.greet:
+            start.append(("greeting", rng.choice(GREETINGS[lang])))
+        if plan.faq:
+            start.append(("faq", plan.faq))
+        if not plan.faq_only:
+            start.append(("opening", plan.persona.opening))
+            if plan.photo:
+                start.append(("photo", PHOTO_CAPTION[lang]))
+            for number, step in enumerate(answers.get(plan.persona.opening, fallback), 1):
+                if plan.cancel_at == number:
+                    start.append(("cancel", "/cancel"))
+                    break
+                start.append((step.kind, step.text))
+            else:
+                if plan.write_after:
+                    start.append(("after", rng.choice(AFTER[lang])))
+        for kind, text in start:
+            low, high = THINK_PRESS if kind in ("press", "summary") else THINK_TYPE
+            steps.append(Step(kind, text, rng.uniform(low, high)))
+        script.append(Played(plan, steps, p.end))
+    return script
 
 
 async def _run_echo(
