@@ -43,7 +43,14 @@ from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
 from bot.store import Database, ProcessedUpdate
 from bot.store.models import InboundUpdate, utcnow
-from bot.telegram.intake import DATABASE_DOWN, MAX_ATTEMPTS, Dispatcher, Inbox, Leases
+from bot.telegram.intake import (
+    DATABASE_DOWN,
+    MAX_ATTEMPTS,
+    Dispatcher,
+    Inbox,
+    Leases,
+    first_line,
+)
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import escape, keyboard, split_text
 from bot.telegram.request import ON_SEND, AiohttpRequest
@@ -241,7 +248,7 @@ class TelegramFrontEnd:
             try:
                 held = leases.acquire("scheduler", SCHEDULER_LEASE)
             except DATABASE_DOWN as error:
-                log.warning("scheduler lease not renewed: %s", str(error).splitlines()[0])
+                log.warning("scheduler lease not renewed: %s", first_line(error))
                 held = self.followups is not None  # keep going; the database is away
             if held and self.followups is None:
                 self._start_scheduler(application)
@@ -498,8 +505,9 @@ class TelegramFrontEnd:
         for reply in replies:
             sent_id, ok = await self._send(context, chat_id, reply)
             if reply.row_id is not None:
-                # Recorded at once, not after the turn's last reply: a reply sent but not
-                # recorded is sent again after a crash, so that window stays one request.
+                # Recorded at once, not after the turn's last reply: after a crash only
+                # the replies that never left are sent (ReplyMark), and this keeps few
+                # of them in doubt.
                 self.engine.delivered([(reply.row_id, sent_id, ok)])
 
     async def _send(

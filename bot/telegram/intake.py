@@ -79,23 +79,13 @@ class Outage:
         if not self.down:
             self.down = True
             log.error(
-                "database not answering (%s); updates wait until it is back", _first_line(error)
+                "database not answering (%s); updates wait until it is back", first_line(error)
             )
 
     def ok(self) -> None:
         if self.down:
             self.down = False
             log.warning("database answers again; the updates that waited are handled")
-
-
-def language_of(data: dict[str, Any]) -> str | None:
-    """The sender's Telegram language code, when the update carries one."""
-    for value in data.values():
-        if isinstance(value, dict):
-            user = value.get("from")
-            if isinstance(user, dict) and isinstance(user.get("language_code"), str):
-                return str(user["language_code"])
-    return None
 
 
 def holder_name() -> str:
@@ -124,13 +114,7 @@ class Inbox:
                 if data["update_id"] in known:
                     continue
                 known.add(data["update_id"])
-                session.add(
-                    InboundUpdate(
-                        update_id=data["update_id"],
-                        chat_key=key,
-                        body=json.dumps(data, ensure_ascii=False),
-                    )
-                )
+                session.add(_row(data, key))
             try:
                 session.commit()
             except IntegrityError:  # another process stored the same update just now
@@ -145,13 +129,7 @@ class Inbox:
             with self.db.session() as session:
                 if session.get(InboundUpdate, data["update_id"]) is not None:
                     continue
-                session.add(
-                    InboundUpdate(
-                        update_id=data["update_id"],
-                        chat_key=keys[-1],
-                        body=json.dumps(data, ensure_ascii=False),
-                    )
-                )
+                session.add(_row(data, keys[-1]))
                 with contextlib.suppress(IntegrityError):
                     session.commit()
         return keys
@@ -209,11 +187,6 @@ class Inbox:
             session.add(row)
             session.commit()
             return row.attempts
-
-    def received_at(self, update_id: int) -> datetime | None:
-        with self.db.session() as session:
-            row = session.get(InboundUpdate, update_id)
-            return row.received_at if row is not None else None
 
     def prune(self, before: datetime) -> int:
         """Handled updates older than a time are forgotten (the nightly clean-up)."""
@@ -293,10 +266,6 @@ class Dispatcher:
         self._sweeper: asyncio.Task[None] | None = None
         self.outage = outage or Outage()
 
-    @property
-    def busy(self) -> int:
-        return len(self._tasks)
-
     def start(self) -> None:
         """Picks up what a previous run left undone, then keeps an eye on the inbox."""
         self._sweeper = asyncio.create_task(self._sweep_forever())
@@ -368,6 +337,12 @@ class Dispatcher:
             await asyncio.sleep(SWEEP_EVERY)
 
 
+def _row(data: dict[str, Any], key: int) -> InboundUpdate:
+    return InboundUpdate(
+        update_id=data["update_id"], chat_key=key, body=json.dumps(data, ensure_ascii=False)
+    )
+
+
 def _dead(holder: str) -> bool:
     """A holder of this machine whose process is gone."""
     host, _, pid = holder.rpartition(":")
@@ -382,5 +357,6 @@ def _dead(holder: str) -> bool:
     return False
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's first line, for a log line or an answer (never empty)."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -26,7 +26,7 @@ from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError,
 
 from bot.config import Settings
 from bot.store import Database
-from bot.telegram.intake import DATABASE_DOWN, Dispatcher, Inbox, Outage
+from bot.telegram.intake import DATABASE_DOWN, Dispatcher, Inbox, Outage, first_line
 from bot.telegram.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Intake:
                 session.execute(text("SELECT 1"))
             pending = self.inbox.count_pending()
         except DATABASE_DOWN as error:
-            return web.json_response({"status": "down", "database": _line(error)}, status=503)
+            return web.json_response({"status": "down", "database": first_line(error)}, status=503)
         return web.json_response(
             {
                 "status": "ok",
@@ -195,7 +195,7 @@ class Intake:
         try:
             body = self.metrics.render()
         except DATABASE_DOWN as error:
-            return web.Response(status=503, text=f"database: {_line(error)}\n")
+            return web.Response(status=503, text=f"database: {first_line(error)}\n")
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -212,8 +212,3 @@ async def _retry_network(call: Callable[[], Awaitable[Any]], attempts: int = 5) 
         await asyncio.sleep(pause)
         pause *= 2
     return await call()
-
-
-def _line(error: BaseException) -> str:
-    first = str(error).strip().splitlines()
-    return first[0] if first else type(error).__name__
