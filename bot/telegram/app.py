@@ -18,6 +18,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +52,7 @@ from bot.telegram.intake import (
     Leases,
     first_line,
 )
+from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import escape, keyboard, split_text
 from bot.telegram.request import ON_SEND, AiohttpRequest
@@ -125,7 +127,9 @@ class TelegramFrontEnd:
         self._lease_task: asyncio.Task[None] | None = None
         self.followups: FollowUpKinds | None = None
         self.inbox = Inbox(engine.db)
+        self.lanes = StaffLanes(self.desk, Leases(engine.db))
         self.metrics = Metrics(engine.db)
+        self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.application: Application | None = None
         self._told_to_wait: set[int] = set()
         """Chats told "one moment" while the database is away (told once per outage)."""
@@ -290,6 +294,7 @@ class TelegramFrontEnd:
             await asyncio.sleep(interval)
             try:
                 if self.settings.staff_chat_id is not None:
+                    self.lanes.sweep(bot)
                     await self.watch.tick(bot, datetime.now(UTC))
                 if self.followups is not None:
                     self.followups.sync()
@@ -297,6 +302,7 @@ class TelegramFrontEnd:
                 log.error("hand-off watch: %s", error)
 
     async def stop(self, application: Application) -> None:
+        await self.lanes.stop(STOP_GRACE)
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -381,7 +387,7 @@ class TelegramFrontEnd:
             log.info("update %s already handled; skipped", update.update_id)
             return
         await self._send_all(context, message.chat.id, result.replies)
-        await self._after_turn(context, result, message)
+        self._after_turn(context, result, message)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -412,23 +418,26 @@ class TelegramFrontEnd:
         if keyboard_message is not None and not result.duplicate:
             await self._settle_keyboard(keyboard_message, label, result.replies)
         await self._send_all(context, chat_id, result.replies)
-        await self._after_turn(context, result, None)
+        self._after_turn(context, result, None)
 
-    async def _after_turn(
+    def _after_turn(
         self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, message: Message | None
     ) -> None:
-        """A new ticket goes to the staff group; a message on a handed-off case to its topic."""
-        try:
-            if result.ticket_id is not None:
-                await self.desk.post(context.bot, result.ticket_id)
-            if result.reopened and result.relay_ticket_id is not None:
-                await self.desk.reopen(context.bot, result.relay_ticket_id)
-            if result.relay_ticket_id is not None and message is not None:
-                await self.desk.from_customer(context.bot, result.relay_ticket_id, message)
-            for event in result.staff_events:
-                await self.desk.event(context.bot, event)
-        except TelegramError as error:
-            log.error("staff group: %s", error)
+        """A new ticket goes to the staff group; a message on a handed-off case to its
+        topic. Queued in the ticket's lane: the customer's turn does not wait for the
+        group's 20 messages a minute (bot/telegram/lanes.py)."""
+        bot = context.bot
+        if result.ticket_id is not None:
+            self.lanes.card(bot, result.ticket_id)
+        relay = result.relay_ticket_id
+        if relay is not None and result.reopened:
+            self.lanes.add(relay, "reopened", partial(self.desk.reopen, bot, relay))
+        if relay is not None and message is not None:
+            self.lanes.add(
+                relay, "customer's message", partial(self.desk.from_customer, bot, relay, message)
+            )
+        for event in result.staff_events:
+            self.lanes.add(event.ticket_id, event.key, partial(self.desk.event, bot, event))
 
     async def _on_agent(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:

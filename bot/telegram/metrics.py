@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlmodel import col, func, select
@@ -49,6 +49,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.staff_queue = Gauge(
+            "complaint_desk_staff_group_queue",
+            "Staff-group jobs (cards, lines for topics) queued in this process, "
+            "waiting for the group's 20 messages a minute",
+            registry=self.registry,
+        )
         if db is not None:
             self.registry.register(DeskCollector(db))
 
@@ -78,6 +84,15 @@ class DeskCollector(Collector):
                 .where(FollowUp.outcome == "breached")
                 .group_by(col(FollowUp.kind))
             ).all()
+            no_card = session.exec(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    col(Ticket.status).in_(("waiting", "assigned")),
+                    col(Ticket.card_message_id).is_(None),
+                    col(Ticket.topic_id).is_(None),
+                )
+            ).one()
             due = session.exec(
                 select(func.count())
                 .select_from(FollowUp)
@@ -102,6 +117,12 @@ class DeskCollector(Collector):
         for kind, count in breaches:
             breached.add_metric([kind], float(count))
         yield breached
+        cards = GaugeMetricFamily(
+            "complaint_desk_cards_waiting",
+            "Open tickets whose card is not in the staff group yet",
+        )
+        cards.add_metric([], float(no_card))
+        yield cards
         waiting = GaugeMetricFamily(
             "complaint_desk_followups_due", "Follow-ups due now and not yet done"
         )

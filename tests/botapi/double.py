@@ -123,6 +123,8 @@ class BotApiDouble:
         """Groups upgraded to a supergroup: old id -> new id (migrate_group)."""
         self.members: dict[tuple[int, int], str] = {}
         """(chat, user) -> status where it is not "member" (member_leaves)."""
+        self.slow_chats: dict[int, float] = {}
+        """Chats whose requests Telegram answers only after so many seconds (slow)."""
         self.allowed_updates: list[str] | None = None
         """As the bot last asked (getUpdates, setWebhook); None: Telegram's default."""
         self._updates: list[dict[str, Any]] = []
@@ -212,6 +214,9 @@ class BotApiDouble:
                 self.violations.extend(problems)
                 raise ApiError(400, f"Bad Request: {problems[0]}")
             handler = getattr(self, f"_m_{method.lower()}", None)
+            delay = self.slow_chats.get(_chat_id(params.get("chat_id")), 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             if method.lower() in SENDING:
                 self._flood(_chat_id(params.get("chat_id")))
             result = await handler(params) if handler else True
@@ -502,6 +507,11 @@ class BotApiDouble:
                 else {}
             ),
         }
+
+    def slow(self, chat_id: int, seconds: float) -> None:
+        """Every request about this chat is answered only after `seconds` (0: at once
+        again), as Telegram under load or a bot waiting for a group's minute budget."""
+        self.slow_chats[chat_id] = seconds
 
     def block(self, user_id: int) -> None:
         """The user blocks the bot: sending to them is forbidden from now on."""

@@ -1,0 +1,204 @@
+"""Staff-group work beside the customer's turn, never inside it.
+
+Telegram lets a bot send 20 messages a minute to one group. A new ticket's topic and
+card, and every line for a topic, wait for that budget. Done inside the customer's turn,
+that wait held one of the intake's ``CONCURRENT_CHATS`` slots, and once that many
+tickets waited for the group no customer was answered at all (docs/benchmarks.md,
+"Load"). Here each ticket has a *lane*: its staff-group work in order — the card first,
+then what the customer says after — run as its own task, so the customer's turn ends
+when their replies are sent.
+
+Nothing is lost at a stop or a crash. A ticket whose card was never posted is found by
+:meth:`StaffLanes.sweep` (the hand-off watch calls it every ``HANDOFF_TICK``) and posted
+then. One process posts a given card: it holds the lease ``card:<ticket>`` while it does,
+renewed while the card waits for the group; a card that failed is tried again when its
+lease has run out. Lines for a topic still queued when the process dies are not posted
+again: the transcript keeps them, and ``/history`` in the topic shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlmodel import col, select
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.store.models import Lease, Ticket, utcnow
+from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
+from handoff.staff import StaffDesk
+
+log = logging.getLogger(__name__)
+
+CARD_LEASE = timedelta(minutes=3)
+"""How long a claim on posting a card lasts unrenewed (a dead process's claim ends)."""
+RENEW_EVERY = 60.0
+SWEEP_AGE = timedelta(seconds=10)
+"""The sweep leaves a ticket this young to the turn that made it."""
+SWEEP_BATCH = 100
+CARD_WAIT = 600.0
+"""Seconds a line for a topic waits for a card another process is posting."""
+OPEN = ("waiting", "assigned")
+
+Job = Callable[[], Awaitable[None]]
+
+
+def _lease(ticket_id: int) -> str:
+    return f"card:{ticket_id}"
+
+
+class StaffLanes:
+    """One queue of staff-group work per ticket, each worked through by its own task."""
+
+    def __init__(self, desk: StaffDesk, leases: Leases) -> None:
+        self.desk = desk
+        self.db = desk.engine.db
+        self.leases = leases
+        self._queues: dict[int, deque[tuple[str, Job]]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._claimed: set[int] = set()
+        """Tickets whose card this process is to post (it holds their lease)."""
+        self._failed: dict[int, float] = {}
+        """Tickets whose card failed here, and when (time.monotonic)."""
+        self._renewer: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running (for /metrics)."""
+        return sum(len(queue) for queue in self._queues.values()) + len(self._tasks)
+
+    def card(self, bot: Bot, ticket_id: int) -> None:
+        """A new ticket: its topic and card, first in its lane — unless it is already
+        queued here or another process is posting it."""
+        if self.desk.staff_chat_id is None or ticket_id in self._claimed:
+            return
+        try:
+            claimed = self.leases.acquire(_lease(ticket_id), CARD_LEASE)
+        except DATABASE_DOWN as error:  # the sweep posts it when the database is back
+            log.warning("card of ticket #%s not queued: %s", ticket_id, first_line(error))
+            return
+        if not claimed:
+            return
+        self._claimed.add(ticket_id)
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever())
+        self.add(ticket_id, "card", lambda: self._post(bot, ticket_id))
+
+    def add(self, ticket_id: int, what: str, job: Job) -> None:
+        """Queue `job` (named `what` in the log) behind the ticket's earlier ones."""
+        self._queues.setdefault(ticket_id, deque()).append((what, job))
+        if ticket_id not in self._tasks:
+            self._tasks[ticket_id] = asyncio.create_task(self._run(ticket_id))
+
+    def sweep(self, bot: Bot) -> int:
+        """Tickets still waiting for their card (the process that made them stopped, or
+        the card failed): queue their cards. Returns how many were queued."""
+        if self.desk.staff_chat_id is None:
+            return 0
+        with self.db.session() as session:
+            missing = session.exec(
+                select(Ticket.id)
+                .where(
+                    col(Ticket.status).in_(OPEN),
+                    col(Ticket.card_message_id).is_(None),
+                    col(Ticket.topic_id).is_(None),
+                    col(Ticket.created_at) < utcnow() - SWEEP_AGE,
+                )
+                .order_by(col(Ticket.id))
+                .limit(SWEEP_BATCH)
+            ).all()
+        retry_after = CARD_LEASE.total_seconds()
+        queued = 0
+        for ticket_id in missing:
+            if ticket_id is None or ticket_id in self._claimed:
+                continue
+            failed = self._failed.get(ticket_id)
+            if failed is not None and time.monotonic() - failed < retry_after:
+                continue
+            self.card(bot, ticket_id)
+            queued += ticket_id in self._claimed
+        if queued:
+            log.info("%s ticket(s) without a card; posting them now", queued)
+        return queued
+
+    async def stop(self, timeout: float) -> None:
+        """A clean stop: finish what is queued (up to `timeout` seconds), then let go of
+        the cards not posted, so the next process's sweep need not wait for the lease."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._tasks:
+                    await asyncio.sleep(0.05)
+        tasks = [task for task in (self._renewer, *self._tasks.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._claimed:
+            log.warning("stopping with %s card(s) not posted yet", len(self._claimed))
+        for ticket_id in list(self._claimed):
+            with contextlib.suppress(*DATABASE_DOWN):
+                self.leases.release(_lease(ticket_id))
+        self._claimed.clear()
+
+    async def _run(self, ticket_id: int) -> None:
+        queue = self._queues[ticket_id]
+        try:
+            while queue:
+                what, job = queue.popleft()
+                try:
+                    if what != "card":
+                        await self._card_ready(ticket_id)
+                    await job()
+                except TelegramError as error:
+                    log.error("staff group, ticket #%s, %s: %s", ticket_id, what, error)
+                except DATABASE_DOWN as error:
+                    log.error("staff group, ticket #%s, %s: %s", ticket_id, what, first_line(error))
+        finally:
+            self._tasks.pop(ticket_id, None)
+            if not queue:
+                self._queues.pop(ticket_id, None)
+
+    async def _post(self, bot: Bot, ticket_id: int) -> None:
+        """Post the card; its lease is let go once it is posted. A card that failed keeps
+        its lease until it runs out: then any process's sweep tries again."""
+        try:
+            await self.desk.post(bot, ticket_id)
+        except BaseException:
+            self._failed[ticket_id] = time.monotonic()
+            self._claimed.discard(ticket_id)
+            raise
+        self._failed.pop(ticket_id, None)
+        self._claimed.discard(ticket_id)
+        with contextlib.suppress(*DATABASE_DOWN):
+            self.leases.release(_lease(ticket_id))
+
+    async def _card_ready(self, ticket_id: int) -> None:
+        """A line for a topic waits while another process is posting the ticket's card
+        (this process's own card is ahead of it in the lane)."""
+        deadline = time.monotonic() + CARD_WAIT
+        while time.monotonic() < deadline:
+            with self.db.session() as session:
+                ticket = session.get(Ticket, ticket_id)
+                if ticket is None or ticket.staff_chat_id is not None:
+                    return
+                lease = session.get(Lease, _lease(ticket_id))
+                if lease is None or lease.until < utcnow() or lease.holder == self.leases.holder:
+                    return
+            await asyncio.sleep(1.0)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            for ticket_id in list(self._claimed):
+                try:
+                    self.leases.acquire(_lease(ticket_id), CARD_LEASE)
+                except DATABASE_DOWN as error:
+                    log.warning("card lease not renewed: %s", first_line(error))
+                    break
