@@ -41,6 +41,7 @@ from bot.store.db import active_conversation, add_message
 from bot.store.privacy import expire
 from bot.telegram.intake import Inbox
 from bot.telegram.render import escape, keyboard
+from bot.telegram.request import ON_SEND, ReplyMark
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,10 @@ class FollowUpKinds:
     def sync(self) -> int:
         with self.db.session() as session:
             return self.scheduler.sync(session)
+
+    def recover(self) -> int:
+        with self.db.session() as session:
+            return self.scheduler.recover(session)
 
     def expire_transcripts(self) -> None:
         """The nightly clean-up: handled raw updates after INBOX_KEPT (they hold what
@@ -312,6 +317,14 @@ class FollowUpKinds:
     async def _ask(self, follow_up_id: int, now: datetime) -> None:
         with self.db.session() as session:
             row, ticket = self._load(session, follow_up_id)
+            if self._on_its_way(session, row):
+                # The last asking left for Telegram and no answer came back (the process
+                # stopped, or the request timed out): Telegram may have it. Not asked
+                # twice in a row; the reminder comes as after any question.
+                log.info("follow-up %s: the question may have reached the customer", row.id)
+                row.outcome = "delivered"
+                self.scheduler.later(session, row, now + self.settings.no_answer_after)
+                return
             quiet_until = self._quiet_until(now)
             if quiet_until is not None:
                 self.scheduler.later(session, row, quiet_until)
@@ -349,11 +362,15 @@ class FollowUpKinds:
                 response=key,
                 buttons=[{"label": b.label, "payload": b.payload} for b in buttons],
             )
+            session.flush()
             row.attempts += 1
             row.last_attempt_at = now
+            row.data = {**row.data, "message": message.id}
             session.add(row)
             session.commit()
             chat_id, message_id = conversation.chat_id, message.id
+        assert message_id is not None
+        ON_SEND.set(ReplyMark(self.engine.sending, message_id))
         try:
             sent = await self.bot.send_message(
                 chat_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons)
@@ -371,6 +388,8 @@ class FollowUpKinds:
             log.error("follow-up %s not sent: %s", follow_up_id, error)
             self._close_question(follow_up_id, message_id, "failed")
             return
+        finally:
+            ON_SEND.set(None)
         with self.db.session() as session:
             after = session.get(FollowUp, follow_up_id)
             stored = session.get(MessageRow, message_id)
@@ -381,6 +400,19 @@ class FollowUpKinds:
                 after.outcome = "delivered"
                 self.scheduler.later(session, after, now + self.settings.no_answer_after)
             session.commit()
+
+    @staticmethod
+    def _on_its_way(session: Session, row: FollowUp) -> bool:
+        """Whether the row's last question was leaving for Telegram when its answer was
+        lost (Message.send_started_at set, no message id back)."""
+        asked = row.data.get("message")
+        stored = session.get(MessageRow, asked) if asked else None
+        return (
+            stored is not None
+            and stored.delivered
+            and stored.external_id is None
+            and stored.send_started_at is not None
+        )
 
     def _close_question(self, follow_up_id: int, message_id: int | None, outcome: str) -> None:
         """Blocked or refused: stop (no retry), and give the conversation back."""

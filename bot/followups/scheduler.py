@@ -13,6 +13,7 @@ What each kind does is in :mod:`bot.followups.kinds`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,7 +40,12 @@ async def fire(follow_up_id: int) -> None:
     if _running is None:
         log.warning("follow-up %s fired with no scheduler running", follow_up_id)
         return
-    await _running.fire(follow_up_id)
+    try:
+        await _running.fire(follow_up_id)
+    except asyncio.CancelledError:
+        # The bot is stopping (say while the send waits for Telegram's rate limit). The
+        # row is still pending, so the next start schedules it again: no traceback.
+        log.info("follow-up %s interrupted by the stop; it fires after the restart", follow_up_id)
 
 
 async def report(period: str) -> None:
@@ -141,6 +147,22 @@ class Scheduler:
         if rows:  # runs after every update: nothing to write, no commit
             session.commit()
         return len(rows)
+
+    def recover(self, session: Session) -> int:
+        """Pending rows whose job is gone: the job store drops a one-off job as it starts
+        it, so one running when the process stopped or died would never fire. Called when
+        this process starts the scheduler; how many were scheduled again."""
+        jobs = {job.id for job in self.scheduler.get_jobs()}
+        rows = session.exec(
+            select(FollowUp).where(FollowUp.status == "pending", col(FollowUp.scheduled))
+        ).all()
+        lost = [row for row in rows if f"fu:{row.id}" not in jobs]
+        for row in lost:
+            assert row.id is not None
+            self.add(row.id, row.due_at)
+        if lost:
+            log.warning("%s follow-up(s) were running when the bot stopped; due again", len(lost))
+        return len(lost)
 
     def later(self, session: Session, row: FollowUp, when: datetime) -> None:
         """Move a pending follow-up (quiet hours, a busy customer, a retry)."""

@@ -55,7 +55,7 @@ from bot.telegram.intake import (
 from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import escape, keyboard, split_text
-from bot.telegram.request import ON_SEND, AiohttpRequest
+from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
 from handoff.private import AgentChat
 from handoff.staff import StaffDesk
@@ -274,6 +274,7 @@ class TelegramFrontEnd:
                 self.settings.reports, self.settings.report_time, self.settings.tz
             )
         scheduler.add_retention(self.settings.retention_days, self.settings.tz)
+        self.followups.recover()
         self.followups.sync()
         # The hand-off watch runs where the scheduler runs: in one process only.
         self._watch_task = asyncio.create_task(self._tick(application.bot))
@@ -527,7 +528,7 @@ class TelegramFrontEnd:
         markup = keyboard(reply.buttons)
         sent_id: int | None = None
         if reply.row_id is not None:
-            ON_SEND.set(ReplyMark(self.engine, reply.row_id))
+            ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
         try:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
@@ -582,26 +583,6 @@ class TelegramFrontEnd:
             yield
         finally:
             task.cancel()
-
-
-class ReplyMark:
-    """A reply's Message.send_started_at, set as its request leaves, cleared if Telegram
-    refuses it (a 429 to be retried, say)."""
-
-    def __init__(self, engine: Engine, row_id: int) -> None:
-        self.engine = engine
-        self.row_id = row_id
-        self.marked = False
-
-    def leaving(self) -> None:
-        if not self.marked:
-            self.engine.sending(self.row_id, on_its_way=True)
-            self.marked = True
-
-    def refused(self) -> None:
-        if self.marked:
-            self.engine.sending(self.row_id, on_its_way=False)
-            self.marked = False
 
 
 HANDLED_KINDS = frozenset(

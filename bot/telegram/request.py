@@ -36,6 +36,26 @@ ON_SEND: ContextVar[SendMark | None] = ContextVar("on_send", default=None)
 """The mark for the requests this task sends now (set around sending one reply)."""
 
 
+class ReplyMark:
+    """A stored message's Message.send_started_at, set as its request leaves, cleared if
+    Telegram refuses it (a 429 to be retried, say). `sending` is Engine.sending."""
+
+    def __init__(self, sending: Callable[..., None], row_id: int) -> None:
+        self.sending = sending
+        self.row_id = row_id
+        self.marked = False
+
+    def leaving(self) -> None:
+        if not self.marked:
+            self.sending(self.row_id, on_its_way=True)
+            self.marked = True
+
+    def refused(self) -> None:
+        if self.marked:
+            self.sending(self.row_id, on_its_way=False)
+            self.marked = False
+
+
 class AiohttpRequest(BaseRequest):
     def __init__(
         self,

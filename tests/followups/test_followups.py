@@ -212,6 +212,38 @@ async def test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing
     assert _rows(anna, "survey")[0].attempts == 1
 
 
+@pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="2s", NO_ANSWER_AFTER="1h")
+async def test_a_follow_up_running_at_a_crash_is_taken_up_after_the_restart(
+    double: BotApiDouble, customers: Any, bot: Any
+) -> None:
+    """The job store drops a one-off job as it starts it: one running at a kill -9 is
+    scheduled again on the next start. Here the survey's request had left (Telegram has
+    it), so the customer is not asked twice: the reminder is due as after any question."""
+    anna = await _taken_and_closed(double, customers)
+    double.slow(601, 30.0)  # the survey's request hangs: the job is running at the kill
+
+    def asked() -> int:
+        return sum(
+            1
+            for method, params in double.requests
+            if method == "sendMessage" and "Is the problem solved" in str(params.get("text"))
+        )
+
+    await double.wait_for(lambda: asked() == 1, 20, "the survey on its way")
+    bot.kill()
+    double.slow(601, 0.0)
+    killed_at = datetime.now(UTC)
+    await bot.start(double)
+    await double.wait_for(
+        lambda: "may have reached the customer" in bot.log.read_text(), 30, "the job again"
+    )
+    assert "1 follow-up(s) were running when the bot stopped; due again" in bot.log.read_text()
+    survey = _rows(anna, "survey")[0]
+    assert (survey.status, survey.outcome, survey.attempts) == ("pending", "delivered", 1)
+    assert survey.due_at > killed_at + timedelta(minutes=59)  # the reminder, in an hour
+    assert asked() == 1
+
+
 @pytest.mark.staff(PROMISE_REMINDER="1s", **FAST)
 async def test_a_missed_promise_alerts_a_kept_one_does_not(
     double: BotApiDouble, customers: Any
