@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -71,6 +72,11 @@ STOP_GRACE = 10.0
 """Seconds a stopping process gives the updates it is handling to finish."""
 SCHEDULER_LEASE = timedelta(seconds=60)
 CONNECTION_POOL = 32
+BEHIND = 1.0
+"""Seconds a reply takes to leave (averaged over the last few) above which the bot is
+behind Telegram's 30 messages a second: it then spends none of them on extras — the
+"✓ choice" edit of a pressed keyboard, "typing…" — so the replies themselves go first.
+(A keyboard left in place still works: a second press is answered as expired.)"""
 TYPING_AFTER = 0.6
 """Seconds a reply may take before the customer sees "typing…"."""
 COMMANDS = {
@@ -131,6 +137,8 @@ class TelegramFrontEnd:
         self.metrics = Metrics(engine.db)
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.application: Application | None = None
+        self._send_lag = 0.0
+        """Seconds a reply has taken to leave, a moving average (see BEHIND)."""
         self._told_to_wait: set[int] = set()
         """Chats told "one moment" while the database is away (told once per outage)."""
 
@@ -462,6 +470,8 @@ class TelegramFrontEnd:
     ) -> None:
         """After a press the old keyboard goes: the message shows the choice instead."""
         expired = bool(replies) and replies[0].responses[:1] == ["utter_choice_expired"]
+        if self._behind("keyboard_edit"):
+            return
         try:
             if label and not expired and message.text:
                 await message.edit_text(
@@ -529,6 +539,7 @@ class TelegramFrontEnd:
         sent_id: int | None = None
         if reply.row_id is not None:
             ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
+        started = time.monotonic()
         try:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
@@ -546,7 +557,16 @@ class TelegramFrontEnd:
             return sent_id, False
         finally:
             ON_SEND.set(None)
+            took = (time.monotonic() - started) / len(pieces)
+            self._send_lag = 0.8 * self._send_lag + 0.2 * took
         return sent_id, True
+
+    def _behind(self, what: str) -> bool:
+        """Whether replies wait for Telegram's budget now; if so an extra is skipped."""
+        if self._send_lag <= BEHIND:
+            return False
+        self.metrics.skipped.labels(what).inc()
+        return True
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Network errors and a 429 that got past the rate limiter: wait and try again."""
@@ -575,6 +595,8 @@ class TelegramFrontEnd:
 
         async def later() -> None:
             await asyncio.sleep(TYPING_AFTER)
+            if self._behind("typing"):
+                return
             with contextlib.suppress(TelegramError):
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
 

@@ -49,6 +49,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.skipped = Counter(
+            "complaint_desk_extras_skipped",
+            "Extras not sent because replies were waiting for Telegram's 30 messages a "
+            "second, by kind (keyboard_edit, typing)",
+            ["what"],
+            registry=self.registry,
+        )
         self.staff_queue = Gauge(
             "complaint_desk_staff_group_queue",
             "Staff-group jobs (cards, lines for topics) queued in this process, "

@@ -1,0 +1,40 @@
+"""When Telegram's budget is the bottleneck, the replies go first (BEHIND in
+bot/telegram/app.py): while replies take longer than a second to leave, a pressed
+keyboard is left in place instead of being edited to show the choice, and it is edited
+again once replies leave promptly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.botapi.double import BotApiDouble
+from tests.telegram.conftest import BotProcess
+
+HEADPHONES = "my headphones from order SO20241105123 stopped working, no sound at all"
+
+
+def _edits(double: BotApiDouble) -> int:
+    return sum(1 for method, _ in double.requests if method.startswith("editMessage"))
+
+
+async def test_a_bot_behind_telegram_skips_the_keyboard_edit(
+    double: BotApiDouble, customers: Any, bot: BotProcess
+) -> None:
+    anna = customers(501, "Anna", "en")
+    double.slow(501, 3.0)  # each reply takes 3 s to leave: the bot is behind
+    slow = await anna.say("hello") + await anna.say(HEADPHONES)
+    assert len(slow) >= 2, "two slow replies put the average over a second"
+    assert anna.keyboard == ["Yes, that's right", "Not quite"]
+    double.slow(501, 0.0)
+    question = next(m for m in reversed(double.sent_to(501)) if m.get("reply_markup"))
+    await anna.tap("Yes")
+    # not edited: the keyboard stays (a second press would be answered as expired)
+    assert _edits(double) == 0
+    assert "✓" not in double.messages[(501, question["message_id"])]["text"]
+    # replies leave promptly again: the next pressed keyboard shows the choice
+    for _ in range(6):
+        if _edits(double):
+            break
+        await anna.tap(anna.keyboard[0])
+    assert _edits(double) == 1
+    assert any("✓" in m["text"] for m in double.sent_to(501))
