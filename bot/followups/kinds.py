@@ -365,7 +365,6 @@ class FollowUpKinds:
             session.flush()
             row.attempts += 1
             row.last_attempt_at = now
-            row.data = {**row.data, "message": message.id}
             session.add(row)
             session.commit()
             chat_id, message_id = conversation.chat_id, message.id
@@ -405,8 +404,17 @@ class FollowUpKinds:
     def _on_its_way(session: Session, row: FollowUp) -> bool:
         """Whether the row's last question was leaving for Telegram when its answer was
         lost (Message.send_started_at set, no message id back)."""
-        asked = row.data.get("message")
-        stored = session.get(MessageRow, asked) if asked else None
+        if row.attempts == 0:
+            return False
+        stored = session.exec(
+            select(MessageRow)
+            .where(
+                MessageRow.conversation_id == row.conversation_id,
+                MessageRow.direction == "out",
+                MessageRow.response == QUESTIONS[row.kind][1],
+            )
+            .order_by(col(MessageRow.id).desc())
+        ).first()
         return (
             stored is not None
             and stored.delivered
