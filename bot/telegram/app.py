@@ -309,6 +309,8 @@ class TelegramFrontEnd:
                     self.followups.sync()
             except TelegramError as error:
                 log.error("hand-off watch: %s", error)
+            except DATABASE_DOWN as error:  # the next tick tries again
+                log.warning("hand-off watch: %s", first_line(error))
 
     async def stop(self, application: Application) -> None:
         await self.lanes.stop(STOP_GRACE)

@@ -161,8 +161,10 @@ async def test_no_answer_gets_one_reminder_then_stops(double: BotApiDouble, cust
 async def test_a_customer_who_blocked_the_bot_is_not_retried(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna = await _taken_and_closed(double, customers)
-    double.block(601)
+    anna, _, thread = await taken(double, customers, ADA)
+    double.block(601)  # before the close: the survey is due 1 s after it
+    double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: _rows(anna, "survey") != [], 20, "the survey scheduled")
     await double.wait_for(lambda: _rows(anna, "survey")[0].status == "done", 20, "blocked")
     survey = _rows(anna, "survey")[0]
     assert (survey.outcome, survey.attempts) == ("blocked", 1)

@@ -8,13 +8,16 @@ is posted by the next run."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from bot.store import Message
-from bot.store.models import InboundUpdate
+from bot.telegram.intake import Inbox
+from bot.telegram.lanes import Turns
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, answer_until, card_of, ticket_of
 from tests.telegram.conftest import STAFF_CHAT, BotProcess, texts
@@ -77,18 +80,9 @@ async def test_a_card_still_waiting_at_a_crash_is_posted_by_the_next_run(
     double.slow(STAFF_CHAT, 30.0)  # nothing reaches the group before the kill
     await anna.tap("Yes, all correct")
 
-    def unhandled() -> int:
-        with anna.db.session() as session:
-            return int(
-                session.exec(
-                    select(func.count())
-                    .select_from(InboundUpdate)
-                    .where(col(InboundUpdate.done_at).is_(None))
-                ).one()
-            )
-
     # her turn is over and marked done: only the card is still to come
-    await double.wait_for(lambda: unhandled() == 0, 20, "the turn marked done")
+    inbox = Inbox(anna.db)
+    await double.wait_for(lambda: inbox.count_pending() == 0, 20, "the turn marked done")
     bot.kill()
     double.slow(STAFF_CHAT, 0.0)
     before = len(double.sent_to(STAFF_CHAT))
@@ -98,3 +92,53 @@ async def test_a_card_still_waiting_at_a_crash_is_posted_by_the_next_run(
     assert len(cards) == 1
     assert ticket_of(anna).card_message_id == cards[0]["message_id"]
     assert "1 ticket(s) without a card; posting them now" in bot.log.read_text()
+
+
+async def test_cards_take_turns_major_complaints_first() -> None:
+    """Two cards at a time (CARDS_AT_ONCE in small); the waiting ones go by key: a major
+    complaint's (-2, ...) before an older ordinary one's (0, ...); a waiter cancelled
+    (the bot stopping) gives up its place, and one cancelled just after its turn came
+    passes the turn on."""
+    turns = Turns(2)
+    order: list[str] = []
+
+    async def card(name: str, key: tuple[int, ...], hold: asyncio.Event) -> None:
+        await turns.acquire(key)
+        order.append(name)
+        try:
+            await hold.wait()
+        finally:
+            turns.release()
+
+    go = asyncio.Event()
+    tasks = {
+        name: asyncio.create_task(card(name, key, go))
+        for name, key in [
+            ("t1", (0, 0, 1)),
+            ("t2", (0, 0, 2)),
+            ("t3", (0, 0, 3)),
+            ("gone", (0, 0, 4)),
+            ("major", (-2, -1, 5)),
+        ]
+    }
+    await asyncio.sleep(0.01)
+    assert order == ["t1", "t2"] and turns.holders == 2
+    tasks["gone"].cancel()
+    await asyncio.sleep(0.01)
+    go.set()
+    await asyncio.gather(*(t for n, t in tasks.items() if n != "gone"))
+    assert order == ["t1", "t2", "major", "t3"]
+    assert turns.holders == 0
+
+    # granted, then cancelled before it ran: the next waiter gets the turn
+    await turns.acquire((0,))
+    await turns.acquire((0,))
+    late = asyncio.create_task(turns.acquire((1,)))
+    after = asyncio.create_task(turns.acquire((2,)))
+    await asyncio.sleep(0.01)
+    turns.release()  # `late` is granted ...
+    late.cancel()  # ... and cancelled before it could run
+    with contextlib.suppress(asyncio.CancelledError):
+        await late
+    await asyncio.wait_for(after, 1)
+    assert turns.holders == 2
