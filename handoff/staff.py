@@ -115,7 +115,7 @@ class StaffDesk:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.card_message_id is not None:
                 return
-            if ticket.status not in ("waiting", "assigned"):  # closed before it was posted
+            if ticket.status not in queue.OPEN:  # closed before it was posted
                 return
         row = await self._open_topic(bot, ticket_id)
         if row.supervisor_flag or row.priority >= 1:

@@ -45,6 +45,7 @@ from bot.store.db import (
     find_customer,
     get_or_create_customer,
     habitual_window_start,
+    without_card,
 )
 from handoff import queue
 
@@ -301,9 +302,7 @@ class Engine:
         card_missing = session.exec(
             select(Ticket.id).where(
                 Ticket.conversation_id == conversation.id,
-                col(Ticket.status).in_(("waiting", "assigned")),
-                col(Ticket.card_message_id).is_(None),
-                col(Ticket.topic_id).is_(None),
+                *without_card(),
             )
         ).first()
         result.ticket_id = card_missing

@@ -186,6 +186,16 @@ def open_tickets(session: Session, *, conversation_id: int) -> list[Ticket]:
     )
 
 
+def without_card() -> tuple[Any, ...]:
+    """Where-clauses for an open ticket whose card is not in the staff group yet (the
+    redelivery path, the card sweep and /metrics all ask this)."""
+    return (
+        col(Ticket.status).in_(("waiting", "assigned")),
+        col(Ticket.card_message_id).is_(None),
+        col(Ticket.topic_id).is_(None),
+    )
+
+
 def habitual_window_start(now: datetime | None = None) -> datetime:
     """Complaints counted for the habitual flag: the last 90 days."""
     return (now or utcnow()) - timedelta(days=90)

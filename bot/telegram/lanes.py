@@ -31,6 +31,7 @@ from sqlmodel import col, select
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.store.db import without_card
 from bot.store.models import Lease, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
 from handoff.staff import StaffDesk
@@ -45,7 +46,6 @@ SWEEP_AGE = timedelta(seconds=10)
 SWEEP_BATCH = 100
 CARD_WAIT = 600.0
 """Seconds a line for a topic waits for a card another process is posting."""
-OPEN = ("waiting", "assigned")
 CARDS_AT_ONCE = 8
 """Cards being posted at once. A card is two requests to the group (the topic, then
 the card), and the group's limiter serves requests in arrival order: with every new
@@ -147,9 +147,7 @@ class StaffLanes:
             missing = session.exec(
                 select(Ticket.id)
                 .where(
-                    col(Ticket.status).in_(OPEN),
-                    col(Ticket.card_message_id).is_(None),
-                    col(Ticket.topic_id).is_(None),
+                    *without_card(),
                     col(Ticket.created_at) < utcnow() - SWEEP_AGE,
                 )
                 .order_by(col(Ticket.id))
@@ -220,12 +218,11 @@ class StaffLanes:
             await self.desk.post(bot, ticket_id)
         except BaseException:
             self._failed[ticket_id] = time.monotonic()
-            self._claimed.discard(ticket_id)
             raise
         finally:
             self._cards.release()
+            self._claimed.discard(ticket_id)
         self._failed.pop(ticket_id, None)
-        self._claimed.discard(ticket_id)
         with contextlib.suppress(*DATABASE_DOWN):
             self.leases.release(_lease(ticket_id))
 

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import col, func, select
 
 from bot.store import Database, FollowUp, Ticket
+from bot.store.db import without_card
 from bot.store.models import InboundUpdate, utcnow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -92,13 +93,7 @@ class DeskCollector(Collector):
                 .group_by(col(FollowUp.kind))
             ).all()
             no_card = session.exec(
-                select(func.count())
-                .select_from(Ticket)
-                .where(
-                    col(Ticket.status).in_(("waiting", "assigned")),
-                    col(Ticket.card_message_id).is_(None),
-                    col(Ticket.topic_id).is_(None),
-                )
+                select(func.count()).select_from(Ticket).where(*without_card())
             ).one()
             due = session.exec(
                 select(func.count())
