@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -73,10 +72,11 @@ STOP_GRACE = 10.0
 SCHEDULER_LEASE = timedelta(seconds=60)
 CONNECTION_POOL = 32
 BEHIND = 1.0
-"""Seconds a reply takes to leave (averaged over the last few) above which the bot is
-behind Telegram's 30 messages a second: it then spends none of them on extras — the
-"✓ choice" edit of a pressed keyboard, "typing…" — so the replies themselves go first.
-(A keyboard left in place still works: a second press is answered as expired.)"""
+"""Seconds from a customer's update arriving to its replies having left (averaged over
+the last few) above which the bot is behind — waiting for Telegram's 30 messages a
+second, or with updates queueing in the inbox: it then spends no requests on extras —
+the "✓ choice" edit of a pressed keyboard, "typing…" — so the replies themselves go
+first. (A keyboard left in place still works: a second press is answered as expired.)"""
 TYPING_AFTER = 0.6
 """Seconds a reply may take before the customer sees "typing…"."""
 COMMANDS = {
@@ -137,8 +137,9 @@ class TelegramFrontEnd:
         self.metrics = Metrics(engine.db)
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.application: Application | None = None
-        self._send_lag = 0.0
-        """Seconds a reply has taken to leave, a moving average (see BEHIND)."""
+        self._lag = 0.0
+        """Seconds from a customer's update arriving to its replies having left, a moving
+        average (see BEHIND)."""
         self._told_to_wait: set[int] = set()
         """Chats told "one moment" while the database is away (told once per outage)."""
 
@@ -206,7 +207,9 @@ class TelegramFrontEnd:
         self.inbox.done(row.update_id)
         self.metrics.updates.labels("handled").inc()
         if update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE:
-            self.metrics.latency.observe((utcnow() - row.received_at).total_seconds())
+            took = (utcnow() - row.received_at).total_seconds()
+            self.metrics.latency.observe(took)
+            self._lag = 0.8 * self._lag + 0.2 * took
         self._told_to_wait.discard(row.chat_key)
         return True
 
@@ -541,7 +544,6 @@ class TelegramFrontEnd:
         sent_id: int | None = None
         if reply.row_id is not None:
             ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
-        started = time.monotonic()
         try:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
@@ -559,13 +561,11 @@ class TelegramFrontEnd:
             return sent_id, False
         finally:
             ON_SEND.set(None)
-            took = (time.monotonic() - started) / len(pieces)
-            self._send_lag = 0.8 * self._send_lag + 0.2 * took
         return sent_id, True
 
     def _behind(self, what: str) -> bool:
-        """Whether replies wait for Telegram's budget now; if so an extra is skipped."""
-        if self._send_lag <= BEHIND:
+        """Whether customers wait for their replies now; if so an extra is skipped."""
+        if self._lag <= BEHIND:
             return False
         self.metrics.skipped.labels(what).inc()
         return True

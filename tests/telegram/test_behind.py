@@ -1,7 +1,7 @@
-"""When Telegram's budget is the bottleneck, the replies go first (BEHIND in
-bot/telegram/app.py): while replies take longer than a second to leave, a pressed
-keyboard is left in place instead of being edited to show the choice, and it is edited
-again once replies leave promptly."""
+"""When customers wait, the replies go first (BEHIND in bot/telegram/app.py): while a
+customer's replies leave more than a second after their update arrived (on average), a
+pressed keyboard is left in place instead of being edited to show the choice, and it is
+edited again once replies are prompt."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def test_a_bot_behind_telegram_skips_the_keyboard_edit(
     anna = customers(501, "Anna", "en")
     double.slow(501, 3.0)  # each reply takes 3 s to leave: the bot is behind
     slow = await anna.say("hello") + await anna.say(HEADPHONES)
-    assert len(slow) >= 2, "two slow replies put the average over a second"
+    assert len(slow) >= 2, "two slow turns put the average over a second"
     assert anna.keyboard == ["Yes, that's right", "Not quite"]
     double.slow(501, 0.0)
     question = next(m for m in reversed(double.sent_to(501)) if m.get("reply_markup"))
