@@ -22,7 +22,7 @@ from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.turn import Part, StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
-from bot.store import FollowUp
+from bot.store import FollowUp, Ticket
 from bot.store.db import open_tickets
 from bot.store.privacy import forget
 from handoff import queue
@@ -81,6 +81,8 @@ class Policy:
     async def decide(self, turn: Turn) -> None:
         media = turn.incoming.media
         if media is not None and (not self._media(turn, media) or not turn.text):
+            if turn.conversation.status == "handed_off":
+                self._relay(turn)  # the photo, the voice message: the agent sees it too
             return
         if turn.text.startswith("/") and turn.payload is None:
             await self._command(turn)
@@ -257,12 +259,17 @@ class Policy:
             turn.say("utter_greet_brief")
             turn.slots["greeted"] = True
 
-    async def _while_handed_off(self, turn: Turn) -> None:
-        """A person has the case: the message joins its ticket and is shown to them. The
-        bot acknowledges once while the ticket waits; once an agent has it, it is silent."""
+    def _relay(self, turn: Turn) -> list[Ticket]:
+        """The message joins the conversation's open ticket, to be shown in its topic."""
         tickets = open_tickets(turn.session, conversation_id=turn.conversation.id or 0)
         if tickets:
             turn.relay_ticket_id = tickets[-1].id
+        return tickets
+
+    async def _while_handed_off(self, turn: Turn) -> None:
+        """A person has the case: the message joins its ticket and is shown to them. The
+        bot acknowledges once while the ticket waits; once an agent has it, it is silent."""
+        tickets = self._relay(turn)
         if (turn.payload or "").startswith("cb:"):
             self._book_callback(turn, tickets[-1] if tickets else None)
             return

@@ -57,6 +57,23 @@ def in_topic_now(double: BotApiDouble, topic_id: int) -> list[dict[str, Any]]:
     return [m for m in double.sent_to(STAFF_CHAT) if m.get("message_thread_id") == topic_id]
 
 
+async def test_a_photo_sent_after_the_hand_off_reaches_the_topic(
+    double: BotApiDouble, customers: Any
+) -> None:
+    """Without a caption too: the agent sees the photo itself (a copy), under her name."""
+    anna, _, thread = await complained(double, customers)
+    photo = {"file_id": "receipt-2", "file_unique_id": "ureceipt-2", "width": 90, "height": 90}
+    replies = await anna.say(photo=[photo])
+    assert "your case" in texts(replies)  # acknowledged
+    await double.wait_for(
+        lambda: any(m.get("photo") for m in in_topic_now(double, thread)), 20, "the photo"
+    )
+    shown = in_topic_now(double, thread)
+    copy = next(m for m in shown if m.get("photo"))
+    assert copy["photo"][0]["file_id"] == "receipt-2"
+    assert shown[shown.index(copy) - 1]["text"] == "👤 Anna:"
+
+
 async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> None:
     anna = await _complaint(double, customers)
     card = double.sent_to(STAFF_CHAT)[0]
