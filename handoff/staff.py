@@ -1028,25 +1028,35 @@ class StaffDesk:
         days = max(1, self.settings.reopen_window.days)
         await self.to_topic(bot, ticket, self.label("staff.reopened", days=days))
 
-    async def from_customer(self, bot: Bot, ticket_id: int, message: Message) -> None:
-        """What the customer writes while a person has the case appears in its topic."""
+    async def from_customer(
+        self,
+        bot: Bot,
+        ticket_id: int,
+        *,
+        name: str,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        copy: bool,
+    ) -> None:
+        """What the customer writes while a person has the case appears in its topic: the
+        text, or (a photo, a file, a voice message) a copy of the message itself."""
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
         if ticket is None or ticket.staff_chat_id is None:
             return
-        name = message.from_user.first_name if message.from_user else "?"
-        if message.text:
-            await self.to_topic(bot, ticket, f"👤 {name}: {message.text}")
+        if not copy or message_id is None:
+            await self.to_topic(bot, ticket, f"👤 {name or '?'}: {text}")
         else:
-            await self.to_topic(bot, ticket, f"👤 {name}:")
+            await self.to_topic(bot, ticket, f"👤 {name or '?'}:")
             with contextlib.suppress(TelegramError):
                 await self._in_group(
                     bot,
                     ticket,
-                    lambda chat_id, topic_id: bot.copy_message(
+                    lambda group_id, topic_id: bot.copy_message(
+                        group_id,
                         chat_id,
-                        message.chat.id,
-                        message.message_id,
+                        message_id,
                         message_thread_id=topic_id,
                         reply_to_message_id=None if topic_id else ticket.card_message_id,
                     ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner
 from bot.dialogue.faq import Faq
 from bot.dialogue.policy import Policy
 from bot.dialogue.responses import Responses
-from bot.dialogue.turn import Button, Incoming, Reply, StaffEvent, Turn
+from bot.dialogue.turn import Button, Incoming, Reply, Turn
 from bot.nlu import NluService
 from bot.nlu.text import detect_language
 from bot.store import (
@@ -35,6 +35,7 @@ from bot.store import (
     FollowUp,
     Message,
     ProcessedUpdate,
+    StaffPost,
     Ticket,
 )
 from bot.store.db import (
@@ -70,12 +71,10 @@ class TurnResult:
     ticket_id: int | None = None
     duplicate: bool = False
     """The update was handled before (a redelivery): nothing was done."""
-    relay_ticket_id: int | None = None
-    """The open ticket this message belongs to, for the agents to see."""
-    reopened: bool = False
-    """This message reopened a resolved ticket (its topic opens again)."""
-    staff_events: list[StaffEvent] = field(default_factory=list)
-    """Notes for the agents' topics (a call-back booked, the customer cancelled)."""
+    staff_posts: list[int] = field(default_factory=list)
+    """Tickets with something new for their topic — the customer's message, a
+    "reopened" note, a call-back booked, a cancellation — written as StaffPost rows in
+    the turn's transaction, to be posted in order."""
 
 
 class Engine:
@@ -212,6 +211,7 @@ class Engine:
                         due_at=datetime.fromisoformat(str(reminder["date_time"])),
                     )
                 )
+            staff_posts = self._staff_posts(turn)
             conversation.slots = dict(turn.slots)
             conversation.updated_at = now
             session.add(conversation)
@@ -225,10 +225,37 @@ class Engine:
                 status=conversation.status,
                 stage=conversation.stage,
                 ticket_id=turn.ticket_id,
-                relay_ticket_id=turn.relay_ticket_id,
-                reopened=turn.reopened,
-                staff_events=turn.staff_events,
+                staff_posts=staff_posts,
             )
+
+    def _staff_posts(self, turn: Turn) -> list[int]:
+        """What the agents are to see from this turn, as StaffPost rows in its
+        transaction (a stop before they reach the staff group loses none); the tickets
+        they are for, in order."""
+        if self.settings.staff_chat_id is None:
+            return []
+        forgotten = {event.ticket_id for event in turn.staff_events if event.delete_topic}
+        posts: list[StaffPost] = []
+        relay = turn.relay_ticket_id
+        if relay is not None and relay not in forgotten:
+            if turn.reopened:
+                posts.append(StaffPost(ticket_id=relay, kind="reopened"))
+            incoming = turn.incoming
+            if incoming.payload is None:  # a message, not a press of the bot's buttons
+                line = {
+                    "name": incoming.name,
+                    "text": incoming.text,
+                    "chat_id": incoming.chat_id,
+                    "message_id": incoming.message_ref,
+                    "copy": incoming.media is not None,
+                }
+                posts.append(StaffPost(ticket_id=relay, kind="line", body=line))
+        posts += [
+            StaffPost(ticket_id=event.ticket_id, kind="event", body=asdict(event))
+            for event in turn.staff_events
+        ]
+        turn.session.add_all(posts)
+        return list(dict.fromkeys(post.ticket_id for post in posts))
 
     def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
         """A pressed button is live only on the bot's latest keyboard, and only once.
@@ -252,8 +279,9 @@ class Engine:
     def _redelivered(self, session: Session, incoming: Incoming) -> TurnResult:
         """An update handled before (Telegram delivered it again, or the process stopped
         after the turn was saved): nothing is done again, but replies of that turn not
-        yet sent are returned to be sent, and a ticket whose card was never posted is
-        named, so a crash between saving and sending loses nothing."""
+        yet sent are returned to be sent, and a ticket whose card was never posted and
+        tickets with posts for their topic still waiting are named, so a crash between
+        saving and sending loses nothing."""
         result = TurnResult(replies=[], conversation_id=0, status="", stage="", duplicate=True)
         customer = find_customer(session, telegram_id=incoming.user_id)
         if customer is None:
@@ -306,6 +334,14 @@ class Engine:
             )
         ).first()
         result.ticket_id = card_missing
+        result.staff_posts = list(
+            session.exec(
+                select(StaffPost.ticket_id)
+                .join(Ticket, col(Ticket.id) == col(StaffPost.ticket_id))
+                .where(Ticket.conversation_id == conversation.id)
+                .distinct()
+            )
+        )
         return result
 
     def sending(self, row_id: int, *, on_its_way: bool) -> None:

@@ -11,6 +11,7 @@ from bot.store.models import (
     HeldMessage,
     Message,
     ProcessedUpdate,
+    StaffPost,
     Ticket,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "HeldMessage",
     "Message",
     "ProcessedUpdate",
+    "StaffPost",
     "Ticket",
 ]

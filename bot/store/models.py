@@ -259,3 +259,23 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     holder: str
     until: datetime = Field(sa_type=UTCDateTime)
+
+
+class StaffPost(SQLModel, table=True):
+    """Something for a ticket's topic in the staff group, written in the customer's turn
+    (the same transaction) and deleted once it is posted: a line the customer wrote
+    while a person has the case, a "reopened" note, an event (a call-back booked, a
+    cancellation, a low score). Rows of a ticket are posted in id order by one process
+    at a time; rows left by a stop or a crash are posted by the next sweep.
+
+    kind: "line" (body: name, text, chat_id, message_id, copy), "reopened" (body: {}),
+    "event" (body: the StaffEvent's fields).
+    """
+
+    __tablename__ = "staff_post"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    kind: str
+    body: dict[str, Any] = _json()
+    created_at: datetime = _when()

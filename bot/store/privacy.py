@@ -1,11 +1,11 @@
 """Forgetting a customer (`/forget`), keeping anonymous statistics.
 
 Erased: the transcript (every message but the confirmation itself) and the raw updates
-kept in the inbox, photos and files,
-held agent drafts, the conversation's slots, the complaint's facts and own words, the
-ticket's summary and resolution text, follow-up notes and free-text answers, and the
-customer's name, phone and Telegram id (replaced by a placeholder, so their next
-message starts afresh as a stranger). Kept, without anything that points to a person:
+kept in the inbox, photos and files, held agent drafts and lines for the staff group not
+posted yet, the conversation's slots, the complaint's facts and own words, the ticket's
+summary and resolution text, follow-up notes and free-text answers, and the customer's
+name, phone and Telegram id (replaced by a placeholder, so their next message starts
+afresh as a stranger). Kept, without anything that points to a person:
 complaint type, motive and flags, ticket timings, status and agent, SLA outcomes,
 survey ratings and solved / not solved — what the reports count.
 """
@@ -25,6 +25,7 @@ from bot.store.models import (
     HeldMessage,
     InboundUpdate,
     Message,
+    StaffPost,
     Ticket,
 )
 
@@ -62,6 +63,8 @@ def forget(session: Session, customer: Customer, *, keep_message: int | None = N
     tickets = list(session.exec(select(Ticket).where(Ticket.customer_id == customer.id)))
     ticket_ids = [t.id for t in tickets if t.id is not None]
     session.execute(delete(HeldMessage).where(col(HeldMessage.ticket_id).in_(ticket_ids)))
+    # lines for the staff group not posted yet carry the customer's words too
+    session.execute(delete(StaffPost).where(col(StaffPost.ticket_id).in_(ticket_ids)))
     for ticket in tickets:
         data = ticket.summary_data or {}
         ticket.summary_data = {k: data[k] for k in KEPT_SUMMARY if k in data}

@@ -18,7 +18,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -397,11 +396,11 @@ class TelegramFrontEnd:
         )
         async with self._typing(context, message.chat.id):
             result = await self.engine.handle(incoming)
-        if result.duplicate and not result.replies and result.ticket_id is None:
+        if result.duplicate and not (result.replies or result.ticket_id or result.staff_posts):
             log.info("update %s already handled; skipped", update.update_id)
             return
         await self._send_all(context, message.chat.id, result.replies)
-        self._after_turn(context, result, message)
+        self._after_turn(context, result)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -427,31 +426,23 @@ class TelegramFrontEnd:
         )
         async with self._typing(context, chat_id):
             result = await self.engine.handle(incoming)
-        if result.duplicate and not result.replies and result.ticket_id is None:
+        if result.duplicate and not (result.replies or result.ticket_id or result.staff_posts):
             return
         if keyboard_message is not None and not result.duplicate:
             await self._settle_keyboard(keyboard_message, label, result.replies)
         await self._send_all(context, chat_id, result.replies)
-        self._after_turn(context, result, None)
+        self._after_turn(context, result)
 
-    def _after_turn(
-        self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, message: Message | None
-    ) -> None:
-        """A new ticket goes to the staff group; a message on a handed-off case to its
-        topic. Queued in the ticket's lane: the customer's turn does not wait for the
-        group's 20 messages a minute (bot/telegram/lanes.py)."""
+    def _after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
+        """A new ticket goes to the staff group; what the turn wrote for topics (the
+        customer's message on a handed-off case, notes) follows it. Queued in the
+        ticket's lane: the customer's turn does not wait for the group's 20 messages a
+        minute (bot/telegram/lanes.py)."""
         bot = context.bot
         if result.ticket_id is not None:
             self.lanes.card(bot, result.ticket_id)
-        relay = result.relay_ticket_id
-        if relay is not None and result.reopened:
-            self.lanes.add(relay, "reopened", partial(self.desk.reopen, bot, relay))
-        if relay is not None and message is not None:
-            self.lanes.add(
-                relay, "customer's message", partial(self.desk.from_customer, bot, relay, message)
-            )
-        for event in result.staff_events:
-            self.lanes.add(event.ticket_id, event.key, partial(self.desk.event, bot, event))
+        for ticket_id in result.staff_posts:
+            self.lanes.posts(bot, ticket_id)
 
     async def _on_agent(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:

@@ -12,8 +12,12 @@ Nothing is lost at a stop or a crash. A ticket whose card was never posted is fo
 :meth:`StaffLanes.sweep` (the hand-off watch calls it every ``HANDOFF_TICK``) and posted
 then. One process posts a given card: it holds the lease ``card:<ticket>`` while it does,
 renewed while the card waits for the group; a card that failed is tried again when its
-lease has run out. Lines for a topic still queued when the process dies are not posted
-again: the transcript keeps them, and ``/history`` in the topic shows them.
+lease has run out. Everything else for a topic — the customer's lines, "reopened",
+events — is a ``StaffPost`` row written in the customer's turn; a lane posts a ticket's
+rows in id order under the lease ``posts:<ticket>`` (so with several workers they still
+arrive in order) and deletes each once posted. Rows a stop or a crash left behind are
+posted by the next sweep. (A crash between a post reaching Telegram and its row being
+deleted shows that one line twice: at least once, never lost.)
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, func, select
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.dialogue.turn import StaffEvent
 from bot.store.db import without_card
-from bot.store.models import Lease, Ticket, utcnow
+from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
+from handoff.queue import OPEN
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,9 @@ RENEW_EVERY = 60.0
 SWEEP_AGE = timedelta(seconds=10)
 """The sweep leaves a ticket this young to the turn that made it."""
 SWEEP_BATCH = 100
+POSTS_BATCH = 20
+POSTS_LEASE = timedelta(minutes=3)
+"""How long a claim on posting a ticket's rows lasts unrenewed."""
 CARD_WAIT = 600.0
 """Seconds a line for a topic waits for a card another process is posting."""
 CARDS_AT_ONCE = 8
@@ -58,6 +67,10 @@ Job = Callable[[], Awaitable[None]]
 
 def _lease(ticket_id: int) -> str:
     return f"card:{ticket_id}"
+
+
+def _posts_lease(ticket_id: int) -> str:
+    return f"posts:{ticket_id}"
 
 
 class Turns:
@@ -109,6 +122,8 @@ class StaffLanes:
         self._renewer: asyncio.Task[None] | None = None
         self._cards = Turns(CARDS_AT_ONCE)
         """Which cards go next: major complaints first, then the oldest ticket."""
+        self._posting: set[int] = set()
+        """Tickets with a "posts" job queued and not started yet (one is enough)."""
 
     @property
     def pending(self) -> int:
@@ -132,6 +147,13 @@ class StaffLanes:
             self._renewer = asyncio.create_task(self._renew_forever())
         self.add(ticket_id, "card", lambda: self._post(bot, ticket_id))
 
+    def posts(self, bot: Bot, ticket_id: int) -> None:
+        """The ticket has StaffPost rows: post them, in its lane, after its card."""
+        if ticket_id in self._posting:
+            return
+        self._posting.add(ticket_id)
+        self.add(ticket_id, "posts", lambda: self._post_rows(bot, ticket_id))
+
     def add(self, ticket_id: int, what: str, job: Job) -> None:
         """Queue `job` (named `what` in the log) behind the ticket's earlier ones."""
         self._queues.setdefault(ticket_id, deque()).append((what, job))
@@ -140,10 +162,18 @@ class StaffLanes:
 
     def sweep(self, bot: Bot) -> int:
         """Tickets still waiting for their card (the process that made them stopped, or
-        the card failed): queue their cards. Returns how many were queued."""
+        the card failed), and rows for topics left behind: queue them. Returns how many
+        cards were queued."""
         if self.desk.staff_chat_id is None:
             return 0
         with self.db.session() as session:
+            left = session.exec(
+                select(StaffPost.ticket_id)
+                .where(col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
+                .group_by(col(StaffPost.ticket_id))
+                .order_by(func.min(StaffPost.id))
+                .limit(SWEEP_BATCH)
+            ).all()
             missing = session.exec(
                 select(Ticket.id)
                 .where(
@@ -165,6 +195,12 @@ class StaffLanes:
             queued += ticket_id in self._claimed
         if queued:
             log.info("%s ticket(s) without a card; posting them now", queued)
+        carded = set(missing)
+        behind = [t for t in left if t not in self._tasks or (t in carded and t in self._claimed)]
+        for ticket_id in behind:
+            self.posts(bot, ticket_id)
+        if behind:
+            log.info("%s ticket(s) with lines for their topic left over; posting them", len(behind))
         return queued
 
     async def stop(self, timeout: float) -> None:
@@ -225,6 +261,73 @@ class StaffLanes:
         self._failed.pop(ticket_id, None)
         with contextlib.suppress(*DATABASE_DOWN):
             self.leases.release(_lease(ticket_id))
+
+    async def _post_rows(self, bot: Bot, ticket_id: int) -> None:
+        """Post the ticket's StaffPost rows in order, each deleted once it is posted.
+        Another process holding the ticket's posts lease posts them itself (this one
+        stops): a holder looks again after letting go, so a row written just then is
+        not left behind. Rows of a ticket whose card is still to come wait for it."""
+        self._posting.discard(ticket_id)
+        lease = _posts_lease(ticket_id)
+        while self.leases.acquire(lease, POSTS_LEASE):
+            try:
+                if not await self._post_all(bot, ticket_id, lease):
+                    return  # its card is still to come; the sweep brings these after it
+            finally:
+                with contextlib.suppress(*DATABASE_DOWN):
+                    self.leases.release(lease)
+            if not self._rows(ticket_id, 1):
+                return
+
+    async def _post_all(self, bot: Bot, ticket_id: int, lease: str) -> bool:
+        """Post rows until none are left (True), or stop at a ticket without its card
+        yet (False)."""
+        while rows := self._rows(ticket_id):
+            with self.db.session() as session:
+                ticket = session.get(Ticket, ticket_id)
+            if ticket is not None and ticket.staff_chat_id is None and ticket.status in OPEN:
+                return False
+            for row in rows:
+                if ticket is not None:  # without a card (closed before it): alerts only
+                    await self._post_row(bot, row)
+                self._delete(row)
+                self.leases.acquire(lease, POSTS_LEASE)  # renewed: it may wait long
+        return True
+
+    async def _post_row(self, bot: Bot, row: StaffPost) -> None:
+        """One row to the topic. Telegram refusing it, or a fault, is logged and the row
+        goes (as a message that cannot be delivered); a database outage keeps it."""
+        try:
+            if row.kind == "line":
+                await self.desk.from_customer(bot, row.ticket_id, **row.body)
+            elif row.kind == "reopened":
+                await self.desk.reopen(bot, row.ticket_id)
+            elif row.kind == "event":
+                await self.desk.event(bot, StaffEvent(**row.body))
+            else:
+                log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
+        except TelegramError as error:
+            log.error("staff group, ticket #%s, %s: %s", row.ticket_id, row.kind, error)
+        except DATABASE_DOWN:
+            raise
+        except Exception:
+            log.exception("staff group, ticket #%s, %s failed", row.ticket_id, row.kind)
+
+    def _rows(self, ticket_id: int, limit: int = POSTS_BATCH) -> list[StaffPost]:
+        with self.db.session() as session:
+            return list(
+                session.exec(
+                    select(StaffPost)
+                    .where(StaffPost.ticket_id == ticket_id)
+                    .order_by(col(StaffPost.id))
+                    .limit(limit)
+                )
+            )
+
+    def _delete(self, row: StaffPost) -> None:
+        with self.db.session() as session:
+            session.execute(delete(StaffPost).where(col(StaffPost.id) == row.id))
+            session.commit()
 
     async def _card_ready(self, ticket_id: int) -> None:
         """A line for a topic waits while another process is posting the ticket's card

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlmodel import col, func, select
 
-from bot.store import Database, FollowUp, Ticket
+from bot.store import Database, FollowUp, StaffPost, Ticket
 from bot.store.db import without_card
 from bot.store.models import InboundUpdate, utcnow
 
@@ -52,8 +52,8 @@ class Metrics:
         )
         self.skipped = Counter(
             "complaint_desk_extras_skipped",
-            "Extras not sent because replies were waiting for Telegram's 30 messages a "
-            "second, by kind (keyboard_edit, typing)",
+            "Extras not sent because customers were waiting for their replies (the bot "
+            "is behind), by kind (keyboard_edit, typing)",
             ["what"],
             registry=self.registry,
         )
@@ -95,6 +95,7 @@ class DeskCollector(Collector):
             no_card = session.exec(
                 select(func.count()).select_from(Ticket).where(*without_card())
             ).one()
+            posts = session.exec(select(func.count()).select_from(StaffPost)).one()
             due = session.exec(
                 select(func.count())
                 .select_from(FollowUp)
@@ -125,6 +126,12 @@ class DeskCollector(Collector):
         )
         cards.add_metric([], float(no_card))
         yield cards
+        lines = GaugeMetricFamily(
+            "complaint_desk_staff_posts_waiting",
+            "Lines and notes for tickets' topics written and not yet in the staff group",
+        )
+        lines.add_metric([], float(posts))
+        yield lines
         waiting = GaugeMetricFamily(
             "complaint_desk_followups_due", "Follow-ups due now and not yet done"
         )

@@ -3,8 +3,8 @@
 The double answers every request about the staff group only after 4 seconds, as
 Telegram under load, or as the bot itself when it waits for the group's 20 messages a
 minute. The customer's conversation goes on meanwhile; the ticket's card and what the
-customer adds reach the topic in order; and a card still waiting when the bot is killed
-is posted by the next run."""
+customer adds reach the topic in order; and a card and a line still waiting when the bot
+is killed are posted by the next run, once each."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.store import Message
+from bot.store import Message, StaffPost
 from bot.telegram.intake import Inbox
 from bot.telegram.lanes import Turns
 from tests.botapi.double import BotApiDouble
@@ -23,6 +23,7 @@ from tests.handoff.helpers import BILLING, answer_until, card_of, ticket_of
 from tests.telegram.conftest import STAFF_CHAT, BotProcess, texts
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]
+LINE = "👤 Anna: the bank sent me a letter about it"
 SLOW = 4.0
 """Seconds the double takes over each staff-group request (under the bot's 5 s timeout)."""
 
@@ -67,22 +68,23 @@ async def test_a_slow_staff_group_does_not_hold_up_the_customer(
     thread = card["message_thread_id"]
     in_topic = [m for m in double.sent_to(STAFF_CHAT) if m.get("message_thread_id") == thread]
     assert in_topic[0]["message_id"] == card["message_id"]
-    assert in_topic[-1]["text"] == "👤 Anna: the bank sent me a letter about it"
+    assert in_topic[-1]["text"] == LINE
     ticket = ticket_of(anna)
     assert (ticket.topic_id, ticket.card_message_id) == (thread, card["message_id"])
 
 
 @pytest.mark.staff(HANDOFF_TICK="0.5s")
-async def test_a_card_still_waiting_at_a_crash_is_posted_by_the_next_run(
+async def test_a_card_and_a_line_still_waiting_at_a_crash_are_posted_by_the_next_run(
     double: BotApiDouble, customers: Any, bot: BotProcess
 ) -> None:
     anna = await _read_back(customers)
     double.slow(STAFF_CHAT, 30.0)  # nothing reaches the group before the kill
     await anna.tap("Yes, all correct")
+    await anna.say("the bank sent me a letter about it")  # queued behind her card
 
-    # her turn is over and marked done: only the card is still to come
+    # her turns are over and marked done: only the staff group's part is still to come
     inbox = Inbox(anna.db)
-    await double.wait_for(lambda: inbox.count_pending() == 0, 20, "the turn marked done")
+    await double.wait_for(lambda: inbox.count_pending() == 0, 20, "the turns marked done")
     bot.kill()
     double.slow(STAFF_CHAT, 0.0)
     before = len(double.sent_to(STAFF_CHAT))
@@ -92,7 +94,20 @@ async def test_a_card_still_waiting_at_a_crash_is_posted_by_the_next_run(
     cards = [m for m in double.sent_to(STAFF_CHAT)[before:] if "Customer: Anna " in m["text"]]
     assert len(cards) == 1
     assert ticket_of(anna).card_message_id == cards[0]["message_id"]
-    assert "1 ticket(s) without a card; posting them now" in bot.log.read_text()
+    # then her line, once, in the card's topic, and nothing is left to post
+    await double.wait_for(lambda: not _staff_posts(anna), 60, "her line posted")
+    lines = [m for m in double.sent_to(STAFF_CHAT)[before:] if m["text"] == LINE]
+    assert len(lines) == 1
+    assert lines[0]["message_thread_id"] == cards[0]["message_thread_id"]
+    assert lines[0]["message_id"] > cards[0]["message_id"]
+    log = bot.log.read_text()
+    assert "1 ticket(s) without a card; posting them now" in log
+    assert "1 ticket(s) with lines for their topic left over; posting them" in log
+
+
+def _staff_posts(customer: Any) -> list[StaffPost]:
+    with customer.db.session() as session:
+        return list(session.exec(select(StaffPost)))
 
 
 async def test_cards_take_turns_major_complaints_first() -> None:

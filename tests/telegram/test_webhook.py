@@ -68,6 +68,7 @@ async def test_a_conversation_through_the_webhook_and_the_figures(
     assert "complaint_desk_tickets" in page
     assert "complaint_desk_followups_due" in page
     assert metric(page, "complaint_desk_cards_waiting") == 0
+    assert metric(page, "complaint_desk_staff_posts_waiting") == 0
     assert metric(page, "complaint_desk_staff_group_queue") == 0
     assert "complaint_desk_telegram_429_total" in page
     assert "complaint_desk_sla_breaches" in page

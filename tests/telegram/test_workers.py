@@ -189,6 +189,36 @@ async def test_two_agents_press_take_at_once_on_two_workers(
     db.dispose()
 
 
+async def test_a_customers_lines_reach_the_topic_in_order_across_two_workers(
+    double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin], customers: Any
+) -> None:
+    """Her messages are handled by whichever worker holds her chat's lease at the time;
+    what reaches the topic is posted under the ticket's own lease (posts:<ticket>), so
+    the agents read her lines once each, in the order she wrote them."""
+    _, proxy = workers
+    await complaint(double, customers, 611, "Anna")
+    card = card_of(double, "Anna")
+    assert card is not None
+    thread = card["message_thread_id"]
+    double.slow(STAFF_CHAT, 0.5)  # the group answers slowly: lines queue as she writes
+    before = dict(proxy.forwarded)
+    lines = [f"one more thing, number {n}" for n in range(1, 9)]
+    for text in lines:
+        double.user_sends(611, text)
+
+    def shown() -> list[str]:
+        return [
+            m["text"]
+            for m in double.sent_to(STAFF_CHAT)
+            if m.get("message_thread_id") == thread and "one more thing" in m["text"]
+        ]
+
+    await double.wait_for(lambda: len(shown()) >= len(lines), 120, "her lines in the topic")
+    await asyncio.sleep(1)  # nothing more arrives: each line once
+    assert shown() == [f"👤 Anna: {text}" for text in lines]
+    assert all(proxy.forwarded[t] > before.get(t, 0) for t in proxy.targets), proxy.forwarded
+
+
 async def test_the_other_worker_takes_the_scheduler_over_when_its_holder_dies(
     double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin]
 ) -> None:

@@ -1,0 +1,87 @@
+"""What the agents are to see is written in the customer's own turn.
+
+While a person has the case, each message of the customer's — a photo too — is stored
+as a StaffPost row in the same transaction as the turn (bot/dialogue/engine.py,
+`_staff_posts`), so a stop before it reaches the staff group loses nothing; the
+channel posts the rows in order and deletes them (bot/telegram/lanes.py). /forget
+erases rows not posted yet, as it erases the transcript."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.dialogue import Engine, Incoming
+from bot.nlu.model import TriageModel
+from bot.store import StaffPost
+from tests.dialogue.conftest import Customer as Talker
+from tests.dialogue.conftest import make_engine
+
+STAFF_CHAT = -1001234567890
+PHOTO = {"kind": "photo", "file_id": "receipt-2"}
+
+
+@pytest.fixture
+async def staffed(settings: Settings, model: TriageModel) -> AsyncIterator[Engine]:
+    engine = make_engine(settings.model_copy(update={"staff_chat_id": STAFF_CHAT}), model)
+    yield engine
+    await engine.close()
+    engine.db.dispose()
+
+
+def _posts(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    with engine.db.session() as session:
+        rows = session.exec(select(StaffPost).order_by(col(StaffPost.id))).all()
+        return [(row.kind, row.body) for row in rows]
+
+
+async def _handed_off(engine: Engine) -> Talker:
+    anna = Talker(engine)
+    await anna.say("I was charged twice for order SO20241105123")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    await anna.tap("Yes, all correct")
+    assert anna.status == "handed_off"
+    return anna
+
+
+async def test_messages_after_the_hand_off_are_written_for_the_topic(staffed: Engine) -> None:
+    anna = await _handed_off(staffed)
+    assert _posts(staffed) == []  # the card comes from the ticket itself
+    ticket_id = anna.ticket().id
+
+    said = await staffed.handle(
+        Incoming(user_id=1001, chat_id=1001, name="Anna", text="any news?", message_ref=41)
+    )
+    sent = await staffed.handle(
+        Incoming(user_id=1001, chat_id=1001, name="Anna", text="", media=PHOTO, message_ref=42)
+    )
+    assert said.staff_posts == [ticket_id] and sent.staff_posts == [ticket_id]
+    line = {"name": "Anna", "chat_id": 1001}
+    assert _posts(staffed) == [
+        ("line", {**line, "text": "any news?", "message_id": 41, "copy": False}),
+        ("line", {**line, "text": "", "message_id": 42, "copy": True}),
+    ]
+    # commands and presses of the bot's buttons are for the bot, not lines for agents
+    await anna.say("/forget")
+    assert len(_posts(staffed)) == 2
+    await anna.tap("Yes, erase everything")
+    # nothing of hers is left to post: only the deletion of her ticket's topic
+    posts = _posts(staffed)
+    assert [(kind, body["key"], body["delete_topic"]) for kind, body in posts] == [
+        ("event", "staff.customer_cancelled", True)
+    ]
+    assert posts[0][1]["ticket_id"] == ticket_id
+
+
+async def test_without_a_staff_group_nothing_is_written(engine: Engine) -> None:
+    anna = await _handed_off(engine)
+    result = await engine.handle(
+        Incoming(user_id=1001, chat_id=1001, name="Anna", text="any news?", message_ref=41)
+    )
+    assert result.staff_posts == [] and _posts(engine) == []
+    assert anna.status == "handed_off"
