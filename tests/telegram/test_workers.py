@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.telegram.conftest import (
     AGENTS,
     STAFF_CHAT,
     BotProcess,
+    TgCustomer,
     assert_clean_log,
     bot_env,
     free_port,
@@ -116,6 +117,24 @@ async def workers(
         assert_clean_log(process.log)
 
 
+@pytest.fixture
+def customers(
+    double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin]
+) -> Iterator[Any]:
+    """Customers of the worker pair. (The shared `customers` fixture starts a bot of its
+    own, which would take the webhook: the workers would then see none of the updates.)"""
+    made: list[TgCustomer] = []
+
+    def make(user_id: int, name: str, lang: str = "en") -> TgCustomer:
+        customer = TgCustomer(double, workers[0][0], user_id, name, lang)
+        made.append(customer)
+        return customer
+
+    yield make
+    for customer in made:
+        customer.close()
+
+
 def scheduler_holders(processes: list[BotProcess]) -> list[int]:
     return [n for n, p in enumerate(processes) if RUNS_SCHEDULER in p.log.read_text()]
 
@@ -163,8 +182,9 @@ async def test_each_chat_in_order_once_across_two_workers(
 async def test_two_agents_press_take_at_once_on_two_workers(
     double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin], customers: Any
 ) -> None:
-    processes, _ = workers
+    processes, proxy = workers
     await complaint(double, customers, 611, "Anna")
+    assert len(proxy.forwarded) == 2, proxy.forwarded  # the workers have her updates
     card = card_of(double, "Anna")
     assert card is not None
     ada, bo = AGENTS
