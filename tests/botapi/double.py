@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,11 +124,12 @@ class BotApiDouble:
         """Groups upgraded to a supergroup: old id -> new id (migrate_group)."""
         self.members: dict[tuple[int, int], str] = {}
         """(chat, user) -> status where it is not "member" (member_leaves)."""
-        self.slow_chats: dict[int, float] = {}
+        self.slow_chats: dict[int, tuple[float, float]] = {}
         """Chats whose requests Telegram answers only after so many seconds (slow)."""
         self.allowed_updates: list[str] | None = None
         """As the bot last asked (getUpdates, setWebhook); None: Telegram's default."""
         self._updates: list[dict[str, Any]] = []
+        self._jitter = random.Random(7)
         self._updates_seen: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1000)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -214,7 +216,8 @@ class BotApiDouble:
                 self.violations.extend(problems)
                 raise ApiError(400, f"Bad Request: {problems[0]}")
             handler = getattr(self, f"_m_{method.lower()}", None)
-            delay = self.slow_chats.get(_chat_id(params.get("chat_id")), 0.0)
+            delay, jitter = self.slow_chats.get(_chat_id(params.get("chat_id")), (0.0, 0.0))
+            delay = max(0.0, delay + self._jitter.uniform(-jitter, jitter))
             if delay:
                 await asyncio.sleep(delay)
             if method.lower() in SENDING:
@@ -508,10 +511,12 @@ class BotApiDouble:
             ),
         }
 
-    def slow(self, chat_id: int, seconds: float) -> None:
+    def slow(self, chat_id: int, seconds: float, jitter: float = 0.0) -> None:
         """Every request about this chat is answered only after `seconds` (0: at once
-        again), as Telegram under load or a bot waiting for a group's minute budget."""
-        self.slow_chats[chat_id] = seconds
+        again), as Telegram under load or a bot waiting for a group's minute budget.
+        With `jitter`, each request waits `seconds` ± up to `jitter`, so two requests in
+        flight at once may land in either order, as on the real network."""
+        self.slow_chats[chat_id] = (seconds, jitter)
 
     def block(self, user_id: int) -> None:
         """The user blocks the bot: sending to them is forbidden from now on."""

@@ -118,9 +118,7 @@ async def workers(
 
 
 @pytest.fixture
-def customers(
-    double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin]
-) -> Iterator[Any]:
+def customers(double: BotApiDouble, workers: tuple[list[BotProcess], RoundRobin]) -> Iterator[Any]:
     """Customers of the worker pair. (The shared `customers` fixture starts a bot of its
     own, which would take the webhook: the workers would then see none of the updates.)"""
     made: list[TgCustomer] = []
@@ -220,11 +218,14 @@ async def test_a_customers_lines_reach_the_topic_in_order_across_two_workers(
     card = card_of(double, "Anna")
     assert card is not None
     thread = card["message_thread_id"]
-    double.slow(STAFF_CHAT, 0.5)  # the group answers slowly: lines queue as she writes
+    # the group answers slowly and unevenly: lines queue as she writes, and two posts in
+    # flight at once (one per worker) could land out of order
+    double.slow(STAFF_CHAT, 0.5, jitter=0.45)
     before = dict(proxy.forwarded)
     lines = [f"one more thing, number {n}" for n in range(1, 9)]
-    for text in lines:
+    for text in lines:  # far enough apart that each worker handles some of them
         double.user_sends(611, text)
+        await asyncio.sleep(0.3)
 
     def shown() -> list[str]:
         return [
