@@ -80,9 +80,10 @@ class Policy:
 
     async def decide(self, turn: Turn) -> None:
         media = turn.incoming.media
+        if media is not None and turn.conversation.status == "handed_off":
+            self._media_handed_off(turn, media)
+            return
         if media is not None and (not self._media(turn, media) or not turn.text):
-            if turn.conversation.status == "handed_off":
-                self._relay(turn)  # the photo, the voice message: the agent sees it too
             return
         if turn.text.startswith("/") and turn.payload is None:
             await self._command(turn)
@@ -266,6 +267,42 @@ class Policy:
             turn.relay_ticket_id = tickets[-1].id
         return tickets
 
+    def _media_handed_off(self, turn: Turn, media: dict[str, Any]) -> None:
+        """A photo, voice message, shared number... while a person has the case: kept
+        as before (evidence, the phone number) and shown to the agents as it is, caption
+        and all. The bot says only what the person cannot say yet: while the ticket
+        waits, that it was passed on; once an agent has it, nothing (the agent answers)."""
+        kind = media.get("kind")
+        if kind in ("photo", "document"):
+            self.engine.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
+        elif kind == "contact":
+            turn.customer.phone = str(media.get("phone_number") or "") or None
+            turn.slots["phone"] = turn.customer.phone
+        tickets = self._relay(turn)
+        if turn.text and _threat(turn):
+            self._flag_threat(turn, tickets)
+        elif any(ticket.status == "assigned" for ticket in tickets):
+            return
+        elif kind in ("photo", "document"):
+            turn.say("utter_evidence_received")
+        elif kind == "contact":
+            turn.say("utter_contact_received")
+        elif kind == "sticker":
+            self._acknowledge_waiting(turn)
+        else:  # voice, video, location: the person can play or open it, the bot cannot
+            turn.say("utter_handoff_waiting")
+
+    def _flag_threat(self, turn: Turn, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            ticket.priority, ticket.supervisor_flag = 2, True
+            turn.session.add(ticket)
+        turn.say("utter_threat_supervisor")
+
+    def _acknowledge_waiting(self, turn: Turn) -> None:
+        if not turn.slots.get("waiting_acknowledged"):
+            turn.say("utter_handoff_waiting")
+            turn.slots["waiting_acknowledged"] = True
+
     async def _while_handed_off(self, turn: Turn) -> None:
         """A person has the case: the message joins its ticket and is shown to them. The
         bot acknowledges once while the ticket waits; once an agent has it, it is silent."""
@@ -274,15 +311,9 @@ class Policy:
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
         if _threat(turn):
-            for ticket in tickets:
-                ticket.priority, ticket.supervisor_flag = 2, True
-                turn.session.add(ticket)
-            turn.say("utter_threat_supervisor")
-        elif any(ticket.status == "assigned" for ticket in tickets):
-            return
-        elif not turn.slots.get("waiting_acknowledged"):
-            turn.say("utter_handoff_waiting")
-            turn.slots["waiting_acknowledged"] = True
+            self._flag_threat(turn, tickets)
+        elif not any(ticket.status == "assigned" for ticket in tickets):
+            self._acknowledge_waiting(turn)
 
     def _book_callback(self, turn: Turn, ticket: Any) -> None:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""

@@ -17,7 +17,9 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.dialogue import Engine, Incoming
 from bot.nlu.model import TriageModel
-from bot.store import StaffPost
+from bot.store import Evidence, StaffPost
+from bot.store.models import utcnow
+from handoff import queue
 from tests.dialogue.conftest import Customer as Talker
 from tests.dialogue.conftest import make_engine
 
@@ -85,3 +87,35 @@ async def test_without_a_staff_group_nothing_is_written(engine: Engine) -> None:
     )
     assert result.staff_posts == [] and _posts(engine) == []
     assert anna.status == "handed_off"
+
+
+async def test_media_after_the_hand_off_is_passed_on_and_the_bot_goes_quiet_once_taken(
+    staffed: Engine,
+) -> None:
+    """A voice message cannot be played by the bot, but the agent can: it is passed on
+    (not met with "please type it"); once an agent has the ticket, the bot says nothing
+    to a photo or a voice message, the agent answers."""
+    anna = await _handed_off(staffed)
+    ticket_id = anna.ticket().id
+
+    async def send(media: dict[str, Any], ref: int) -> list[str]:
+        result = await staffed.handle(
+            Incoming(user_id=1001, chat_id=1001, name="Anna", text="", media=media, message_ref=ref)
+        )
+        assert result.staff_posts == [ticket_id]  # it reaches the topic, either way
+        return [key for reply in result.replies for key in reply.responses]
+
+    voice = {"kind": "voice", "file_id": "voice-1"}
+    assert await send(voice, 50) == ["utter_handoff_waiting"]  # "added to your case"
+    assert await send(PHOTO, 51) == ["utter_evidence_received"]
+    with staffed.db.session() as session:
+        assert queue.take(
+            session, ticket_id=ticket_id, agent_id=9001, agent_name="Ada", now=utcnow()
+        )
+    assert await send(voice, 52) == []
+    assert await send({"kind": "photo", "file_id": "receipt-3"}, 53) == []
+    copies = [body["message_id"] for kind, body in _posts(staffed) if body.get("copy")]
+    assert copies == [50, 51, 52, 53]
+    with staffed.db.session() as session:
+        kept = session.exec(select(Evidence.file_id).order_by(col(Evidence.id))).all()
+    assert kept == ["receipt-2", "receipt-3"]
