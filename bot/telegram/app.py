@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -76,6 +77,12 @@ the last few) above which the bot is behind — waiting for Telegram's 30 messag
 second, or with updates queueing in the inbox: it then spends no requests on extras —
 the "✓ choice" edit of a pressed keyboard, "typing…" — so the replies themselves go
 first. (A keyboard left in place still works: a second press is answered as expired.)"""
+ANSWER_WITHIN = timedelta(seconds=14)
+"""How long after a press arrived its answerCallbackQuery is still worth sending:
+Telegram refuses answers after about 15 seconds ("query is too old"), so a press that
+waited longer in the inbox (the bot was behind, or down) is handled without one."""
+ARRIVED: ContextVar[datetime | None] = ContextVar("arrived", default=None)
+"""When the update this task is handling was received (set by handle_stored)."""
 TYPING_AFTER = 0.6
 """Seconds a reply may take before the customer sees "typing…"."""
 COMMANDS = {
@@ -188,6 +195,7 @@ class TelegramFrontEnd:
         if not _known_kind(data):
             log.info("update %s of a kind not handled (%s)", row.update_id, _kinds(data))
         context = CallbackContext.from_update(update, self.application)
+        ARRIVED.set(row.received_at)
         try:
             await self.on_update(update, context)
         except DATABASE_DOWN:
@@ -405,12 +413,14 @@ class TelegramFrontEnd:
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None
-        try:
-            await query.answer()
-        except BadRequest:  # answered too late: Telegram says so, fine
-            pass
-        except TelegramError as error:  # it only stops the spinner: the press still counts
-            log.warning("press in chat %s not acknowledged: %s", query.from_user.id, error)
+        arrived = ARRIVED.get()
+        if arrived is None or utcnow() - arrived < ANSWER_WITHIN:
+            try:
+                await query.answer()
+            except BadRequest:  # answered too late after all: Telegram says so, fine
+                pass
+            except TelegramError as error:  # it only stops the spinner: the press counts
+                log.warning("press in chat %s not acknowledged: %s", query.from_user.id, error)
         keyboard_message = query.message if isinstance(query.message, Message) else None
         chat_id = keyboard_message.chat.id if keyboard_message else query.from_user.id
         label = _label(keyboard_message, query.data)

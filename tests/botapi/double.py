@@ -435,6 +435,11 @@ class BotApiDouble:
         self.messages[(user_id, message_id)] = message
         self._push({"edited_message": message})
 
+    @property
+    def queued(self) -> list[dict[str, Any]]:
+        """Updates not yet fetched or acknowledged by the bot, oldest first."""
+        return list(self._updates)
+
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         """The bot's messages in a chat as they stand now (after edits), in order."""
         return [m for m in self.outbox if m["chat"]["id"] == chat_id]

@@ -5,10 +5,14 @@ edited again once replies are prompt."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
+from bot.store.models import InboundUpdate, utcnow
+from bot.telegram.intake import Inbox
 from tests.botapi.double import BotApiDouble
-from tests.telegram.conftest import BotProcess
+from tests.telegram.conftest import BotProcess, transcript
 
 HEADPHONES = "my headphones from order SO20241105123 stopped working, no sound at all"
 
@@ -38,3 +42,34 @@ async def test_a_bot_behind_telegram_skips_the_keyboard_edit(
         await anna.tap(anna.keyboard[0])
     assert _edits(double) == 1
     assert any("✓" in m["text"] for m in double.sent_to(501))
+
+
+async def test_a_press_that_waited_too_long_is_handled_without_an_answer(
+    double: BotApiDouble, customers: Any, bot: BotProcess
+) -> None:
+    """Telegram refuses answerCallbackQuery about 15 s after the press ("query is too
+    old"). A press that waited longer in the inbox (here: stored 30 s before the bot got
+    to it) is handled as usual, without the answer Telegram would only refuse."""
+    anna = customers(502, "Anna", "en")
+    await anna.say(HEADPHONES)
+    assert anna.keyboard == ["Yes, that's right", "Not quite"]
+    await bot.stop()
+    question = next(m for m in reversed(double.sent_to(502)) if m.get("reply_markup"))
+    yes = question["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    query = double.user_presses(502, question["message_id"], yes)
+    press = double.queued[-1]
+    Inbox(anna.db).store([press])
+    with anna.db.session() as session:
+        row = session.get(InboundUpdate, press["update_id"])
+        assert row is not None
+        row.received_at = utcnow() - timedelta(seconds=30)
+        session.add(row)
+        session.commit()
+    before = len(double.sent_to(502))
+    await bot.start(double)
+    await double.wait_for(lambda: len(double.sent_to(502)) > before, 30, "the press handled")
+    await asyncio.sleep(1)
+    pressed = [m.text for m in transcript(anna.db)[502] if m.direction == "in"]
+    assert pressed[-1] == "Yes, that's right"  # handled as a press of that button
+    assert double.callbacks[query]["answered"] is False
+    assert [m for m, _, _ in double.errors if m == "answerCallbackQuery"] == []
