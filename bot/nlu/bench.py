@@ -26,6 +26,10 @@ VARIANTS: dict[str, ModelConfig] = {
     "c0.5": ModelConfig(c=0.5),
     "c0.2": ModelConfig(c=0.2),
     "chars-2-5": ModelConfig(char_ngrams=(2, 5)),
+    "signals-0.5": ModelConfig(signal_threshold=0.5),
+    "signals-0.7": ModelConfig(signal_threshold=0.7),
+    "signals-0.9": ModelConfig(signal_threshold=0.9),
+    "signals-0.95": ModelConfig(signal_threshold=0.95),
 }
 
 

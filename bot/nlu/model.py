@@ -58,7 +58,7 @@ class ModelConfig:
     classifier: str = "svm"  # "svm": calibrated linear SVM; "logreg": logistic regression
     c: float = 1.0
     class_weight_power: float = 0.5
-    signal_threshold: float = 0.5
+    signal_threshold: float = 0.9
 
 
 def _vectorizer(config: ModelConfig) -> FeatureUnion:

@@ -7,13 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from bot.config import PROJECT_ROOT
 from bot.nlu.evaluate import evaluate_holdout, load_holdout
 from bot.nlu.labels import COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
 from bot.nlu.model import TriageModel, load_or_train
 from tests.conftest import NLU_DATA
 
 HOLDOUT = Path(__file__).parent / "holdout"
+FAQ = PROJECT_ROOT / "bot" / "dialogue" / "faq"
 CONTRACT_KEYS = {"text", "language", "intent", "intent_ranking", "complaint_type", "motive"} | {
     "entities",
     "signals",
@@ -163,6 +166,21 @@ def test_accuracy_on_the_held_out_set(model: TriageModel) -> None:
     scores = {key: results[key[0]][key[1]].macro_f1() for key in HOLDOUT_FLOORS}
     below = {key: round(score, 3) for key, score in scores.items() if score < HOLDOUT_FLOORS[key]}
     assert not below, f"macro-F1 under the floor: {below}"
+
+
+def test_the_questions_the_faq_answers_fire_no_signal(model: TriageModel) -> None:
+    """Asking the shop's phone number or when a refund arrives is not abuse, a threat, a
+    repeat contact or a threat to go to the press: a signal there scolds the customer or
+    sends a plain question to a supervisor. (The FAQ's questions are never trained on.)"""
+    fired = {}
+    for language in ("zh", "en"):
+        faq = yaml.safe_load((FAQ / f"{language}.yml").read_text(encoding="utf-8"))["faq"]
+        questions = [question for item in faq for question in item["questions"]]
+        assert len(questions) >= 80
+        for parse in model.parse_batch(questions):
+            if parse["signals"]:
+                fired[parse["text"]] = parse["signals"]
+    assert fired == {}
 
 
 @pytest.mark.parametrize("binary", [False, True])
