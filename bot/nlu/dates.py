@@ -2,6 +2,14 @@
 
 Complaints talk about the past, so a bare weekday or a month-day without a year
 resolves to its most recent occurrence that is not far in the future.
+
+Numeric dates whose first two numbers could both be a month ("03/11/2026", "5/6") are
+read both ways (day/month as in the UK, India, Singapore; month/day as in the US and in
+Chinese "11/3"), and the reading kept is the most recent day that is not in the future
+(else the nearest one): a complaint is about something that just happened. "03/11/2026"
+said on 2026-11-22 is 3 November, not 11 March. A bare "11.3" is a date only where
+the words around it say so ("11.3号", "11.3买的", "在11.3"): alone it is a price, a
+version or a rating.
 """
 
 from __future__ import annotations
@@ -84,15 +92,59 @@ def _rule(pattern: str) -> Callable[[Resolver], Resolver]:
     return register
 
 
-@_rule(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?")
+@_rule(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)\s*[日号]?")
 def _iso(match: re.Match[str], today: date) -> tuple[date, str] | None:
     found = _month_day(today, int(match[2]), int(match[3]), int(match[1]))
     return (found, "day") if found else None
 
 
-@_rule(rf"(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月\s*(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]")
+@_rule(
+    rf"(?<!\d)(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月\s*"
+    rf"(?:(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]|(\d{{1,2}})(?![\d.个次件台天年周块元月份]))"
+)  # 11月3号, 十二月五日, and 11月3 (digits) when no count word follows
 def _zh_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
-    found = _month_day(today, _number(match[1]), _number(match[2]), None)
+    found = _month_day(today, _number(match[1]), _number(match[2] or match[3]), None)
+    return (found, "day") if found else None
+
+
+@_rule(rf"(上上|上|这|本)\s*(?:个)?\s*月\s*(\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]")
+def _zh_relative_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    back = {"上上": 2, "上": 1}.get(match[1], 0)
+    first = _months_back(today.replace(day=1), back)
+    found = _month_day(today, first.month, _number(match[2]), first.year)
+    return (found, "day") if found else None
+
+
+@_rule(r"双\s*(11|12|十一|十二)(?![\d一二])")  # the shopping festivals 11.11 and 12.12
+def _zh_shopping_festival(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    month = 11 if match[1] in {"11", "十一"} else 12
+    found = _month_day(today, month, month, None)
+    return (found, "day") if found else None
+
+
+_DOT_DATE_AFTER = re.compile(
+    r"\s*(?:号|日|那天|当天|晚上|早上|上午|下午|中午|凌晨|买|下单|下的单|收到|签收|发货|到货|"
+    r"付款|支付|付的|订的|退的|寄的|发的)"
+)
+
+
+_DOT_NUMBER_UNIT = re.compile(r"\s*(?:[寸米星分倍斤克吨升度码岁折元块个%]|cm|mm|kg|g\b|m\b)")
+
+
+@_rule(r"(?<![\d.])(1[0-2]|0?[1-9])\.([12]\d|3[01]|0?[1-9])(?![\d.%])(?:\s*[号日])?")
+def _zh_dot_month_day(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    """11.3 as a date only with a date word: "11.3号", "11.3买的", "在11.3"."""
+    said_as_date = (
+        match[0].rstrip().endswith(("号", "日"))
+        or _DOT_DATE_AFTER.match(match.string, match.end())
+        or (
+            re.search(r"(?:在|于|从|自)\s*$", match.string[: match.start()])
+            and not _DOT_NUMBER_UNIT.match(match.string, match.end())
+        )
+    )
+    if not said_as_date:
+        return None
+    found = _month_day(today, int(match[1]), int(match[2]), None)
     return (found, "day") if found else None
 
 
@@ -135,7 +187,7 @@ def _zh_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
     return _months_back(today, back).replace(day=1), "month"
 
 
-@_rule(r"(?<![\d.])(\d{1,2})\s*[号日](?![\d元块])")
+@_rule(r"(?<![\d.])(\d{1,2})\s*[号日](?![\d元块楼线床房位门店窗口机码])")
 def _zh_day_of_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
     day = int(match[1])
     if not 1 <= day <= 31:
@@ -179,8 +231,10 @@ def _en_weekday(match: re.Match[str], today: date) -> tuple[date, str] | None:
     return _most_recent_weekday(today, weekday), "day"
 
 
-@_rule(r"\blast\s+(week|month)\b")
+@_rule(r"\blast\s+(week|month|weekend)\b")
 def _en_last_period(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    if match[1].lower() == "weekend":
+        return _weekday_of_week(today, 5, 1), "week"
     if match[1].lower() == "week":
         return _weekday_of_week(today, 0, 1), "week"
     return _months_back(today, 1).replace(day=1), "month"
@@ -200,14 +254,39 @@ def _en_named_month(match: re.Match[str], today: date) -> tuple[date, str] | Non
     return (found, "day") if found else None
 
 
-@_rule(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?(?![\d/])")
-def _slash_date(match: re.Match[str], today: date) -> tuple[date, str] | None:
-    year = int(match[3]) if match[3] else None
+@_rule(
+    r"\bon\s+the\s+(\d{1,2})(?:st|nd|rd|th)\b"
+    r"(?!\s+(?:time|attempt|try|call|floor|day|week|month|order|item|one|of)\b)"
+)  # on the 3rd (of this month, or the last one when the 3rd is still ahead)
+def _en_day_of_month(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    day = int(match[1])
+    candidate = _month_day(today, today.month, day, today.year) if 1 <= day <= 31 else None
+    if candidate is None or candidate > today:
+        previous = today.replace(day=1) - timedelta(days=1)
+        candidate = _month_day(today, previous.month, day, previous.year)
+    return (candidate, "day") if candidate else None
+
+
+def _either_order(today: date, first: int, second: int, year: int | None) -> date | None:
+    """Month/day or day/month: the most recent reading not in the future, else the nearest."""
+    readings = {
+        found
+        for month, day in ((first, second), (second, first))
+        if (found := _month_day(today, month, day, year)) is not None
+    }
+    if not readings:
+        return None
+    past = [day for day in readings if day <= today]
+    return max(past) if past else min(readings)
+
+
+@_rule(r"(?<![\d/.-])(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?![\d/.-])")  # 03/11/2026, 3.11.2026
+@_rule(r"(?<![\d/])(\d{1,2})(/)(\d{1,2})(?:/(\d{2}))?(?![\d/])")  # 10/31, 3/11/26
+def _numeric_date(match: re.Match[str], today: date) -> tuple[date, str] | None:
+    year = int(match[4]) if match[4] else None
     if year is not None and year < 100:
         year += 2000
-    first, second = int(match[1]), int(match[2])
-    month, day = (first, second) if first <= 12 else (second, first)
-    found = _month_day(today, month, day, year)
+    found = _either_order(today, int(match[1]), int(match[3]), year)
     return (found, "day") if found else None
 
 
