@@ -240,6 +240,11 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     intent = (parse.get("intent") or {}).get("name")
     language = _language(tracker)
     if slot.kind == "order_id":
+        # The parse's extractor knows every shape ("订单号 88231907", "Order no. 71230045.");
+        # asked for the number, a bare one counts even where the parse alone is unsure.
+        for entity in parse.get("entities") or []:
+            if entity.get("entity") == "order_id" and entity.get("value"):
+                return str(entity["value"]), None
         found = order_id_in(answer)
         if found:
             return found, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from bot.config import Settings
@@ -126,6 +127,39 @@ async def test_an_unreadable_order_number_is_asked_again_then_accepted(anna: Cus
     await anna.say("the one from last week?")
     assert anna.keys[0] == "utter_accept_anyway"
     assert "utter_ask_order_id" not in anna.keys
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["Order no. 71230045.", "order 88231907", "it's #55120934", "ORD-2024-118822"],
+)
+async def test_an_order_number_typed_as_customers_type_it_is_taken(
+    anna: Customer, answer: str
+) -> None:
+    """Asked for the order number, the customer types it with a label, a '#', dashes or a
+    full stop: each is taken as typed (without the label or the '#'), not asked again."""
+    await anna.say("my parcel never arrived, it says delivered but nothing at my door")
+    await anna.agree("Refund")
+    assert anna.keys[-1] == "utter_ask_order_id"
+    await anna.say(answer)
+    assert "utter_invalid_order_id" not in anna.keys
+    await anna.answer_questions()
+    assert anna.keys[-1] == "utter_summary_confirm"
+    await anna.press(anna.replies[-1].buttons[0].payload)  # yes, all correct
+    expected = answer.rstrip(".").split()[-1].lstrip("#")
+    assert anna.ticket().summary_data["facts"]["order_id"] == expected
+
+
+async def test_a_chinese_order_number_after_its_label_is_taken(li: Customer) -> None:
+    await li.say("快递显示签收了但我根本没收到")
+    await li.agree("退款")
+    assert li.keys[-1] == "utter_ask_order_id"
+    await li.say("订单号 30012288776")
+    assert "utter_invalid_order_id" not in li.keys
+    await li.answer_questions()
+    assert li.keys[-1] == "utter_summary_confirm"
+    await li.press(li.replies[-1].buttons[0].payload)  # 对，都正确
+    assert li.ticket().summary_data["facts"]["order_id"] == "30012288776"
 
 
 async def test_a_date_in_the_future_is_refused(li: Customer) -> None:
