@@ -29,6 +29,11 @@ COMPLAINT_TYPES: Final = (
     "other",
 )
 MOTIVES: Final = ("compensation", "fix", "explanation", "apology", "venting", "prevention")
+NO_MOTIVE: Final = "unspecified"
+"""Training only: a plain report of what went wrong, with no want in it. The motive
+model learns it beside the six motives, so such a report leaves every motive with a
+low confidence and the dialogue asks what the customer would like; it is never output
+(a parse's motive is always one of MOTIVES)."""
 SIGNALS: Final = ("major_media", "repeat_contact", "abusive", "threat_of_harm")
 ENTITIES: Final = ("order_id", "phone", "email", "amount", "date", "product")
 LANGUAGES: Final = ("zh", "en")
@@ -38,7 +43,7 @@ COMPLAIN: Final = "complain"
 AXIS_OF_LABEL: Final[dict[str, Axis]] = {
     **{name: "intent" for name in DIALOGUE_INTENTS},
     **{name: "complaint_type" for name in COMPLAINT_TYPES},
-    **{name: "motive" for name in MOTIVES},
+    **{name: "motive" for name in (*MOTIVES, NO_MOTIVE)},
     **{name: "signal" for name in SIGNALS},
 }
 LABELS_OF_AXIS: Final[dict[Axis, tuple[str, ...]]] = {

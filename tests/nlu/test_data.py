@@ -10,12 +10,20 @@ import pytest
 import yaml
 
 from bot.nlu.data import NluDataError, load_training_data, parse_annotated
-from bot.nlu.labels import COMPLAINT_TYPES, DIALOGUE_INTENTS, ENTITIES, LANGUAGES, MOTIVES, SIGNALS
+from bot.nlu.labels import (
+    COMPLAINT_TYPES,
+    DIALOGUE_INTENTS,
+    ENTITIES,
+    LANGUAGES,
+    MOTIVES,
+    NO_MOTIVE,
+    SIGNALS,
+)
 from tests.conftest import NLU_DATA
 
 DATA = load_training_data(NLU_DATA)
 MINIMUM = {
-    **{label: 60 for label in COMPLAINT_TYPES + MOTIVES},
+    **{label: 60 for label in (*COMPLAINT_TYPES, *MOTIVES, NO_MOTIVE)},
     **{label: 25 for label in DIALOGUE_INTENTS + SIGNALS},
 }
 
