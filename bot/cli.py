@@ -74,24 +74,31 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
         load_holdout,
         write_results,
     )
-    from bot.nlu.model import TriageModel
+    from bot.nlu.model import TriageModel, embedding_cache
 
     _check_variants([args.variant])
     config = VARIANTS[args.variant]
     data = load_training_data(settings.nlu_data_dir)
+    embeddings = embedding_cache(settings.nlu_cache_dir, config)
     out = Path(args.out)
     summaries = []
     if args.folds > 1:
         started = time.perf_counter()
         cv = cross_validate(
-            data, config, folds=args.folds, progress=lambda line: print(line, file=sys.stderr)
+            data,
+            config,
+            folds=args.folds,
+            progress=lambda line: print(line, file=sys.stderr),
+            embeddings=embeddings,
         )
         write_results(cv, out / "cross_validation")
         took = time.perf_counter() - started
         summaries.append(format_summary(f"{args.folds}-fold cross-validation ({took:.0f} s)", cv))
     holdout = load_holdout(Path(args.holdout))
     if holdout:
-        model = TriageModel.train(data, config, default_language=settings.default_language)
+        model = TriageModel.train(
+            data, config, default_language=settings.default_language, embeddings=embeddings
+        )
         results = evaluate_holdout(model, holdout)
         write_results(results, out / "holdout")
         summaries.append(format_summary(f"held-out set ({args.holdout})", results))
@@ -100,15 +107,58 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_nlu_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu import NluService
+    from bot.nlu.realeval import (
+        TicketFileError,
+        evaluate_tickets,
+        format_eval,
+        read_tickets,
+        summarise,
+        write_eval,
+    )
+
+    files = [Path(name) for name in args.files]
+    try:
+        tickets = read_tickets(files)
+    except TicketFileError as error:
+        raise CliError(str(error)) from None
+    model = None
+    parser = f"Rasa NLU at {settings.rasa_nlu_url}" if settings.rasa_nlu_url else "embedded model"
+    if args.variant != "default":
+        from bot.nlu.bench import VARIANTS
+        from bot.nlu.model import load_or_train
+
+        _check_variants([args.variant])
+        model = load_or_train(
+            settings.nlu_data_dir,
+            settings.nlu_cache_dir,
+            VARIANTS[args.variant],
+            default_language=settings.default_language,
+        )
+        parser = f"embedded model, variant {args.variant}"
+    service = NluService(settings, model=model)
+
+    async def parse_all() -> list[dict[str, object]]:
+        try:
+            return await service.parse_many([ticket.text for ticket in tickets])
+        finally:
+            await service.close()
+
+    results = evaluate_tickets(tickets, asyncio.run(parse_all()))
+    summary = summarise(results, files, parser)
+    out = Path(args.out)
+    write_eval(results, summary, out)
+    print(format_eval(summary, out))
+    return 0
+
+
 def cmd_nlu_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.bench import run_bench
-    from bot.nlu.data import load_training_data
 
-    data = load_training_data(settings.nlu_data_dir)
-    texts = [example.text for example in data.examples][:: max(1, len(data.examples) // args.texts)]
-    variants = args.variant or ["default", "chars-only"]
+    variants = args.variant or ["default", "tfidf"]
     _check_variants(variants)
-    print(run_bench(settings.nlu_data_dir, texts[: args.texts], variants))
+    print(run_bench(settings.nlu_data_dir, args.texts, variants))
     return 0
 
 
@@ -405,8 +455,39 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--variant", default="default", help="model variant (see docs/nlu.md)")
     test.set_defaults(handler=cmd_nlu_test)
 
-    nlu_bench = nlu_commands.add_parser("bench", help="training time, latency, throughput, memory")
-    nlu_bench.add_argument("--texts", type=int, default=1000, help="how many texts to parse")
+    nlu_eval = nlu_commands.add_parser(
+        "eval",
+        help="score the classifier on your own labelled tickets (JSONL)",
+        description="Score the classifier on labelled tickets: one JSON object per line with "
+        '"text" and at least one of "is_complaint" (true/false), "complaint_type" and '
+        '"motive" ("unspecified" allowed, never scored), or "signals" (the signals the text must '
+        'raise, [] for none: scored as false alarms and recall); optional "id", "source" (default '
+        '<file>:<line>) and "lang" (zh/en; default: detected). Prints macro-F1, per-label '
+        "precision/recall/F1 and the top confusions per language and axis; the motive score "
+        "counts only motives with at least 8 rows in that language. Any bad line (not JSON, "
+        "no text, an unknown label) stops the run with exit status 2 before anything is "
+        "scored, so that a typo in a label cannot quietly change the figures.",
+    )
+    nlu_eval.add_argument("files", nargs="+", metavar="FILE.jsonl", help="labelled tickets")
+    nlu_eval.add_argument(
+        "--out",
+        default="nlu_results/eval",
+        help="results folder (default nlu_results/eval): summary.json, "
+        "<lang>_<axis>_report.json, <lang>_<axis>_errors.jsonl",
+    )
+    nlu_eval.add_argument(
+        "--variant",
+        default="default",
+        help="score another model variant instead (trained and cached; see docs/nlu.md)",
+    )
+    nlu_eval.set_defaults(handler=cmd_nlu_eval)
+
+    nlu_bench = nlu_commands.add_parser(
+        "bench", help="training (cold, cached), start-up, parse latency, memory"
+    )
+    nlu_bench.add_argument(
+        "--texts", type=int, default=400, help="how many short and long texts to parse"
+    )
     nlu_bench.add_argument("--variant", action="append", help="variants to measure (repeatable)")
     nlu_bench.set_defaults(handler=cmd_nlu_bench)
     return parser

@@ -26,14 +26,21 @@ def pytest_report_header() -> str:
     return "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
 
 
+NLU_TEST_CACHE = PROJECT_ROOT / ".cache" / "nlu-tests"
+"""Kept between runs (the model is keyed by the data's hash): `dev.py test` runs the
+suite on SQLite and then on PostgreSQL, and the second run loads what the first
+trained instead of embedding and training again."""
+
+
 @pytest.fixture(scope="session")
-def nlu_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("nlu-cache")
+def nlu_cache_dir() -> Path:
+    NLU_TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    return NLU_TEST_CACHE
 
 
 @pytest.fixture(scope="session")
 def model(nlu_cache_dir: Path) -> TriageModel:
-    """Trained from nlu_data/ and written to the session's cache folder."""
+    """Trained from nlu_data/ (or loaded) in the tests' cache folder."""
     return load_or_train(NLU_DATA, nlu_cache_dir)
 
 

@@ -553,7 +553,7 @@ class Policy:
         latest = (
             turn.parse
             if fresh
-            else await self.engine.nlu.parse(" ".join(texts)[-4000:], today=turn.today)
+            else await self.engine.nlu.parse_in_turn(" ".join(texts)[-4000:], today=turn.today)
         )
         if latest is not None and turn.parse is not None:
             latest = {**latest, "signals": sorted(set(latest.get("signals") or []) | turn.signals)}

@@ -8,6 +8,7 @@ a short summary for stdout.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from bot.nlu.data import Example, TrainingData
+from bot.nlu.encoder import EmbeddingCache
 from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, LANGUAGES, MOTIVES, SIGNALS
 from bot.nlu.model import ModelConfig, TriageModel, intent_label
 
@@ -25,26 +27,49 @@ NOT_COMPLAINT = "not_complaint"
 
 @dataclass
 class AxisResult:
-    """Gold and predicted labels of one axis in one language, with the texts for the error list."""
+    """Gold and predicted labels of one axis in one language, with the texts for the error list.
+
+    ``details`` holds, per row, extra fields for the error list (an id, a confidence...).
+    """
 
     labels: tuple[str, ...]
     gold: list[str] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, text: str, gold: str, predicted: str) -> None:
+    def add(self, text: str, gold: str, predicted: str, **details: Any) -> None:
         self.texts.append(text)
         self.gold.append(gold)
         self.predicted.append(predicted)
+        self.details.append(details)
+
+    def present(self) -> list[str]:
+        """The labels scored: those of ``labels`` that occur in the gold, in that order."""
+        return [label for label in self.labels if label in self.gold]
 
     def macro_f1(self) -> float:
-        present = [label for label in self.labels if label in self.gold]
         return float(
-            f1_score(self.gold, self.predicted, labels=present, average="macro", zero_division=0)
+            f1_score(
+                self.gold, self.predicted, labels=self.present(), average="macro", zero_division=0
+            )
         )
 
+    def confusion_pairs(self, top: int = 10) -> list[tuple[str, str, int]]:
+        """The most frequent (gold, predicted, count) mistakes, most frequent first.
+
+        Counted on every row, so a prediction outside ``labels`` is listed too.
+        """
+        pairs = Counter(
+            (gold, predicted)
+            for gold, predicted in zip(self.gold, self.predicted, strict=True)
+            if gold != predicted
+        )
+        ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
+        return [(gold, predicted, count) for (gold, predicted), count in ranked[:top]]
+
     def report(self) -> dict[str, Any]:
-        present = [label for label in self.labels if label in self.gold]
+        present = self.present()
         return {
             "support": len(self.gold),
             "macro_f1": round(self.macro_f1(), 4),
@@ -57,12 +82,24 @@ class AxisResult:
                     self.gold, self.predicted, labels=present
                 ).tolist(),
             },
+            "confusion_pairs": [
+                {"gold": gold, "predicted": predicted, "count": count}
+                for gold, predicted, count in self.confusion_pairs()
+            ],
         }
 
-    def errors(self) -> list[dict[str, str]]:
+    def errors(self) -> list[dict[str, Any]]:
+        """The misclassified rows: ``id`` (when given) first, then text, gold, predicted."""
+        rows = zip(self.texts, self.gold, self.predicted, self.details, strict=True)
         return [
-            {"text": text, "gold": gold, "predicted": predicted}
-            for text, gold, predicted in zip(self.texts, self.gold, self.predicted, strict=True)
+            {
+                **({"id": details["id"]} if "id" in details else {}),
+                "text": text,
+                "gold": gold,
+                "predicted": predicted,
+                **{key: value for key, value in details.items() if key != "id"},
+            }
+            for text, gold, predicted, details in rows
             if gold != predicted
         ]
 
@@ -99,7 +136,7 @@ def _score_examples(
         )
         if example.axis == "complaint_type":
             axes["complaint_type"].add(example.text, example.label, parse["complaint_type"]["name"])
-        if example.axis == "motive":
+        if example.axis == "motive" and example.label in MOTIVES:  # not the training-only one
             axes["motive"].add(example.text, example.label, parse["motive"]["name"])
         for signal in SIGNALS:
             gold = signal if example.axis == "signal" and example.label == signal else "none"
@@ -114,8 +151,11 @@ def cross_validate(
     folds: int = 5,
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
+    embeddings: EmbeddingCache | None = None,
 ) -> Results:
-    """Stratified k-fold over every example, stratified by language, axis and label."""
+    """Stratified k-fold over every example, stratified by language, axis and label.
+
+    ``embeddings`` keeps the encoder's vectors between folds (each text is embedded once)."""
     results = _empty_results()
     examples = data.examples
     strata = [f"{e.language}|{e.axis}|{e.label}" for e in examples]
@@ -124,7 +164,7 @@ def cross_validate(
         if progress:
             progress(f"fold {fold}/{folds}")
         subset = replace(data, examples=[examples[i] for i in train_rows])
-        model = TriageModel.train(subset, config)
+        model = TriageModel.train(subset, config, embeddings=embeddings)
         held = [examples[i] for i in test_rows]
         _score_examples(results, held, model.parse_batch([e.text for e in held]))
     return results

@@ -1,9 +1,11 @@
 """The embedded triage classifier: intent, complaint type, motive and signals in one model.
 
-Features are TF-IDF character n-grams (robust to typos, unsegmented Chinese and
-mixed scripts) joined with word uni/bi-grams (jieba words for Chinese). Each axis
-is a linear SVM with sigmoid-calibrated probabilities, usable as confidences.
-Signals are one-vs-rest classifiers backed by key phrases and regexes in nlu_data/.
+Features are a pretrained multilingual sentence encoder's embedding (what the text
+means, in words our examples never used: bot/nlu/encoder.py) joined with TF-IDF
+character n-grams (robust to typos, unsegmented Chinese and mixed scripts) and word
+uni/bi-grams (jieba words for Chinese). Each axis is a linear SVM with
+sigmoid-calibrated probabilities, usable as confidences. Signals are one-vs-rest
+classifiers, backed by key phrases and regexes in nlu_data/.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -34,12 +36,26 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.parallel import Parallel, delayed
 
 from bot.nlu.data import Example, TrainingData, fingerprint, load_training_data
+from bot.nlu.encoder import EmbeddingCache, SentenceEncoder
 from bot.nlu.entities import EntityExtractor
-from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
+from bot.nlu.labels import (
+    COMPLAIN,
+    COMPLAINT_TYPES,
+    DIALOGUE_INTENTS,
+    LANGUAGES,
+    MOTIVES,
+    SIGNALS,
+)
 from bot.nlu.text import detect_language, normalise, words
 
-MODEL_VERSION = "4"
+MODEL_VERSION = "6"
 _LETTERS = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
+_ONE_LETTER_RUN = re.compile(r"([A-Za-z])\1+")
+""""xxx", "aaa": a key held down, not a word (the data masks dates as XX/XX/XXXX)."""
+
+
+def _is_word(token: str) -> bool:
+    return bool(_LETTERS.search(token)) and not _ONE_LETTER_RUN.fullmatch(token)
 
 
 def word_ngrams(text: str) -> list[str]:
@@ -58,10 +74,15 @@ class ModelConfig:
     classifier: str = "svm"  # "svm": calibrated linear SVM; "logreg": logistic regression
     c: float = 1.0
     class_weight_power: float = 0.5
+    signal_class_weight_power: float = 0.5  # a signal's few positives: more weight, more alarms
     signal_threshold: float = 0.9
+    encoder: str = "e5"  # sentence embeddings beside the TF-IDF features: "e5", "use", "none"
+    encoder_weight: float = 1.0  # the embedding's scale beside the TF-IDF rows (unit norm each)
+    signals_per_language: bool = False  # measured: more false alarms, same recall (docs/nlu.md)
 
 
-def _vectorizer(config: ModelConfig) -> FeatureUnion:
+def _vectorizer(config: ModelConfig) -> FeatureUnion | None:
+    """The TF-IDF part; None when the model reads the embedding alone (a variant)."""
     parts: list[tuple[str, Any]] = []
     if config.use_chars:
         parts.append((
@@ -78,7 +99,13 @@ def _vectorizer(config: ModelConfig) -> FeatureUnion:
                 analyzer=word_ngrams, sublinear_tf=True, min_df=1, lowercase=False, dtype=np.float32
             ),
         ))  # fmt: skip
-    return FeatureUnion(parts)
+    return FeatureUnion(parts) if parts else None
+
+
+def _tfidf(vectorizer: FeatureUnion | None, texts: list[str], *, fit: bool = False) -> Any:
+    if vectorizer is None:
+        return csr_matrix((len(texts), 0), dtype=np.float32)
+    return vectorizer.fit_transform(texts) if fit else vectorizer.transform(texts)
 
 
 def _sample_weights(labels: Sequence[str], power: float) -> np.ndarray:
@@ -178,33 +205,64 @@ def intent_label(example: Example) -> str:
     return example.label if example.axis == "intent" else COMPLAIN
 
 
+def _join(tfidf: Any, dense: np.ndarray | None, weight: float) -> csr_matrix:
+    """TF-IDF rows (unit norm per part) beside the embedding scaled by ``weight``."""
+    if dense is None:
+        return csr_matrix(tfidf)
+    return csr_matrix(hstack([tfidf, csr_matrix(dense * weight)], format="csr"))
+
+
 @dataclass
 class TriageModel:
     """A trained model. Build with :meth:`train` or :func:`load_or_train`."""
 
     config: ModelConfig
-    vectorizer: FeatureUnion
+    vectorizer: FeatureUnion | None
     intent: Classifier
     complaint_type: Classifier
     motive: Classifier
-    signals: dict[str, Classifier]
+    signals: dict[str, dict[str, Classifier]]  # language -> signal -> classifier
     signal_terms: dict[str, re.Pattern[str] | None]
     extractor: EntityExtractor
     known_words: frozenset[str]
     fingerprint: str = ""
     training_seconds: float = 0.0
     default_language: str = "zh"
+    encoder: SentenceEncoder | None = None
+    embeddings: EmbeddingCache | None = None
+    """The training texts' vectors while training and evaluating; not pickled."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["embeddings"] = None
+        return state
 
     @classmethod
     def train(
-        cls, data: TrainingData, config: ModelConfig | None = None, *, default_language: str = "zh"
+        cls,
+        data: TrainingData,
+        config: ModelConfig | None = None,
+        *,
+        default_language: str = "zh",
+        embeddings: EmbeddingCache | None = None,
     ) -> TriageModel:
+        """Fit every axis on ``data``. With the encoder on, the texts' vectors come from
+        ``embeddings`` (a cache on disk) or, without one, are computed here."""
         config = config or ModelConfig()
         started = time.perf_counter()
         examples = data.examples
         texts = [normalise(example.text) for example in examples]
         vectorizer = _vectorizer(config)
-        matrix = csr_matrix(vectorizer.fit_transform(texts))
+        tfidf = _tfidf(vectorizer, texts, fit=True)
+        encoder: SentenceEncoder | None = None
+        dense: np.ndarray | None = None
+        if config.encoder != "none":
+            encoder = (
+                embeddings.encoder if embeddings is not None else SentenceEncoder(config.encoder)
+            )
+            raw = [example.text for example in examples]
+            dense = embeddings.embed(raw) if embeddings is not None else encoder.embed(raw)
+        matrix = _join(tfidf, dense, config.encoder_weight)
 
         def rows(axis: str) -> list[int]:
             return [index for index, example in enumerate(examples) if example.axis == axis]
@@ -215,24 +273,39 @@ class TriageModel:
             (matrix[type_rows], [examples[i].label for i in type_rows]),
             (matrix[motive_rows], [examples[i].label for i in motive_rows]),
         ]
-        for signal in SIGNALS:
-            flags = ["yes" if e.axis == "signal" and e.label == signal else "no" for e in examples]
-            jobs.append((matrix, flags))
+        # Signals for both languages at once, or one model per language (a variant:
+        # on the blind signal sets it raised more false alarms for the same recall).
+        signal_languages = LANGUAGES if config.signals_per_language else ("*",)
+        for language in signal_languages:
+            chosen = [
+                index
+                for index, example in enumerate(examples)
+                if language == "*" or example.language == language
+            ]
+            for signal in SIGNALS:
+                flags = [
+                    "yes" if examples[i].axis == "signal" and examples[i].label == signal else "no"
+                    for i in chosen
+                ]
+                jobs.append((matrix[chosen], flags))
         # The axes are independent; liblinear releases the GIL, so threads use every core.
+        signal_config = replace(config, class_weight_power=config.signal_class_weight_power)
         fitted = Parallel(n_jobs=-1, prefer="threads")(
-            delayed(_fit)(features, labels, config) for features, labels in jobs
+            delayed(_fit)(features, labels, config if index < 3 else signal_config)
+            for index, (features, labels) in enumerate(jobs)
         )
         intent, complaint_type, motive = fitted[:3]
-        signals = dict(zip(SIGNALS, fitted[3:], strict=True))
+        signals: dict[str, dict[str, Classifier]] = {}
+        rest = iter(fitted[3:])
+        for language in signal_languages:
+            signals[language] = {signal: next(rest) for signal in SIGNALS}
         signal_terms = {
             signal: _term_pattern(
                 data.lookups.get(f"{signal}_terms", []), data.regexes.get(f"{signal}_pattern", [])
             )
             for signal in SIGNALS
         }
-        known = frozenset(
-            token for text in texts for token in words(text) if _LETTERS.search(token)
-        )
+        known = frozenset(token for text in texts for token in words(text) if _is_word(token))
         return cls(
             config=config,
             vectorizer=vectorizer,
@@ -246,10 +319,22 @@ class TriageModel:
             fingerprint=data.fingerprint,
             training_seconds=time.perf_counter() - started,
             default_language=default_language,
+            encoder=encoder,
+            embeddings=embeddings if encoder is not None else None,
         )
 
     def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
         return self.parse_batch([text], today=today)[0]
+
+    def features(self, texts: Sequence[str]) -> csr_matrix:
+        """The classifiers' input for raw texts (TF-IDF, and the embedding when on)."""
+        tfidf = _tfidf(self.vectorizer, [normalise(text) for text in texts])
+        dense = None
+        if self.embeddings is not None:
+            dense = self.embeddings.embed(texts)
+        elif self.encoder is not None:
+            dense = self.encoder.embed(texts)
+        return _join(tfidf, dense, self.config.encoder_weight)
 
     def parse_batch(
         self, texts: Sequence[str], *, today: date | None = None
@@ -258,15 +343,18 @@ class TriageModel:
         today = today or date.today()
         cleaned = [text if isinstance(text, str) else "" for text in texts]
         normalised = [normalise(text) for text in cleaned]
-        matrix = self.vectorizer.transform(normalised)
+        matrix = self.features(cleaned)
         axes = {
             "intent": self._probabilities(self.intent, matrix, DIALOGUE_INTENTS),
             "complaint_type": self._probabilities(self.complaint_type, matrix, COMPLAINT_TYPES),
             "motive": self._probabilities(self.motive, matrix, MOTIVES),
         }
         signal_scores = {
-            name: classifier.predict_proba(matrix)[:, list(classifier.classes_).index("yes")]
-            for name, classifier in self.signals.items()
+            language: {
+                name: classifier.predict_proba(matrix)[:, list(classifier.classes_).index("yes")]
+                for name, classifier in models.items()
+            }
+            for language, models in self.signals.items()
         }
         results = []
         for row, (text, norm) in enumerate(zip(cleaned, normalised, strict=True)):
@@ -276,11 +364,12 @@ class TriageModel:
                 axis: _rank(probs[row], labels, evidence) for axis, (probs, labels) in axes.items()
             }
             lexicon = _lexicon_text(text)
+            by_language = signal_scores.get(language) or next(iter(signal_scores.values()))
             fired = []
             scores = {}
             phrases = []
             for signal in SIGNALS:
-                score = float(signal_scores[signal][row]) if evidence else 0.0
+                score = float(by_language[signal][row]) if evidence else 0.0
                 pattern = self.signal_terms.get(signal)
                 matched = bool(pattern and pattern.search(lexicon))
                 scores[signal] = round(max(score, 0.95 if matched else 0.0), 4)
@@ -337,14 +426,25 @@ def cache_path(cache_dir: Path, fingerprint: str, config: ModelConfig) -> Path:
     return cache_dir / f"triage-v{MODEL_VERSION}-{fingerprint}-{knobs}.pkl"
 
 
+def embedding_cache(cache_dir: Path, config: ModelConfig) -> EmbeddingCache | None:
+    """Where the training texts' vectors are kept for ``config`` (None: no encoder)."""
+    if config.encoder == "none":
+        return None
+    return EmbeddingCache(cache_dir, SentenceEncoder(config.encoder))
+
+
 def load_or_train(
     data_dir: Path,
     cache_dir: Path,
     config: ModelConfig | None = None,
     *,
     default_language: str = "zh",
+    embeddings_dir: Path | None = None,
 ) -> TriageModel:
-    """Load the model cached for this exact data, or train and cache it (atomically)."""
+    """Load the model cached for this exact data, or train and cache it (atomically).
+
+    The training texts' embeddings are kept in ``embeddings_dir`` (default: the cache
+    folder), so a change to the data re-embeds only the texts that are new."""
     config = config or ModelConfig()
     data_hash = fingerprint(data_dir)  # hashing the files is enough on a cache hit
     path = cache_path(cache_dir, data_hash, config)
@@ -357,9 +457,14 @@ def load_or_train(
                 return model
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # a stale or broken cache is rebuilt below
+    embeddings = embedding_cache(embeddings_dir or cache_dir, config)
     model = TriageModel.train(
-        load_training_data(data_dir), config, default_language=default_language
+        load_training_data(data_dir),
+        config,
+        default_language=default_language,
+        embeddings=embeddings,
     )
+    model.embeddings = None  # from here on it parses new texts: no cache on disk for those
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".tmp") as temporary:
         pickle.dump(model, temporary, protocol=pickle.HIGHEST_PROTOCOL)

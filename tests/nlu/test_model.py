@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from bot.config import PROJECT_ROOT
 from bot.nlu.evaluate import evaluate_holdout, load_holdout
 from bot.nlu.labels import COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
 from bot.nlu.model import TriageModel, load_or_train
-from tests.conftest import NLU_DATA
+from tests.conftest import NLU_DATA, NLU_TEST_CACHE
 
 HOLDOUT = Path(__file__).parent / "holdout"
 FAQ = PROJECT_ROOT / "bot" / "dialogue" / "faq"
@@ -125,15 +126,15 @@ def test_the_model_is_cached_by_the_hash_of_the_data(tmp_path: Path) -> None:
         for source in (NLU_DATA / language).glob("*.yml"):
             (data / language / source.name).write_bytes(source.read_bytes())
     cache = tmp_path / "cache"
-    first = load_or_train(data, cache)
+    first = load_or_train(data, cache, embeddings_dir=NLU_TEST_CACHE)
     assert len(list(cache.glob("*.pkl"))) == 1
     started = time.perf_counter()
-    again = load_or_train(data, cache)
+    again = load_or_train(data, cache, embeddings_dir=NLU_TEST_CACHE)
     assert time.perf_counter() - started < first.training_seconds
     assert again.fingerprint == first.fingerprint
     with (data / "en" / "intents.yml").open("a", encoding="utf-8") as handle:
         handle.write("- intent: greet\n  examples: |\n    - howdy partner\n")
-    changed = load_or_train(data, cache)
+    changed = load_or_train(data, cache, embeddings_dir=NLU_TEST_CACHE)
     assert changed.fingerprint != first.fingerprint
     assert len(list(cache.glob("*.pkl"))) == 2
 
@@ -143,7 +144,7 @@ def test_a_broken_cache_file_is_rebuilt(tmp_path: Path, model: TriageModel) -> N
 
     path = cache_path(tmp_path, model.fingerprint, ModelConfig())
     path.write_bytes(b"not a pickle")
-    rebuilt = load_or_train(NLU_DATA, tmp_path)
+    rebuilt = load_or_train(NLU_DATA, tmp_path, embeddings_dir=NLU_TEST_CACHE)
     assert rebuilt.parse("你好")["intent"]["name"] == "greet"
 
 
@@ -151,11 +152,11 @@ def test_a_broken_cache_file_is_rebuilt(tmp_path: Path, model: TriageModel) -> N
 # on text it has never seen fails here.
 HOLDOUT_FLOORS = {
     ("zh", "complaint"): 0.93,
-    ("en", "complaint"): 0.92,
+    ("en", "complaint"): 0.93,
     ("zh", "complaint_type"): 0.89,
-    ("en", "complaint_type"): 0.76,
+    ("en", "complaint_type"): 0.84,
     ("zh", "motive"): 0.93,
-    ("en", "motive"): 0.85,
+    ("en", "motive"): 0.87,
 }
 
 
@@ -206,3 +207,73 @@ def test_the_reduced_classifier_gives_sklearns_probabilities(binary: bool) -> No
     reduced = CalibratedLinear.from_sklearn(fitted)
     assert list(reduced.classes_) == list(fitted.classes_)
     assert abs(reduced.predict_proba(matrix) - fitted.predict_proba(matrix)).max() < 1e-5
+
+
+SIGNAL_SETS = Path(__file__).parent / "signals"
+# Measured on tests/nlu/signals/ (written blind to the training data, never trained on;
+# docs/nlu.md). Floors at the measured figures: the goal is at most 2% false alarms and
+# recall 0.90 or better, and a change that moves away from it fails here.
+MAX_FALSE_ALARMS = {"zh": 1 / 133, "en": 4 / 134}  # measured: 0 and 3
+SIGNAL_RECALL_FLOORS = {
+    ("zh", "major_media"): 0.97, ("zh", "repeat_contact"): 0.75, ("zh", "abusive"): 0.94,
+    ("zh", "threat_of_harm"): 0.84, ("en", "major_media"): 0.88, ("en", "repeat_contact"): 0.75,
+    ("en", "abusive"): 0.88, ("en", "threat_of_harm"): 0.87,
+}  # fmt: skip
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_signals_on_messages_written_blind_to_the_training_data(model: TriageModel) -> None:
+    """A confused, short or mildly cross message raises no signal; real abuse, threats,
+    threats to go public and repeat contacts do."""
+    harmless = _jsonl(SIGNAL_SETS / "benign.jsonl")
+    positive = _jsonl(SIGNAL_SETS / "positive.jsonl")
+    assert len(harmless) >= 150 and len(positive) >= 240
+    fired = {row["text"]: parse["signals"] for row, parse in
+             zip(harmless, model.parse_batch([row["text"] for row in harmless]), strict=True)
+             if parse["signals"]}  # fmt: skip
+    for language, most in MAX_FALSE_ALARMS.items():
+        rows = [row for row in harmless if row["lang"] == language]
+        alarms = {row["text"]: fired[row["text"]] for row in rows if row["text"] in fired}
+        assert len(alarms) <= most * len(rows), alarms
+    parses = model.parse_batch([row["text"] for row in positive])
+    for (language, signal), floor in SIGNAL_RECALL_FLOORS.items():
+        rows = [(row, parse) for row, parse in zip(positive, parses, strict=True)
+                if row["lang"] == language and signal in row["signals"]]  # fmt: skip
+        missed = [row["text"] for row, parse in rows if signal not in parse["signals"]]
+        assert 1 - len(missed) / len(rows) >= floor, (language, signal, missed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["what?", "are you a bot?", "this is a joke", "你说什么?", "what is going on with my order",
+     "how do I complain about a courier"],
+)  # fmt: skip
+def test_a_confused_customer_is_not_taken_for_an_abusive_one(model: TriageModel, text: str) -> None:
+    """The parses the triage issue reported: each of these was abusive or major_media."""
+    assert model.parse(text)["signals"] == []
+
+
+DEV_SET = PROJECT_ROOT.parent / "shared" / "nlu_dev"
+# Real customer texts (../shared/nlu_dev: third-party, read in place, never copied here
+# or trained on). Floors a little under the figures of docs/nlu.md.
+DEV_FLOORS = {
+    ("zh", "is_complaint"): 0.81, ("en", "is_complaint"): 0.67,
+    ("zh", "complaint_type"): 0.60, ("en", "complaint_type"): 0.60,
+    ("zh", "motive"): 0.53, ("en", "motive"): 0.54,
+}  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not DEV_SET.is_dir(), reason="../shared/nlu_dev is not beside this checkout (CI has it)"
+)
+def test_accuracy_on_real_customer_texts(model: TriageModel) -> None:
+    from bot.nlu.realeval import evaluate_tickets, read_tickets
+
+    tickets = read_tickets([DEV_SET / "detection.jsonl", DEV_SET / "complaints.jsonl"])
+    results = evaluate_tickets(tickets, model.parse_batch([ticket.text for ticket in tickets]))
+    scores = {key: results[key[0]].axes[key[1]].macro_f1() for key in DEV_FLOORS}
+    below = {key: round(score, 3) for key, score in scores.items() if score < DEV_FLOORS[key]}
+    assert not below, f"macro-F1 under the floor on real customer texts: {below}"
