@@ -107,7 +107,7 @@ async def _start(double: Any, args: list[str], env: dict[str, str], log: Path) -
             sum(1 for m, _ in double.requests if m == "getUpdates") > polls
             or process.popen.poll() is not None
         ),
-        timeout=120,
+        timeout=600,  # a first start embeds the NLU's training data (minutes on 2 cores)
         what="the bot to poll",
     )
     if process.popen.poll() is not None:

@@ -28,9 +28,11 @@ def test_texts_that_mean_the_same_are_closer_than_texts_that_do_not() -> None:
     ])  # fmt: skip
     assert np.allclose(np.linalg.norm([heel, sole, refund], axis=1), 1.0, atol=1e-3)
     assert heel @ sole > heel @ weather
-    late_zh, late_en, broken_en = ENCODER.embed(
-        ["快递一个星期了还没送到", "my parcel still hasn't arrived after a week", "the screen cracked"]
-    )
+    late_zh, late_en, broken_en = ENCODER.embed([
+        "快递一个星期了还没送到",
+        "my parcel still hasn't arrived after a week",
+        "the screen cracked",
+    ])  # fmt: skip
     assert late_zh @ late_en > late_zh @ broken_en
 
 
