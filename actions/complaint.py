@@ -18,6 +18,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.facts import (
     NEGATIVE_YESNO,
+    NOT_GIVEN,
     OTHER,
     Slot,
     amount_in,
@@ -172,7 +173,7 @@ class ValidateComplaintForm(FormValidationAction):
         for message in _user_messages(tracker):
             parse = message.get("parse_data") or {}
             text = str(message.get("text") or "")
-            for name in required:
+            for name in (*required, *facts.volunteered()):
                 if tracker.get_slot(name) is not None or name in found:
                     continue
                 value = _extract(facts.slots[name], parse, text, language, today)
@@ -195,25 +196,52 @@ class ValidateComplaintForm(FormValidationAction):
         slot = load_facts().slots[requested]
         value, problem = _validate(slot, candidates[requested], tracker)
         attempts = int(tracker.get_slot("invalid_attempts") or 0)
+        corrected, changed = (
+            _corrections(tracker, tracker.latest_message or {}, skip=requested)
+            if problem and isinstance(candidates[requested], str)
+            else ([], [])
+        )
+        if changed:
+            # "算了,还是换货吧" or "no, the order is 30012288776" asked for a date: a change,
+            # not a date. What it names is updated and the same question asked again,
+            # not counted as a bad answer.
+            if "desired_outcome" in changed:
+                outcome = next(e["value"] for e in corrected if e["name"] == "desired_outcome")
+                dispatcher.utter_message(response="utter_outcome_updated", outcome=outcome)
+            else:
+                dispatcher.utter_message(response="utter_correction_done")
+            dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
+            return [*events, *corrected, SlotSet(requested, None)]
         if problem is None:
             events += [SlotSet(requested, value), SlotSet("invalid_attempts", 0)]
         elif attempts >= 1:
-            # Second answer we cannot read: keep the customer's own words and move on.
-            dispatcher.utter_message(response="utter_accept_anyway")
-            events += [
-                SlotSet(requested, str(candidates[requested])),
-                SlotSet("invalid_attempts", 0),
-            ]
+            # Second answer we cannot read: go on without it. The fact is recorded as not
+            # given (the agent asks), never as "idk" or "the blue one" under its name.
+            dispatcher.utter_message(response="utter_fact_not_given")
+            events += [SlotSet(requested, NOT_GIVEN), SlotSet("invalid_attempts", 0)]
         else:
             dispatcher.utter_message(response=problem, buttons=slot_buttons(slot))
             events += [SlotSet(requested, None), SlotSet("invalid_attempts", attempts + 1)]
         return events
 
 
+def _changed_outcome(tracker: Tracker, answer: Any) -> tuple[str, str] | None:
+    """The outcome (and its motive) the customer now names, when it differs from the one
+    on record: "no, I want my money back", "算了,还是换货吧"."""
+    if not isinstance(answer, str):
+        return None
+    facts = load_facts()
+    named = facts.named_outcome(answer, _language(tracker))
+    if named is None or named == tracker.get_slot("desired_outcome"):
+        return None
+    motive = facts.outcome_motives.get(named) or str(tracker.get_slot("motive") or "fix")
+    return named, motive
+
+
 def _extract(slot: Slot, parse: dict[str, Any], text: str, language: str, today: date) -> Any:
     """A value for the slot from one earlier message, or None."""
     for entity in parse.get("entities") or []:
-        if slot.entity is None or entity.get("entity") != slot.entity:
+        if entity.get("entity") not in slot.entities:
             continue
         if slot.kind == "date":
             day = (entity.get("additional_info") or {}).get("date")
@@ -248,7 +276,7 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
         found = order_id_in(answer)
         if found:
             return found, None
-        if intent in NEGATIVE_INTENTS and slot.negative:
+        if slot.negative and (intent in NEGATIVE_INTENTS or _not_known(answer, language)):
             return slot.negative, None
         return None, "utter_invalid_order_id"
     if slot.kind == "amount":
@@ -259,7 +287,7 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
         number = amount_in(answer)
         if number is not None:
             return number, None
-        if intent in NEGATIVE_INTENTS and slot.negative:
+        if slot.negative and (intent in NEGATIVE_INTENTS or _not_known(answer, language)):
             return slot.negative, None
         return None, "utter_invalid_amount"
     if slot.kind == "date":
@@ -276,10 +304,41 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     term = find_term(slot, answer, language)
     if term is not None:
         return term, None
-    if slot.kind in ("choice", "date") and len(answer) >= 2 and intent not in NEGATIVE_INTENTS:
+    if slot.kind in ("choice", "date") and _describes(slot, answer, parse, language):
         # The customer described it in their own words: that is the "other" answer.
         return answer, None
     return None, "utter_invalid_choice"
+
+
+def _not_known(answer: str, language: str) -> bool:
+    """ "idk", "不记得" to a number: the customer does not have it (not a question back)."""
+    stripped = answer.strip()
+    return load_facts().is_non_answer(answer, language) and not stripped.endswith(("?", "？"))
+
+
+def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) -> bool:
+    """Whether free text is an answer in the customer's own words, not something else.
+
+    Not: a reply that answers nothing ("idk", "就这样", "what repair?"), a yes or no,
+    a change of mind about the outcome ("算了,还是换货吧": the outcome is updated
+    instead), or a value that belongs to another fact (an e-mail address, an order
+    number, a date: extraction files those under their own slot).
+    """
+    facts = load_facts()
+    if len(answer) < 2 or facts.is_non_answer(answer, language):
+        return False
+    intent = (parse.get("intent") or {}).get("name")
+    if intent in NEGATIVE_INTENTS or intent in POSITIVE_INTENTS:
+        return False
+    if facts.named_outcome(answer, language) is not None:
+        return False
+    for entity in parse.get("entities") or []:
+        kind, value = entity.get("entity"), str(entity.get("value") or "")
+        if kind in ("email", "phone", "order_id"):
+            return False  # another fact: filed under its own slot
+        if kind in ("amount", "date") and len(value) >= len(answer.strip()) * 0.6:
+            return False  # the answer is mostly a sum or a date
+    return True
 
 
 class ActionSummarise(Action):
@@ -326,6 +385,57 @@ class ActionSummarise(Action):
             ],
         )
         return [SlotSet("summary", summary), SlotSet("priority", summary["priority"])]
+
+
+class ActionApplyCorrection(Action):
+    """Free text at the read-back: change every field it names.
+
+    "no, it's 55120934 and I want my money back" changes the order number and the
+    outcome. ``corrected`` lists what changed (empty: nothing this message names
+    differs from the record, and the engine keeps the words as a note instead).
+    """
+
+    def name(self) -> str:
+        return "action_apply_correction"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events, changed = _corrections(tracker, tracker.latest_message or {})
+        return [*events, SlotSet("corrected", changed)]
+
+
+def _corrections(
+    tracker: Tracker, latest: dict[str, Any], *, skip: str | None = None
+) -> tuple[list[EventType], list[str]]:
+    """The fields one message changes: the outcome it names, and every fact of the
+    complaint it gives a different value for (``skip``: the fact being asked)."""
+    facts = load_facts()
+    text = str(latest.get("text") or "")
+    events: list[EventType] = []
+    changed: list[str] = []
+    outcome = _changed_outcome(tracker, text)
+    if outcome is not None:
+        events += [
+            SlotSet("desired_outcome", outcome[0]),
+            SlotSet("motive", outcome[1]),
+            SlotSet("motive_locked", True),
+        ]
+        changed.append("desired_outcome")
+    required = facts.required(
+        tracker.get_slot("complaint_type"), major=bool(tracker.get_slot("major"))
+    )
+    for name in (*required, *facts.volunteered()):
+        if name == skip:
+            continue
+        slot = facts.slots[name]
+        value = _extract(slot, latest, text, _language(tracker), _today(tracker))
+        if value is None and slot.kind == "order_id":
+            value = order_id_in(text)  # a bare number given as a correction
+        if value is not None and value != tracker.get_slot(name):
+            events.append(SlotSet(name, value))
+            changed.append(name)
+    return events, changed
 
 
 class ActionHandoff(Action):

@@ -18,6 +18,10 @@ import yaml
 DATA = Path(__file__).parent / "data"
 OTHER = "other"
 NEGATIVE_YESNO = "no"
+NOT_GIVEN = "not_given"
+"""A fact asked twice and answered with nothing usable: recorded as not given (the
+summary says so) instead of storing "idk" or "the one from last week" as the value."""
+_EDGE_PUNCTUATION = " \t\n.,!?;:~…。，！？；：、\"'“”‘’()（）"
 
 # Order numbers: a shop prefix and digits, '#' and digits, or a long bare number. The
 # same shapes as nlu_data/*/entities.yml, anchored: an answer must be one whole number.
@@ -32,7 +36,7 @@ class Slot:
 
     name: str
     kind: str
-    entity: str | None = None
+    entities: tuple[str, ...] = ()  # NLU entities that fill the slot when the customer said it
     choices: tuple[str, ...] = ()
     negative: str | None = None
     bucket_days: tuple[int, ...] = ()
@@ -57,6 +61,28 @@ class FactSpec:
     outcome_defaults: dict[str, str]
     outcome_motives: dict[str, str]
     outcome_terms: dict[str, dict[str, tuple[str, ...]]]
+    non_answers: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def volunteered(self) -> tuple[str, ...]:
+        """Slots no type asks for, kept when the customer gives them (a contact)."""
+        asked = {name for names in self.types.values() for name in names}
+        return tuple(name for name in self.slots if name not in asked)
+
+    def is_non_answer(self, text: str, language: str) -> bool:
+        """ "idk", "whatever", "就这样", "what?": a reply that answers nothing.
+
+        Also any short question ("what repair?", "啥意思？"): a customer who asks back
+        has not answered, and their question is not a fact about the complaint.
+        """
+        stripped = text.strip()
+        core = stripped.strip(_EDGE_PUNCTUATION).lower()
+        if not core:
+            return True
+        for lang in (language, *[other for other in self.non_answers if other != language]):
+            if core in self.non_answers.get(lang, frozenset()):
+                return True
+        question = stripped.endswith(("?", "？")) or core.endswith(("吗", "呢", "啥"))
+        return question and not any(char.isdigit() for char in core) and len(core) <= 40
 
     def outcome(self, motive: str | None, text: str, language: str) -> str | None:
         """The outcome the customer's words name, else the motive's default."""
@@ -84,10 +110,11 @@ def load_facts(path: Path = DATA / "facts.yml") -> FactSpec:
             lang: {str(value): tuple(words) for value, words in by_value.items()}
             for lang, by_value in (spec.get("terms") or {}).items()
         }
+        entity = spec.get("entity")
         slots[name] = Slot(
             name=name,
             kind=spec["kind"],
-            entity=spec.get("entity"),
+            entities=tuple(entity) if isinstance(entity, list) else (entity,) if entity else (),
             choices=tuple(spec.get("choices", ())),
             negative=None if spec.get("negative") is None else str(spec["negative"]),
             bucket_days=tuple(spec.get("bucket_days", ())),
@@ -109,6 +136,10 @@ def load_facts(path: Path = DATA / "facts.yml") -> FactSpec:
         outcome_terms={
             lang: {value: tuple(words) for value, words in by_value.items()}
             for lang, by_value in outcomes["terms"].items()
+        },
+        non_answers={
+            lang: frozenset(str(phrase).lower() for phrase in phrases)
+            for lang, phrases in (raw.get("non_answers") or {}).items()
         },
     )
 

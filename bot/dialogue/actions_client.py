@@ -19,6 +19,7 @@ ACTIONS = (
     "action_record_complaint",
     "validate_complaint_form",
     "action_summarise",
+    "action_apply_correction",
     "action_handoff",
     "action_schedule_follow_up",
 )
@@ -27,7 +28,7 @@ ENGINE_SLOTS = (
     "desired_outcome", "outcome_text", "signals", "major", "major_reasons", "habitual",
     "priority", "complaints_90d", "customer_tier", "first_words", "notes", "summary",
     "requested_slot", "invalid_attempts", "handoff_kind", "ticket_ref", "policy",
-    "first_contact_sla_seconds", "progress_sla_seconds",
+    "first_contact_sla_seconds", "progress_sla_seconds", "corrected",
 )  # fmt: skip
 
 

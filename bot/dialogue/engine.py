@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, func, select
 
-from actions.facts import load_facts
+from actions.facts import NOT_GIVEN, load_facts
 from bot.config import Settings
 from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner, build_domain
 from bot.dialogue.faq import Faq
@@ -617,7 +617,7 @@ class Engine:
         """A fact as the customer reads it: the button's words, else what they typed."""
         if value == "no_order_id":
             key = "value.none_order"
-        elif value == "amount_unknown":
+        elif value in ("amount_unknown", NOT_GIVEN):
             key = "value.unknown"
         elif value in ("yes", "no"):
             key = f"button.{value}_plain"
@@ -640,6 +640,10 @@ class Engine:
             values = dict(part.values)
             if part.key == "utter_summary":
                 values = self.summary_values(values.get("summary") or {}, turn.language)
+            if "outcome" in values:
+                values["outcome"] = self.responses.label_or(
+                    f"outcome.{values['outcome']}", turn.language, str(values["outcome"])
+                )
             if "sla_seconds" in values:
                 values["sla"] = self.responses.duration(int(values["sla_seconds"]), turn.language)
             values.setdefault("name", turn.customer.name or "")

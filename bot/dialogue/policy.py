@@ -47,6 +47,8 @@ MAJOR_COMPLAIN_FLOOR = 0.1
 REQUEST_HUMAN_CONFIDENCE = 0.5
 MEDIA_OVER_THREAT = 0.9
 MAX_RESTATEMENTS = 2
+MAX_DENIALS = 2
+"""Restatements the customer may turn down before the bot stops guessing the type."""
 MIN_NOTE = 3
 """Shorter free text at the read-back (a stray "3") repeats the question, not a note."""
 # A button's outcome -> (motive, desired outcome).
@@ -425,6 +427,8 @@ class Policy:
             )
         elif stage == "correcting":
             turn.say("utter_ask_which_change", self._change_buttons(turn))
+        elif stage == "choosing_type":
+            self._ask_type_or_person(turn)
         elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
             turn.say("utter_ask_tell_more")
         elif stage in survey.STAGES:
@@ -564,6 +568,11 @@ class Policy:
         if turn.payload == "confirm:yes" or (turn.payload is None and turn.intent == "affirm"):
             await self._after_confirm(turn)
         elif turn.payload == "confirm:no" or (turn.payload is None and turn.intent == "deny"):
+            denials = int(turn.slots.get("restatements_denied") or 0) + 1
+            turn.slots["restatements_denied"] = denials
+            if denials >= MAX_DENIALS:
+                self._ask_type_or_person(turn)  # twice wrong: stop guessing
+                return
             # A "no" to a closed question is followed by an open one.
             turn.say("utter_misunderstood_open")
             turn.slots["misunderstood"] = True
@@ -576,6 +585,23 @@ class Policy:
         else:
             await self._hear_more(turn, fresh=False)
             self._restate(turn)
+
+    def _ask_type_or_person(self, turn: Turn) -> None:
+        """The types as buttons, and a person as the last one."""
+        buttons = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES]
+        turn.say("utter_ask_type_or_person", [*buttons, MENU_BUTTONS[2]])
+        turn.stage = "choosing_type"
+
+    async def _stage_choosing_type(self, turn: Turn) -> None:
+        """After two denied restatements: the type the customer picks is the type."""
+        payload = turn.payload or ""
+        chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
+        if chosen not in COMPLAINT_TYPES:
+            self.reprompt(turn)
+            return
+        turn.slots.update(complaint_type=chosen, type_locked=True)
+        self.engine.save_complaint(turn)
+        await self._after_confirm(turn)
 
     # --- step 3: the expectation ----------------------------------------------------------
 
@@ -603,6 +629,9 @@ class Policy:
             turn.slots.update(motive=motive, desired_outcome=outcome, motive_locked=True)
         elif payload or not turn.text:
             self.reprompt(turn)
+            return
+        elif load_facts().is_non_answer(turn.text, turn.language):
+            turn.say("utter_invalid_choice", _outcome_buttons())  # "你说啥": ask again
             return
         else:
             self._outcome_from_text(turn)
@@ -701,7 +730,11 @@ class Policy:
         await self._answer(turn, str(turn.slots.get("requested_slot")), turn.text)
 
     async def _stage_fact_open(self, turn: Turn) -> None:
-        if turn.payload is None and turn.text:
+        typed = turn.payload is None and bool(turn.text)
+        if typed and "desired_outcome" in await self._corrections(turn):
+            # "算了，还是给我补发吧": a change of mind, not how to find the order.
+            turn.say("utter_outcome_updated", outcome=turn.slots.get("desired_outcome"))
+        elif typed and not load_facts().is_non_answer(turn.text, turn.language):
             notes = dict(turn.slots.get("notes") or {})
             notes[str(turn.slots.get("open_slot"))] = turn.text
             turn.slots["notes"] = notes
@@ -719,17 +752,52 @@ class Policy:
         turn.stage = "summary"
 
     async def _stage_summary(self, turn: Turn) -> None:
+        typed = turn.payload is None and bool(turn.text)
+        if typed and await self._apply_correction(turn):
+            return  # "no, it's 55120934 and I want my money back": changed, read back
+        if typed and self._named_field(turn):
+            await self._stage_correcting(turn)  # "the order number": change that one
+            return
         if turn.payload == "summary:yes" or (turn.payload is None and turn.intent == "affirm"):
             await self._close(turn)
-        elif turn.payload == "summary:change" or (turn.payload is None and turn.intent == "deny"):
+        elif (
+            turn.payload == "summary:change"
+            or (turn.payload is None and turn.intent == "deny")
+            or (typed and _asks_to_change(turn.text))
+        ):
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             turn.stage = "correcting"
         elif turn.payload is not None or len(turn.text) < MIN_NOTE:
             self.reprompt(turn)
         else:
-            self._note(turn, "correction")
-            turn.say("utter_correction_done")
-            await self._summarise(turn)
+            await self._add_note(turn)
+
+    async def _apply_correction(self, turn: Turn) -> bool:
+        """Change every field the customer's words name; say "updated" only if one changed,
+        then read back again."""
+        changed = await self._corrections(turn)
+        if not changed:
+            return False
+        if changed == ["desired_outcome"]:
+            turn.say("utter_outcome_updated", outcome=turn.slots.get("desired_outcome"))
+        else:
+            turn.say("utter_correction_done")  # several fields: the read-back shows them
+        await self._summarise(turn)
+        return True
+
+    async def _corrections(self, turn: Turn) -> list[str]:
+        """Apply what this message names (outcome, facts, contact); the changed fields."""
+        await self.engine.act(turn, "action_apply_correction", silent=True)
+        changed = list(turn.slots.pop("corrected", None) or [])
+        if changed:
+            self.engine.save_complaint(turn)
+        return changed
+
+    async def _add_note(self, turn: Turn) -> None:
+        """Words that change no field are kept for the agent, and said to be kept."""
+        self._note(turn, "correction")
+        turn.say("utter_note_added")
+        await self._summarise(turn)
 
     def _note(self, turn: Turn, key: str) -> None:
         notes = dict(turn.slots.get("notes") or {})
@@ -752,6 +820,9 @@ class Policy:
     async def _stage_correcting(self, turn: Turn) -> None:
         payload = turn.payload or ""
         target = payload.split(":", 1)[1] if payload.startswith("change:") else None
+        if not payload and turn.text:
+            target = self._named_field(turn)
+            payload = f"change:{target}" if target else ""
         if target == "complaint_type":
             buttons = [
                 {"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES
@@ -769,14 +840,28 @@ class Policy:
             turn.slots["requested_slot"] = target
         elif target == OTHER or (not payload and turn.text):
             if turn.text and not payload:
-                self._note(turn, "correction")
-                turn.say("utter_correction_done")
-                await self._summarise(turn)
+                if not await self._apply_correction(turn):
+                    await self._add_note(turn)
                 return
             turn.say("utter_ask_other_text")
             turn.stage = "note"
         else:
             self.reprompt(turn)
+
+    def _named_field(self, turn: Turn) -> str | None:
+        """The field a typed answer names ("the order number", "订单号"), if it only names one
+        and gives no new value (a value is applied as a correction instead)."""
+        typed = turn.text.strip().lower()
+        if len(typed) > 30:
+            return None
+        named = [
+            button["payload"].split(":", 1)[1]
+            for button in self._change_buttons(turn)
+            if button["payload"] != f"change:{OTHER}"
+            and (label := self.engine.responses.label(button["title"], turn.language).lower())
+            and (label in typed or (len(typed) >= 4 and typed in label))
+        ]
+        return named[0] if len(named) == 1 else None
 
     async def _stage_correcting_type(self, turn: Turn) -> None:
         payload = turn.payload or ""
@@ -794,9 +879,8 @@ class Policy:
         if turn.payload is not None or not turn.text:
             self.reprompt(turn)
             return
-        self._note(turn, "correction")
-        turn.say("utter_correction_done")
-        await self._summarise(turn)
+        if not await self._apply_correction(turn):
+            await self._add_note(turn)
 
     async def _close(self, turn: Turn) -> None:
         """Tell the customer what happens next and by when, then hand off."""
@@ -805,6 +889,15 @@ class Policy:
         self.engine.open_ticket(turn, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
+
+
+CHANGE_WORDS = ("change", "correct", "edit", "fix that", "wrong", "改", "修改", "不对", "更正")
+"""Short typed requests to change the read-back ("改一下", "change it"): the change buttons."""
+
+
+def _asks_to_change(text: str) -> bool:
+    lowered = text.strip().lower()
+    return len(lowered) <= 20 and any(word in lowered for word in CHANGE_WORDS)
 
 
 def _is_complaint(turn: Turn, faq_matched: bool) -> bool:

@@ -117,18 +117,6 @@ async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
     assert all(m.created_at.tzinfo is not None for m in messages)
 
 
-async def test_an_unreadable_order_number_is_asked_again_then_accepted(anna: Customer) -> None:
-    await anna.say("my parcel never arrived, it says delivered but nothing at my door")
-    await anna.agree("Refund")
-    assert anna.keys[-1] == "utter_ask_order_id"
-    await anna.say("it's the blue one")
-    assert anna.keys == ["utter_invalid_order_id"]
-    assert anna.buttons == ["I don't have it"]
-    await anna.say("the one from last week?")
-    assert anna.keys[0] == "utter_accept_anyway"
-    assert "utter_ask_order_id" not in anna.keys
-
-
 @pytest.mark.parametrize(
     "answer",
     ["Order no. 71230045.", "order 88231907", "it's #55120934", "ORD-2024-118822"],

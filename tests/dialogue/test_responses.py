@@ -29,7 +29,7 @@ def said_by_code() -> set[str]:
     facts = load_facts()
     keys |= {f"utter_restate_{name}" for name in COMPLAINT_TYPES}
     keys |= {f"utter_expectation_{name}" for name in MOTIVES}
-    keys |= {f"utter_ask_{name}" for name in facts.slots}
+    keys |= {f"utter_ask_{name}" for name in facts.slots if name not in facts.volunteered()}
     keys |= {f"utter_ask_{name}_open" for name, slot in facts.slots.items() if slot.negative}
     keys |= {f"utter_policy_{rule['name']}" for rule in load_policy()}
     keys |= {f"utter_abuse_strike_{n}" for n in (1, 2, 3)}

@@ -1,0 +1,205 @@
+"""The bot listens: answers are checked, changes of mind and corrections are applied.
+
+Each test plays a customer the way people type (a question back, "idk", "就这样", an
+e-mail where the order number was asked, "no, it's … and I want my money back") and
+asserts what the customer reads and what the ticket stores.
+"""
+
+from __future__ import annotations
+
+from tests.dialogue.conftest import Customer
+
+
+async def _to_order_question(customer: Customer, complaint: str, outcome: str) -> None:
+    await customer.say(complaint)
+    await customer.agree(outcome)
+    assert customer.keys[-1] == "utter_ask_order_id"
+
+
+async def test_a_question_back_is_not_an_order_number_and_twice_means_not_given(
+    anna: Customer,
+) -> None:
+    await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
+    await anna.say("what?")
+    assert anna.keys == ["utter_invalid_order_id"]  # asked again, with where to find it
+    assert "confirmation email" in anna.text
+    await anna.say("the one from last week?")
+    assert anna.keys[0] == "utter_fact_not_given"
+    assert "without it" in anna.text or "open for the agent" in anna.text
+    await anna.answer_questions()
+    assert anna.keys[-1] == "utter_summary_confirm"
+    assert "Order number: not given" in anna.text
+    assert "last week" not in anna.text
+    await anna.tap("Yes, all correct")
+    assert anna.ticket().summary_data["facts"]["order_id"] == "not_given"
+
+
+async def test_i_dont_know_to_the_order_number_means_they_do_not_have_it(
+    anna: Customer,
+) -> None:
+    await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
+    await anna.say("idk")
+    assert anna.keys == ["utter_ask_order_id_open"]  # what else helps find the order
+    assert "utter_invalid_order_id" not in anna.keys
+
+
+async def test_non_answers_to_a_closed_question_are_not_stored_in_chinese(li: Customer) -> None:
+    await li.say("买的东西用了两天就坏了，太失望了")
+    await li.agree("退款")
+    assert li.keys[-1] == "utter_ask_product"
+    await li.say("就这样")
+    assert li.keys == ["utter_invalid_choice"]
+    assert li.buttons  # the choices again
+    await li.say("随便")
+    assert li.keys[0] == "utter_fact_not_given"
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    assert li.keys[-1] == "utter_summary_confirm"
+    assert "就这样" not in li.text and "随便" not in li.text
+    assert "商品：未提供" in li.text
+    await li.press(li.replies[-1].buttons[0].payload)
+    assert li.ticket().summary_data["facts"]["product"] == "not_given"
+
+
+async def test_own_words_that_describe_are_still_taken(li: Customer) -> None:
+    await li.say("买的东西用了两天就坏了，太失望了")
+    await li.agree("退款")
+    assert li.keys[-1] == "utter_ask_product"
+    await li.say("一个蓝牙音箱")
+    assert "utter_invalid_choice" not in li.keys
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    await li.press(li.replies[-1].buttons[0].payload)
+    assert li.ticket().summary_data["facts"]["product"] == "一个蓝牙音箱"
+
+
+async def test_an_email_typed_for_the_order_number_is_kept_as_the_contact(
+    anna: Customer,
+) -> None:
+    await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
+    await anna.say("anna.k@example.com")
+    assert anna.keys == ["utter_invalid_order_id"]
+    await anna.say("SO20241105123")
+    await anna.answer_questions()
+    assert "Contact: anna.k@example.com" in anna.text
+    assert "Order number: SO20241105123" in anna.text
+    await anna.tap("Yes, all correct")
+    facts = anna.ticket().summary_data["facts"]
+    assert (facts["order_id"], facts["contact"]) == ("SO20241105123", "anna.k@example.com")
+
+
+async def test_a_change_of_mind_while_facts_are_asked_changes_the_outcome(li: Customer) -> None:
+    await _to_order_question(li, "快递显示签收了但我根本没收到", "退款")
+    await li.say("算了，还是给我换货吧")
+    assert li.keys == ["utter_outcome_updated", "utter_ask_order_id"]
+    assert "换货" in li.text
+    await li.say("订单号 30012288776")
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    assert "发生时间" not in li.text or "换货" not in li.text.split("发生时间")[1][:12]
+    await li.press(li.replies[-1].buttons[0].payload)
+    ticket = li.ticket()
+    assert ticket.summary_data["desired_outcome"] == "replacement"
+    assert ticket.summary_data["facts"]["order_id"] == "30012288776"
+
+
+async def test_a_correction_typed_at_the_read_back_changes_the_fields_it_names(
+    anna: Customer,
+) -> None:
+    await anna.say("I was charged twice for order SO20241105123, $45.90 each time. Please fix it")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    assert anna.keys[-1] == "utter_summary_confirm"
+    await anna.say("no, it's SO20241105999 and I want my money back")
+    assert anna.keys == ["utter_correction_done", "utter_summary", "utter_summary_confirm"]
+    assert "Order number: SO20241105999" in anna.text
+    assert "What you'd like: Refund" in anna.text
+    await anna.tap("Yes, all correct")
+    ticket = anna.ticket()
+    assert ticket.summary_data["facts"]["order_id"] == "SO20241105999"
+    assert ticket.summary_data["desired_outcome"] == "refund"
+
+
+async def test_a_chinese_correction_of_the_outcome_at_the_read_back(li: Customer) -> None:
+    await li.say("耳机用了一周左边就没声音了，想换货")
+    await li.agree("换货")
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    assert li.keys[-1] == "utter_summary_confirm"
+    assert "换货" in li.text
+    await li.say("都不对!!我什么时候说要换货了?我要退钱!")
+    assert li.keys == ["utter_outcome_updated", "utter_summary", "utter_summary_confirm"]
+    assert "改成：退款" in li.text or "更新为：退款" in li.text
+    assert "您的诉求：退款" in li.text
+    await li.press(li.replies[-1].buttons[0].payload)
+    assert li.ticket().summary_data["desired_outcome"] == "refund"
+
+
+async def test_words_that_change_nothing_are_noted_not_called_an_update(anna: Customer) -> None:
+    await anna.say("I was charged twice for order SO20241105123, $45.90 each time. I want a refund")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    await anna.say("also the app kept freezing while I paid")
+    assert anna.keys == ["utter_note_added", "utter_summary", "utter_summary_confirm"]
+    assert "Updated" not in anna.text and "changed" not in anna.text
+    assert "app kept freezing" in anna.text
+
+
+async def test_a_restatement_turned_down_twice_offers_the_types_and_a_person(
+    anna: Customer,
+) -> None:
+    await anna.say("the screen of my new laptop flickers all the time")
+    await anna.tap("Not quite")
+    assert anna.keys == ["utter_misunderstood_open"]
+    await anna.say("it is about the laptop screen, it flickers")
+    assert anna.keys[-1].startswith("utter_restate_")
+    await anna.tap("Not quite")
+    assert anna.keys == ["utter_ask_type_or_person"]
+    assert "Product quality" in anna.buttons
+    assert anna.buttons[-1] == "Talk to a person"
+    await anna.tap("After-sales")
+    assert anna.keys[-1] in ("utter_ask_outcome", "utter_ask_product", "utter_facts_intro")
+    await anna.answer_questions()
+    await anna.tap("Yes, all correct")
+    assert anna.ticket().summary_data["complaint_type"] == "after_sales"
+
+
+async def test_a_restatement_turned_down_twice_can_go_to_a_person_in_chinese(
+    li: Customer,
+) -> None:
+    await li.say("新买的笔记本屏幕一直闪")
+    await li.tap("不完全对")
+    await li.say("就是屏幕闪")
+    await li.tap("不完全对")
+    assert li.keys == ["utter_ask_type_or_person"]
+    await li.tap(li.replies[-1].buttons[-1].payload)
+    assert li.status == "handed_off"
+
+
+async def test_typed_change_requests_at_the_read_back(li: Customer) -> None:
+    await _to_order_question(li, "快递显示签收了但我根本没收到", "退款")
+    await li.say("不记得了")
+    assert li.keys == ["utter_ask_order_id_open"]
+    await li.say("算了，还是给我补发吧")
+    assert li.keys[0] == "utter_outcome_updated"
+    await li.answer_questions()
+    assert li.keys[-1] == "utter_summary_confirm"
+    assert "补发" not in li.text  # the change of mind is not kept as how to find the order
+    await li.say("改一下")
+    assert li.keys == ["utter_ask_which_change"]
+    await li.say("订单号")
+    assert li.keys == ["utter_ask_order_id"]
+    await li.say("30012288999")
+    assert li.keys == ["utter_summary", "utter_summary_confirm"]
+    assert "订单号：30012288999" in li.text
+    await li.press(li.replies[-1].buttons[0].payload)
+    ticket = li.ticket()
+    assert ticket.summary_data["desired_outcome"] == "replacement"
+    assert ticket.summary_data["facts"]["order_id"] == "30012288999"
+
+
+async def test_a_question_back_at_the_outcome_question_is_asked_again(li: Customer) -> None:
+    await li.say("快递显示签收了但我根本没收到")
+    await li.tap("对")
+    assert li.keys[-1] == "utter_ask_outcome"
+    await li.say("你说啥")
+    assert li.keys == ["utter_invalid_choice"]
+    assert li.buttons[0] == "退款"
+    await li.tap("退款")
+    assert li.keys[0] == "utter_expectation_compensation"
