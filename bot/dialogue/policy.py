@@ -514,8 +514,9 @@ class Policy:
             turn.say("utter_empathy_mild")
         if turn.slots.get("complaint_type") == "safety":
             turn.say("utter_safety_advice")
-        if agitated and not turn.slots.get("major") and len(turn.text) < 400:
-            # Let an upset customer talk before anything else (先处理情感).
+        if agitated and not turn.slots.get("major") and not _full_account(turn):
+            # Let an upset customer talk before anything else (先处理情感); one who
+            # already told the whole story is not asked to tell it again.
             turn.say("utter_ask_tell_more")
             turn.stage = "listening"
             return
@@ -889,6 +890,21 @@ class Policy:
         self.engine.open_ticket(turn, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
+
+
+FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")
+
+
+def _full_account(turn: Turn) -> bool:
+    """A first message that already tells the story: long, or of fair length with a
+    concrete fact in it (an order number, the product, a date, a sum)."""
+    text = turn.text.strip()
+    size = len(text.split()) if turn.language == "en" else len("".join(text.split()))
+    long_enough, fair = (40, 12) if turn.language == "en" else (60, 20)
+    if size >= long_enough:
+        return True
+    entities = (turn.parse or {}).get("entities") or []
+    return size >= fair and any(e.get("entity") in FULL_ACCOUNT_ENTITIES for e in entities)
 
 
 CHANGE_WORDS = ("change", "correct", "edit", "fix that", "wrong", "改", "修改", "不对", "更正")

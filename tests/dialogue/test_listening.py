@@ -203,3 +203,31 @@ async def test_a_question_back_at_the_outcome_question_is_asked_again(li: Custom
     assert li.buttons[0] == "退款"
     await li.tap("退款")
     assert li.keys[0] == "utter_expectation_compensation"
+
+
+async def test_a_full_first_account_is_not_asked_to_tell_it_again(anna: Customer) -> None:
+    await anna.say(
+        "I bought a kettle from you on Nov 3, order SO20241103555. It started leaking from "
+        "the base after a week!! I'm furious. I want a refund."
+    )
+    assert "utter_ask_tell_more" not in anna.keys
+    assert anna.keys[-1] == "utter_restate_product_quality"
+    await anna.tap("Yes")
+    asked = await anna.answer_questions()
+    assert "utter_ask_outcome" not in anna.all_keys  # "I want a refund" was said
+    assert "utter_ask_order_id" not in asked and "utter_ask_product" not in asked
+    assert "utter_ask_defect" not in asked  # leaking
+    assert "Order number: SO20241103555" in anna.text
+
+
+async def test_a_full_chinese_account_with_wo_yao_tui_huo(li: Customer) -> None:
+    await li.say("我要退货！！买的电水壶用了三天就漏水，订单号 30012288776，气死我了")
+    assert "utter_ask_tell_more" not in li.keys
+    assert li.keys[-1] == "utter_restate_product_quality"
+    await li.tap("对")
+    assert li.keys[0] == "utter_expectation_compensation"  # 退货: no outcome question
+    asked = await li.answer_questions()
+    assert asked == ["utter_ask_purchase_date"]  # product, defect, order were all said
+    await li.press(li.replies[-1].buttons[0].payload)
+    facts = li.ticket().summary_data["facts"]
+    assert (facts["order_id"], facts["defect"]) == ("30012288776", "broken")
