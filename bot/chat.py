@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import zlib
 from typing import TextIO
 
 from sqlmodel import col, select
@@ -16,11 +17,24 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.dialogue import Button, Engine, Incoming, Reply
 from bot.nlu import NluService
+from bot.nlu.text import detect_language
 from bot.store import Conversation, Database, Message
 from bot.store.db import active_conversation, find_customer
 
 TERMINAL_USER = -1
 """The terminal customer's id: negative, so it never meets a real Telegram user."""
+DEFAULT_NAMES = {"zh": "顾客", "en": "Guest"}
+
+
+def terminal_user(name: str | None, user: int | None) -> int:
+    """The terminal customer's id: ``--user N`` is customer -N; ``--name`` alone gives
+    each name its own customer (the same name continues its conversation); neither is
+    the one default customer. Always negative: never a real Telegram user."""
+    if user is not None:
+        return -abs(user) if user else TERMINAL_USER
+    if not name:
+        return TERMINAL_USER
+    return -(2 + zlib.crc32(name.strip().encode("utf-8")) % 1_000_000_000)
 
 
 def format_reply(reply: Reply) -> str:
@@ -77,8 +91,8 @@ def close_open_conversations(db: Database, user_id: int) -> None:
 async def chat(
     settings: Settings,
     *,
-    name: str,
-    language: str,
+    name: str | None,
+    language: str | None,
     user_id: int = TERMINAL_USER,
     fresh: bool = False,
     source: TextIO = sys.stdin,
@@ -105,7 +119,13 @@ async def chat(
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
+            if not interactive:
+                out.write(f"you> {line}\n")  # a scripted chat reads as a transcript
             payload = choose(line, buttons)
+            if name is None:
+                # No --name: "Guest" or "顾客" in the language the customer writes in.
+                guessed = language or detect_language(line, settings.default_language)[0]
+                name = DEFAULT_NAMES.get(guessed, DEFAULT_NAMES["en"])
             result = await engine.handle(
                 Incoming(
                     user_id=user_id,
@@ -113,7 +133,7 @@ async def chat(
                     name=name,
                     text=line,
                     payload=payload,
-                    language_hint=language,
+                    language_hint=language or settings.default_language,
                     channel="terminal",
                 )
             )

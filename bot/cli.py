@@ -186,11 +186,13 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.chat import chat
+    from bot.chat import DEFAULT_NAMES, chat, terminal_user
 
-    language = args.lang or settings.default_language
-    name = args.name or ("顾客" if language == "zh" else "Guest")
-    return asyncio.run(chat(settings, name=name, language=language, fresh=args.fresh))
+    name = args.name or (DEFAULT_NAMES[args.lang] if args.lang else None)
+    user_id = terminal_user(args.name, args.user)
+    return asyncio.run(
+        chat(settings, name=name, language=args.lang, user_id=user_id, fresh=args.fresh)
+    )
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -361,7 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="talk to the bot in the terminal, as a customer")
     chat.add_argument("--lang", choices=["zh", "en"], help="the customer's language")
-    chat.add_argument("--name", help="the customer's name")
+    chat.add_argument(
+        "--name", help="the customer's name; each name is its own customer (its own history)"
+    )
+    chat.add_argument(
+        "--user", type=int, help="the customer's number: a distinct customer per number"
+    )
     chat.add_argument(
         "--fresh", action="store_true", help="start a new conversation (close the open one)"
     )

@@ -99,8 +99,12 @@ def test_chat_with_piped_input_prints_bot_lines_and_numbered_buttons(
     done = run_cli("chat", "--lang", "en", "--name", "Anna", stdin=script, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert all(line.startswith(("bot>", "  [")) for line in lines), lines
-    assert "Anna" in lines[0]
+    assert all(line.startswith(("bot>", "  [", "you> ")) for line in lines), lines
+    assert lines[0] == "you> hi"  # piped lines are echoed: the output reads as a transcript
+    assert "Anna" in lines[1]
+    assert [line for line in lines if line.startswith("you> ")] == [
+        f"you> {typed}" for typed in script.splitlines()
+    ]
     assert "  [1] Yes, that's right" in lines
     assert "  [2] Not quite" in lines
     # "1" pressed the first button, "Refund" the button with that label
@@ -117,6 +121,37 @@ def test_chat_continues_after_a_restart_and_ends_cleanly_on_empty_input(
     assert "  [1] " in first.stdout
     second = run_cli("chat", "--lang", "zh", stdin="1\n", env=env)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.startswith("bot> ")
+    assert second.stdout.startswith("you> 1\nbot> ")
     assert "  [1] 退款" in second.stdout or "  [1] " in second.stdout  # "1" pressed "yes"
     assert run_cli("chat", stdin="", env=env).returncode == 0
+
+
+def test_each_name_or_user_number_is_its_own_customer(
+    cli_env: dict[str, str], database_url: str
+) -> None:
+    """`--name Tom` then `--name Joe`: Joe is greeted as new, not shown Tom's complaint."""
+    env = {**cli_env, "DATABASE_URL": database_url}
+    tom = run_cli("chat", "--lang", "en", "--name", "Tom", stdin="my parcel is late\n", env=env)
+    assert tom.returncode == 0, tom.stderr
+    assert "  [1] Yes, that's right" in tom.stdout
+    joe = run_cli("chat", "--lang", "en", "--name", "Joe", stdin="hi\n", env=env)
+    assert "Hi Joe, thanks" in joe.stdout  # a first greeting, not Tom's open complaint
+    assert "welcome back" not in joe.stdout.lower()
+    again = run_cli("chat", "--lang", "en", "--name", "Tom", stdin="1\n", env=env)
+    assert "Tom" not in again.stdout.splitlines()[1]  # Tom's chat goes on where it was
+    assert "you> 1" in again.stdout and "bot> " in again.stdout
+    other = run_cli("chat", "--lang", "en", "--user", "42", stdin="hi\n", env=env)
+    assert "Hi Guest, thanks" in other.stdout
+
+
+def test_the_readme_scripted_chat_runs_as_shown(
+    cli_env: dict[str, str], database_url: str
+) -> None:
+    """README: printf 'hi\\nmy parcel never arrived\\n1\\n' | python -m bot chat --fresh"""
+    env = {**cli_env, "DATABASE_URL": database_url}
+    done = run_cli("chat", "--fresh", stdin="hi\nmy parcel never arrived\n1\n", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["you> hi", "bot> Hi Guest, thanks for getting in touch. How can I help?"]
+    assert "顾客" not in done.stdout  # no Chinese name in an English chat
+    assert "you> 1" in lines
