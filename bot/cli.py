@@ -165,8 +165,9 @@ def cmd_nlu_bench(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_bot_token:
         raise CliError(
-            "TELEGRAM_BOT_TOKEN is not set: "
-            "put the token from @BotFather in the environment or .env"
+            "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in the environment "
+            "or .env. To try the bot without one, be the customer in the terminal: "
+            ".venv/bin/python -m bot chat --lang en --name Anna"
         )
     from bot.telegram.app import run
 

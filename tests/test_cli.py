@@ -77,6 +77,7 @@ def test_run_without_a_token_says_what_to_do(cli_env: dict[str, str], tmp_path: 
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "TELEGRAM_BOT_TOKEN is not set" in done.stderr
+    assert "-m bot chat" in done.stderr  # and how to try the bot without one
 
 
 def test_nlu_test_writes_reports(cli_env: dict[str, str], tmp_path: Path) -> None:
