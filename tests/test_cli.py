@@ -145,9 +145,7 @@ def test_each_name_or_user_number_is_its_own_customer(
     assert "Hi Guest, thanks" in other.stdout
 
 
-def test_the_readme_scripted_chat_runs_as_shown(
-    cli_env: dict[str, str], database_url: str
-) -> None:
+def test_the_readme_scripted_chat_runs_as_shown(cli_env: dict[str, str], database_url: str) -> None:
     """README: printf 'hi\\nmy parcel never arrived\\n1\\n' | python -m bot chat --fresh"""
     env = {**cli_env, "DATABASE_URL": database_url}
     done = run_cli("chat", "--fresh", stdin="hi\nmy parcel never arrived\n1\n", env=env)
