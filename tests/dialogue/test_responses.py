@@ -93,6 +93,8 @@ def test_the_forbidden_list_covers_the_domain_phrases() -> None:
         "我们的规定",
         "that's our policy",
         "not my department",
+        "我们没做好",  # no admission of fault before the facts (shared/seeds/)
+        "let you down",
     ):
         assert phrase in FORBIDDEN["zh"] + FORBIDDEN["en"]
 
