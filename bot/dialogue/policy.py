@@ -11,8 +11,11 @@ The conversation's ``stage`` says which question is open.
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from sqlmodel import select
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
@@ -298,6 +301,11 @@ class Policy:
         for ticket in tickets:
             ticket.priority, ticket.supervisor_flag = 2, True
             turn.session.add(ticket)
+            turn.staff_events.append(
+                StaffEvent(
+                    ticket.id or 0, "staff.threat_flagged", {"ticket": f"#{ticket.id}"}, alert=True
+                )
+            )
         turn.say("utter_threat_supervisor")
 
     def _acknowledge_waiting(self, turn: Turn) -> None:
@@ -306,16 +314,74 @@ class Policy:
             turn.slots["waiting_acknowledged"] = True
 
     async def _while_handed_off(self, turn: Turn) -> None:
-        """A person has the case: the message joins its ticket and is shown to them. The
-        bot acknowledges once while the ticket waits; once an agent has it, it is silent."""
+        """A person has the case: the message joins its ticket and is shown to them.
+
+        While the ticket waits the bot keeps talking: how long and where in the queue,
+        how to send photos or video, whether anything else is needed, FAQ questions; a
+        new threat, media or repeat-contact signal raises the ticket and alerts a
+        supervisor. Anything else is acknowledged once. Once an agent has the ticket the
+        bot is silent (the agent answers), except that a threat is still flagged.
+        """
         tickets = self._relay(turn)
         if (turn.payload or "").startswith("cb:"):
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
         if _threat(turn):
             self._flag_threat(turn, tickets)
-        elif not any(ticket.status == "assigned" for ticket in tickets):
+            return
+        if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
+            return
+        topic = waiting_topic(turn.text, turn.language)
+        raised = turn.signals & {"major_media", "repeat_contact"}
+        if raised and tickets and topic != "send_media":  # "视频怎么发" is not the press
+            self._raise_waiting(turn, tickets[-1], sorted(raised))
+            return
+        answer = None
+        if topic is None and turn.intent == "inquiry":
+            answer = self.engine.faq.answer(turn.text, turn.language)
+        if topic == "how_long" and tickets:
+            self._say_place(turn, tickets[-1])
+        elif topic is not None:
+            turn.say(f"utter_waiting_{topic}")
+        elif answer is not None:
+            turn.say(f"faq:{answer.topic}", answer=answer.text)
+        else:
             self._acknowledge_waiting(turn)
+
+    def _say_place(self, turn: Turn, ticket: Ticket) -> None:
+        """Where the ticket is in the queue and about how long, the same estimate as at
+        the hand-off; outside business hours, when people are back."""
+        settings = self.engine.settings
+        hours, local = settings.hours, turn.now.astimezone(settings.tz)
+        if hours is not None and not hours.is_open(local):
+            back = when_label(hours.next_opening(local), turn.language, self.engine.responses)
+            turn.say("utter_waiting_after_hours", back=back)
+            return
+        place = queue.position(
+            turn.session, ticket.id or 0, now=turn.now, starve_after=settings.starvation_limit
+        )
+        if not place:
+            turn.say("utter_handoff_waiting")
+            return
+        minutes = queue.estimated_wait_minutes(turn.session, place)
+        wait = self.engine.responses.duration(60 * minutes, turn.language)
+        turn.say("utter_waiting_place", place=place, wait=wait)
+
+    def _raise_waiting(self, turn: Turn, ticket: Ticket, signals: list[str]) -> None:
+        """A waiting customer now mentions the press or an earlier contact: the ticket
+        moves up and a supervisor hears of it (in the topic and privately)."""
+        ticket.priority = max(ticket.priority, 1)
+        ticket.supervisor_flag = True
+        turn.session.add(ticket)
+        turn.staff_events.append(
+            StaffEvent(
+                ticket.id or 0,
+                "staff.raised_while_waiting",
+                {"ticket": f"#{ticket.id}", "signals": ", ".join(signals)},
+                alert=True,
+            )
+        )
+        turn.say("utter_waiting_raised")
 
     def _book_callback(self, turn: Turn, ticket: Any) -> None:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""
@@ -914,6 +980,27 @@ CHANGE_WORDS = ("change", "correct", "edit", "fix that", "wrong", "改", "修改
 def _asks_to_change(text: str) -> bool:
     lowered = text.strip().lower()
     return len(lowered) <= 20 and any(word in lowered for word in CHANGE_WORDS)
+
+
+@cache
+def _waiting_topics() -> dict[str, dict[str, tuple[str, ...]]]:
+    raw = yaml.safe_load((Path(__file__).parent / "waiting.yml").read_text(encoding="utf-8"))
+    return {
+        topic: {lang: tuple(str(p).lower() for p in phrases) for lang, phrases in by.items()}
+        for topic, by in raw["topics"].items()
+    }
+
+
+def waiting_topic(text: str, language: str) -> str | None:
+    """What a waiting customer asks about (waiting.yml), in either language."""
+    lowered = text.lower()
+    for topic, by_language in _waiting_topics().items():
+        phrases = (*by_language.get(language, ()), *by_language.get("en", ()))
+        if language != "zh":
+            phrases += by_language.get("zh", ())
+        if any(phrase in lowered for phrase in phrases):
+            return topic
+    return None
 
 
 def _is_complaint(turn: Turn, faq_matched: bool) -> bool:

@@ -189,8 +189,10 @@ async def test_request_human_hands_off_at_once_with_what_is_known(anna: Customer
     assert ticket.summary_data["facts"]["order_id"] == "SO20241105123"
     await anna.say("hello?")
     assert anna.keys == ["utter_handoff_waiting"]
-    await anna.say("anyone there?")
+    await anna.say("ok thanks, I'll wait")
     assert anna.replies == []  # acknowledged once; the agent answers from here
+    await anna.say("anyone there?")
+    assert anna.keys == ["utter_waiting_place"]  # a question the bot can answer
 
 
 async def test_cancel_ends_politely(anna: Customer, engine: Engine) -> None:

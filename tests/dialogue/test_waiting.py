@@ -1,0 +1,87 @@
+"""While the ticket waits for an agent the bot keeps talking; once an agent has it, it
+is quiet. What the customer reads, and what reaches the staff group."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.dialogue import Engine
+from bot.nlu.model import TriageModel
+from bot.store import StaffPost, Ticket
+from tests.dialogue.conftest import Customer, make_engine
+
+STAFF_CHAT = -1001234567890
+
+
+@pytest.fixture
+async def staffed(settings: Settings, model: TriageModel) -> AsyncIterator[Engine]:
+    engine = make_engine(settings.model_copy(update={"staff_chat_id": STAFF_CHAT}), model)
+    yield engine
+    await engine.close()
+    engine.db.dispose()
+
+
+async def _handed_off(customer: Customer, complaint: str, yes: str, correct: str) -> None:
+    await customer.say(complaint)
+    await customer.tap(yes)
+    await customer.answer_questions()
+    await customer.tap(correct)
+    assert customer.status == "handed_off"
+
+
+async def test_a_waiting_customer_gets_answers_in_english(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("how long will this take?")
+    assert anna.keys == ["utter_waiting_place"]
+    assert "number 1" in anna.text and "minutes" in anna.text
+    await anna.say("how do I send you the video?")
+    assert anna.keys == ["utter_waiting_send_media"]
+    assert "📎" in anna.text
+    await anna.say("is there anything else you need from me?")
+    assert anna.keys == ["utter_waiting_anything_else"]
+    await anna.say("also they charged the delivery fee twice")
+    assert anna.keys == ["utter_handoff_waiting"]  # passed on, said once
+    await anna.say("and the receipt shows the wrong address")
+    assert anna.replies == []
+
+
+async def test_a_waiting_customer_gets_answers_in_chinese(li: Customer) -> None:
+    await _handed_off(li, "快递显示签收了但我根本没收到，订单号 30012288776", "对", "都对")
+    await li.say("要多久啊？")
+    assert li.keys == ["utter_waiting_place"]
+    assert "第1位" in li.text
+    await li.say("视频怎么发给你们")
+    assert li.keys == ["utter_waiting_send_media"]
+
+
+async def test_once_an_agent_has_it_the_bot_is_quiet(anna: Customer, engine: Engine) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    with engine.db.session() as session:
+        ticket = session.exec(select(Ticket)).one()
+        ticket.status = "assigned"
+        session.add(ticket)
+        session.commit()
+    await anna.say("how long will this take?")
+    assert anna.replies == []  # the agent answers
+
+
+async def test_the_press_mentioned_while_waiting_raises_the_ticket(staffed: Engine) -> None:
+    anna = Customer(staffed)
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    assert anna.ticket().priority == 0
+    await anna.say("I've contacted a journalist at the local newspaper about this")
+    assert anna.keys == ["utter_waiting_raised"]
+    ticket = anna.ticket()
+    assert (ticket.priority, ticket.supervisor_flag) == (1, True)
+    with staffed.db.session() as session:
+        events = [
+            row.body
+            for row in session.exec(select(StaffPost).order_by(col(StaffPost.id)))
+            if row.kind == "event"
+        ]
+    assert [(e["key"], e["alert"]) for e in events] == [("staff.raised_while_waiting", True)]
+    assert "major_media" in events[0]["values"]["signals"]
