@@ -377,7 +377,16 @@ class Policy:
             StaffEvent(
                 ticket.id or 0,
                 "staff.raised_while_waiting",
-                {"ticket": f"#{ticket.id}", "signals": ", ".join(signals)},
+                {
+                    "ticket": f"#{ticket.id}",
+                    # in the staff's language (the desk's: DEFAULT_LANGUAGE), as on the card
+                    "signals": "; ".join(
+                        self.engine.responses.label(
+                            f"staff.flag_{name}", self.engine.settings.default_language
+                        )
+                        for name in signals
+                    ),
+                },
                 alert=True,
             )
         )
