@@ -457,8 +457,8 @@ class ActionHandoff(Action):
             sla_seconds=int(tracker.get_slot("first_contact_sla_seconds") or 7200),
             ticket=tracker.get_slot("ticket_ref"),
         )
-        if kind == "complaint":
-            dispatcher.utter_message(response="utter_closing")
+        # The close itself (does that meet what you hoped for? thanks) is the engine's:
+        # it depends on the business hours (after hours a call-back is offered instead).
         return [SlotSet("policy", rule), ConversationPaused()]
 
 

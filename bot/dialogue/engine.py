@@ -58,7 +58,7 @@ LANGUAGE_SWITCH_CONFIDENCE = 0.8
 LANGUAGE_SWITCH_LENGTH = 12
 
 
-LATEST_KEYBOARD = ("cb:", "sv:", "as:")
+LATEST_KEYBOARD = ("cb:", "sv:", "as:", "meets:")
 """Payloads valid on the latest keyboard even when it is not the latest message."""
 
 

@@ -23,7 +23,7 @@ from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
-from bot.dialogue.turn import Part, StaffEvent
+from bot.dialogue.turn import StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.store import FollowUp, Ticket
 from bot.store.db import open_tickets
@@ -66,6 +66,10 @@ OUTCOME_BUTTONS = [*OUTCOMES, "other"]
 CONFIRM_BUTTONS = [
     {"title": "button.yes", "payload": "confirm:yes"},
     {"title": "button.not_quite", "payload": "confirm:no"},
+]
+MEETS_BUTTONS = [
+    {"title": "button.meets_yes", "payload": "meets:yes"},
+    {"title": "button.meets_no", "payload": "meets:no"},
 ]
 FORGET_BUTTONS = [
     {"title": "button.forget_yes", "payload": "forget:yes"},
@@ -326,6 +330,9 @@ class Policy:
         if (turn.payload or "").startswith("cb:"):
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
+        if turn.payload in ("meets:yes", "meets:no"):
+            self._meets_expectation(turn, tickets)
+            return
         if _threat(turn):
             self._flag_threat(turn, tickets)
             return
@@ -462,6 +469,8 @@ class Policy:
                 for slot in callback_slots(hours, local)
             ]
             buttons.append({"title": "button.no_callback", "payload": NO_CALLBACK})
+            if turn.slots.get("handoff_kind") == "complaint":
+                turn.say("utter_closing")
             turn.say(
                 "utter_handoff_after_hours",
                 buttons,
@@ -473,15 +482,26 @@ class Policy:
         )
         if place:
             minutes = queue.estimated_wait_minutes(turn.session, place)
-            part = Part(
-                "utter_queue_place",
-                {
-                    "place": place,
-                    "wait": self.engine.responses.duration(60 * minutes, turn.language),
-                },
+            wait = self.engine.responses.duration(60 * minutes, turn.language)
+            turn.say("utter_queue_place", place=place, wait=wait)
+        if turn.slots.get("handoff_kind") == "complaint":
+            # Step 5: ask whether what happens next meets what they hoped for.
+            turn.say("utter_meets_expectation", MEETS_BUTTONS)
+
+    def _meets_expectation(self, turn: Turn, tickets: list[Ticket]) -> None:
+        """The answer to "does that meet what you hoped for?": thanks and the close, or
+        what they had hoped for goes to the agent (and the topic shows it was not met)."""
+        if turn.slots.get("meets_answered"):
+            return  # answered already (Telegram removes the keyboard; a terminal may not)
+        turn.slots["meets_answered"] = True
+        if turn.payload == "meets:yes":
+            turn.say("utter_closing")
+            return
+        for ticket in tickets[-1:]:
+            turn.staff_events.append(
+                StaffEvent(ticket.id or 0, "staff.expectation_not_met", {"ticket": f"#{ticket.id}"})
             )
-            closing = [i for i, p in enumerate(turn.parts) if p.key == "utter_closing"]
-            turn.parts.insert(closing[0] if closing else len(turn.parts), part)
+        turn.say("utter_expectation_not_met")
 
     def reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""

@@ -88,8 +88,9 @@ async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
         "utter_policy_return_or_exchange",
         "utter_next_steps",
         "utter_queue_place",
-        "utter_closing",
+        "utter_meets_expectation",
     ]
+    assert anna.buttons == ["Yes, that's fine", "Not really"]
     assert "number 1 in the queue" in anna.text
     assert "#" in anna.text and "2 hours" in anna.text
     assert anna.status == "handed_off"

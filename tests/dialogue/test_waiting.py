@@ -88,3 +88,29 @@ async def test_the_press_mentioned_while_waiting_raises_the_ticket(staffed: Engi
         "threatens media / regulator / lawsuit",
         "扬言找媒体/消协/监管/起诉",
     )
+
+
+async def test_the_close_asks_whether_it_meets_their_hopes_then_thanks(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    assert anna.keys[-1] == "utter_meets_expectation"
+    assert "2 hours" in anna.text and "about" in anna.text  # the promise, then the estimate
+    await anna.tap("Yes, that's fine")
+    assert anna.keys == ["utter_closing"]
+    await anna.press("meets:no")  # a second press of the same keyboard is stale
+    assert "utter_expectation_not_met" not in anna.keys
+
+
+async def test_not_what_they_hoped_goes_to_the_agent(staffed: Engine) -> None:
+    li = Customer(staffed, user_id=2002, name="李雷", lang="zh")
+    await _handed_off(li, "快递显示签收了但我根本没收到，订单号 30012288776", "对", "都对")
+    assert li.keys[-1] == "utter_meets_expectation"
+    await li.tap("不太满意")
+    assert li.keys == ["utter_expectation_not_met"]
+    await li.say("我希望今天就给我补发，不想等")
+    with staffed.db.session() as session:
+        rows = session.exec(select(StaffPost).order_by(col(StaffPost.id))).all()
+    shown = [(row.kind, row.body.get("key") or row.body.get("text")) for row in rows]
+    assert shown == [
+        ("event", "staff.expectation_not_met"),
+        ("line", "我希望今天就给我补发，不想等"),
+    ]
