@@ -603,10 +603,8 @@ class Policy:
         agitated = intensity(turn.text, turn.parse) >= AGITATED
         if turn.slots.get("major"):
             turn.say("utter_empathy_major")
-        elif agitated:
-            turn.say("utter_empathy_strong")
         else:
-            turn.say("utter_empathy_mild")
+            self._empathise(turn, "strong" if agitated else "mild")
         if turn.slots.get("complaint_type") == "safety":
             turn.say("utter_safety_advice")
         if agitated and not turn.slots.get("major") and not _full_account(turn):
@@ -616,6 +614,14 @@ class Policy:
             turn.stage = "listening"
             return
         self._restate(turn)
+
+    def _empathise(self, turn: Turn, level: str) -> None:
+        """The acknowledgement names what kind of thing happened (a parcel that did not
+        come, money taken wrongly, being left without an answer) when the type is known."""
+        typed = f"utter_empathy_{level}_{turn.slots.get('complaint_type')}"
+        responses = self.engine.responses
+        known = typed in responses.packs[turn.language].responses
+        turn.say(typed if known else f"utter_empathy_{level}")
 
     def _restate(self, turn: Turn) -> None:
         complaint_type = str(turn.slots.get("complaint_type") or "other")

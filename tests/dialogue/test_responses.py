@@ -28,6 +28,9 @@ def said_by_code() -> set[str]:
         keys |= set(re.findall(r'"(utter_[a-z_0-9]+)"', source.read_text(encoding="utf-8")))
     facts = load_facts()
     keys |= {f"utter_restate_{name}" for name in COMPLAINT_TYPES}
+    keys |= {
+        f"utter_empathy_{level}_{name}" for level in ("mild", "strong") for name in COMPLAINT_TYPES
+    }
     keys |= {f"utter_expectation_{name}" for name in MOTIVES}
     keys |= {f"utter_ask_{name}" for name in facts.slots if name not in facts.volunteered()}
     keys |= {f"utter_ask_{name}_open" for name, slot in facts.slots.items() if slot.negative}
