@@ -452,8 +452,11 @@ class ActionHandoff(Action):
         if rule:
             dispatcher.utter_message(response=f"utter_policy_{rule}")
         major = bool(tracker.get_slot("major")) or int(tracker.get_slot("priority") or 0) >= 2
+        heard = tracker.get_slot("desired_outcome") == "be_heard"
+        # Someone who only wants to be heard is not promised a call they did not ask for.
+        next_steps = "utter_next_steps_major" if major else "utter_next_steps"
         dispatcher.utter_message(
-            response="utter_next_steps_major" if major else "utter_next_steps",
+            response=next_steps if major or not heard else "utter_next_steps_heard",
             sla_seconds=int(tracker.get_slot("first_contact_sla_seconds") or 7200),
             ticket=tracker.get_slot("ticket_ref"),
         )

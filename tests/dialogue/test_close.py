@@ -1,0 +1,46 @@
+"""Step 5, as the method says: a request the rules do not allow gets the reason and an
+alternative; a customer who only wants to be heard is heard, not sold anything."""
+
+from __future__ import annotations
+
+from tests.dialogue.conftest import Customer
+
+
+async def _to_close(customer: Customer, complaint: str, yes: str, correct: str) -> None:
+    await customer.say(complaint)
+    if customer.keys[-1] == "utter_ask_tell_more":  # upset: asked to say more first
+        await customer.say("就是这样，说话特别难听" if customer.lang == "zh" else "that's it")
+    await customer.tap(yes)
+    await customer.answer_questions()
+    assert customer.keys[-1] == "utter_summary_confirm", customer.keys
+    await customer.tap(correct)
+
+
+async def test_a_refund_outside_the_rules_gets_the_reason_and_an_alternative(
+    anna: Customer,
+) -> None:
+    await _to_close(
+        anna,
+        "the zip on the jacket I bought 2 months ago broke, I want a full refund",
+        "Yes",
+        "Yes, all correct",
+    )
+    assert anna.keys[0] == "utter_policy_refund_after_7_days"
+    assert "7 days" in anna.text and "exchange or a free repair" in anna.text
+    assert "utter_meets_expectation" in anna.keys  # then: does that meet your hopes?
+
+
+async def test_a_customer_who_wants_to_be_heard_is_not_sold_a_refund_or_a_call(
+    li: Customer,
+) -> None:
+    await _to_close(
+        li,
+        "你们门店的店员态度太差了，当着别人的面冷嘲热讽，以后再也不去了，我就是想说一下",
+        "对",
+        "都对",
+    )
+    ticket = li.ticket()
+    assert ticket.summary_data["desired_outcome"] == "be_heard"
+    assert li.keys[:2] == ["utter_policy_heard", "utter_next_steps_heard"]
+    assert "退款" not in li.text and "赔偿" not in li.text
+    assert "不会主动打扰" in li.text or "不会去电打扰" in li.text
