@@ -43,6 +43,14 @@ SIGNAL_FLOORS = {"threat_of_harm": 0.8, "abusive": 0.8, "major_media": 0.7, "rep
 signal from 0.5; acting on one (ending the bot's part, flagging a supervisor) needs
 more than a lean, and short answers ("#66120934") can lean oddly. A key phrase scores
 0.95, so it always counts."""
+MAJOR_FACTS = {
+    ("staff_issue", "passed_around"): "passed_around",
+    ("staff_issue", "wrong_information"): "wrong_information",
+    ("staff_issue", "dismissive"): "dismissed",
+    ("promised_callback", "yes"): "callback_missed",
+    ("waiting_since", "earlier"): "long_wait",
+}
+"""Facts that make an ordinary complaint major (a reason on the card: staff.flag_<reason>)."""
 # Intents that answer a closed question negatively / positively.
 NEGATIVE_INTENTS = ("deny",)
 POSITIVE_INTENTS = ("affirm",)
@@ -359,6 +367,17 @@ class ActionSummarise(Action):
         known = {
             name: tracker.get_slot(name) for name in order if tracker.get_slot(name) is not None
         }
+        # An ordinary complaint turns major from its facts (shared/seeds/): passed
+        # around, told wrong things, brushed off, a promised call-back never made, a
+        # long wait.
+        reasons = list(tracker.get_slot("major_reasons") or [])
+        reasons += [
+            reason
+            for (slot, value), reason in MAJOR_FACTS.items()
+            if known.get(slot) == value and reason not in reasons
+        ]
+        major = bool(tracker.get_slot("major")) or bool(reasons)
+        priority = max(int(tracker.get_slot("priority") or 0), 1 if major else 0)
         summary = {
             "complaint_type": tracker.get_slot("complaint_type"),
             "motive": tracker.get_slot("motive"),
@@ -367,11 +386,11 @@ class ActionSummarise(Action):
             "facts": known,
             "notes": tracker.get_slot("notes") or {},
             "customer_words": tracker.get_slot("first_words") or "",
-            "major": bool(tracker.get_slot("major")),
-            "major_reasons": tracker.get_slot("major_reasons") or [],
+            "major": major,
+            "major_reasons": reasons,
             "habitual": bool(tracker.get_slot("habitual")),
             "signals": tracker.get_slot("signals") or [],
-            "priority": int(tracker.get_slot("priority") or 0),
+            "priority": priority,
             "language": _language(tracker),
         }
         if summary["complaint_type"] == "safety" and known.get("injury") == "yes":
@@ -384,7 +403,12 @@ class ActionSummarise(Action):
                 {"title": "button.change", "payload": "summary:change"},
             ],
         )
-        return [SlotSet("summary", summary), SlotSet("priority", summary["priority"])]
+        return [
+            SlotSet("summary", summary),
+            SlotSet("priority", summary["priority"]),
+            SlotSet("major", major),
+            SlotSet("major_reasons", reasons),
+        ]
 
 
 class ActionApplyCorrection(Action):

@@ -44,3 +44,19 @@ async def test_a_customer_who_wants_to_be_heard_is_not_sold_a_refund_or_a_call(
     assert li.keys[:2] == ["utter_policy_heard", "utter_next_steps_heard"]
     assert "退款" not in li.text and "赔偿" not in li.text
     assert "不会主动打扰" in li.text or "不会去电打扰" in li.text
+
+
+async def test_a_complaint_turns_major_from_its_facts(anna: Customer) -> None:
+    """Nothing major in the first message; the facts then show a promised call-back that
+    never came: the ticket is major (a senior colleague, priority 1) with that reason."""
+    await anna.say("nobody got back to me about my broadband fault")
+    await anna.tap("Yes")
+    if anna.keys[-1] == "utter_ask_outcome":
+        await anna.tap("An explanation")
+    asked = await anna.answer_questions({"utter_ask_promised_callback": "yes"})
+    assert "utter_ask_promised_callback" in asked
+    await anna.tap("Yes, all correct")
+    assert "utter_next_steps_major" in anna.keys
+    ticket = anna.ticket()
+    assert ticket.priority == 1 and ticket.supervisor_flag
+    assert "callback_missed" in ticket.summary_data["major_reasons"]
