@@ -178,6 +178,7 @@ class ValidateComplaintForm(FormValidationAction):
         language = _language(tracker)
         today = _today(tracker)
         found: dict[str, Any] = {}
+        unsure: str | None = None
         for message in _user_messages(tracker):
             parse = message.get("parse_data") or {}
             text = str(message.get("text") or "")
@@ -187,7 +188,13 @@ class ValidateComplaintForm(FormValidationAction):
                 value = _extract(facts.slots[name], parse, text, language, today)
                 if value is not None:
                     found[name] = value
-        return [SlotSet(name, value) for name, value in found.items()]
+            unsure = unsure or _unsure_order_id(parse, text)
+        events = [SlotSet(name, value) for name, value in found.items()]
+        if "order_id" in required and "order_id" not in found and unsure:
+            # A number that may be the order number: the bot asks "is that it?" (a closed
+            # question) instead of taking it, or asking for it as if it was never given.
+            events.append(SlotSet("unsure_order_id", unsure))
+        return events
 
     async def get_validation_events(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -197,7 +204,7 @@ class ValidateComplaintForm(FormValidationAction):
         events = [
             SlotSet(name, value)
             for name, value in candidates.items()
-            if name != requested and name in load_facts().slots
+            if name != requested and (name in load_facts().slots or name.startswith("unsure_"))
         ]
         if requested not in candidates or requested not in load_facts().slots:
             return events
@@ -246,11 +253,30 @@ def _changed_outcome(tracker: Tracker, answer: Any) -> tuple[str, str] | None:
     return named, motive
 
 
+def _unsure_order_id(parse: dict[str, Any], text: str) -> str | None:
+    """A number in the message that has an order number's shape but no label ("快递没到
+    30012288776"), or that the parser found by shape alone; not a phone number."""
+    taken = {
+        str(entity.get("value") or "")
+        for entity in parse.get("entities") or []
+        if entity.get("entity") in ("phone", "amount", "date")
+    }
+    for entity in parse.get("entities") or []:
+        if entity.get("entity") == "order_id" and float(entity.get("confidence_entity", 1)) < 1:
+            return str(entity.get("value"))
+    found = order_id_in(text)
+    if found and not any(found in value or value in found for value in taken if value):
+        return found
+    return None
+
+
 def _extract(slot: Slot, parse: dict[str, Any], text: str, language: str, today: date) -> Any:
     """A value for the slot from one earlier message, or None."""
     for entity in parse.get("entities") or []:
         if entity.get("entity") not in slot.entities:
             continue
+        if float(entity.get("confidence_entity", 1)) < 1:
+            continue  # a shape alone: confirmed with the customer first (_unsure_order_id)
         if slot.kind == "date":
             day = (entity.get("additional_info") or {}).get("date")
             answer = bucket(slot, date.fromisoformat(day), today) if day else None

@@ -28,7 +28,7 @@ ENGINE_SLOTS = (
     "desired_outcome", "outcome_text", "signals", "major", "major_reasons", "habitual",
     "priority", "complaints_90d", "customer_tier", "first_words", "notes", "summary",
     "requested_slot", "invalid_attempts", "handoff_kind", "ticket_ref", "policy",
-    "first_contact_sla_seconds", "progress_sla_seconds", "corrected",
+    "first_contact_sla_seconds", "progress_sla_seconds", "corrected", "unsure_order_id",
 )  # fmt: skip
 
 

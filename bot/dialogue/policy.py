@@ -67,6 +67,10 @@ CONFIRM_BUTTONS = [
     {"title": "button.yes", "payload": "confirm:yes"},
     {"title": "button.not_quite", "payload": "confirm:no"},
 ]
+UNSURE_BUTTONS = [
+    {"title": "button.yes", "payload": "unsure:yes"},
+    {"title": "button.unsure_no", "payload": "unsure:no"},
+]
 MEETS_BUTTONS = [
     {"title": "button.meets_yes", "payload": "meets:yes"},
     {"title": "button.meets_no", "payload": "meets:no"},
@@ -775,7 +779,12 @@ class Policy:
         self._ask(turn, str(requested))
 
     def _ask(self, turn: Turn, slot: str) -> None:
-        turn.say(f"utter_ask_{slot}", slot_buttons(load_facts().slots[slot]))
+        unsure = turn.slots.get(f"unsure_{slot}")
+        if unsure:
+            # "Order 30012288776 — is that right?": a closed question, not an open one.
+            turn.say(f"utter_confirm_{slot}", UNSURE_BUTTONS, value=unsure)
+        else:
+            turn.say(f"utter_ask_{slot}", slot_buttons(load_facts().slots[slot]))
         turn.stage = "facts"
 
     async def _stage_facts(self, turn: Turn) -> None:
@@ -784,6 +793,16 @@ class Policy:
             await self._continue_facts(turn)
             return
         payload = turn.payload or ""
+        unsure = turn.slots.pop(f"unsure_{requested}", None)
+        if payload == "unsure:yes" and unsure:
+            turn.slots[str(requested)] = unsure
+            await self.engine.act(turn, "validate_complaint_form")
+            self.engine.save_complaint(turn)
+            await self._next_fact(turn)
+            return
+        if payload == "unsure:no":
+            self._ask(turn, str(requested))  # the open question now
+            return
         if payload.startswith("slot:"):
             name, _, value = payload[5:].partition("=")
             if name != requested:

@@ -241,3 +241,31 @@ async def test_nobody_hurt_is_read_as_no_not_as_hurt(li: Customer) -> None:
     await li.say("没有人受伤")
     assert li.keys == ["utter_correction_done", "utter_summary", "utter_summary_confirm"]
     assert "是否有人受伤：否" in li.text
+
+
+async def test_a_bare_number_is_confirmed_with_a_closed_question(li: Customer) -> None:
+    await li.say("快递好几天了还没到 30012288776")
+    await li.agree("退款")
+    assert li.keys[-1] == "utter_confirm_order_id"  # not "please send the order number"
+    assert "30012288776" in li.text
+    assert li.buttons == ["对，没错", "不是，是别的号"]
+    await li.tap("对，没错")
+    assert "utter_ask_order_id" not in li.keys and "utter_confirm_order_id" not in li.keys
+    await li.answer_questions()
+    await li.press(li.replies[-1].buttons[0].payload)
+    assert li.ticket().summary_data["facts"]["order_id"] == "30012288776"
+
+
+async def test_a_number_that_is_not_the_order_is_asked_for_openly(anna: Customer) -> None:
+    await anna.say("still no sign of my delivery. 4471029384 is on my receipt")
+    await anna.agree("Refund")
+    while anna.keys[-1] != "utter_confirm_order_id":
+        assert anna.keys[-1].startswith("utter_ask_"), anna.keys
+        await anna.press(anna.replies[-1].buttons[0].payload)
+    assert "4471029384" in anna.text
+    await anna.tap("No, it's a different one")
+    assert anna.keys == ["utter_ask_order_id"]
+    await anna.say("SO20241105123")
+    await anna.answer_questions()
+    await anna.tap("Yes, all correct")
+    assert anna.ticket().summary_data["facts"]["order_id"] == "SO20241105123"
