@@ -50,6 +50,9 @@ MAJOR_COMPLAIN_FLOOR = 0.1
 REQUEST_HUMAN_CONFIDENCE = 0.5
 MEDIA_OVER_THREAT = 0.9
 MAX_RESTATEMENTS = 2
+RAISE_WHILE_WAITING = 0.95
+"""A waiting ticket is raised on a key phrase or a model this sure: a raise alerts a
+supervisor, and small talk while waiting ("the bank sent me a letter") can lean."""
 MAX_DENIALS = 2
 """Restatements the customer may turn down before the bot stops guessing the type."""
 MIN_NOTE = 3
@@ -343,7 +346,13 @@ class Policy:
         if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
             return
         topic = waiting_topic(turn.text, turn.language)
-        raised = turn.signals & {"major_media", "repeat_contact"}
+        parse = turn.parse or {}
+        scores, phrases = parse.get("signal_scores") or {}, set(parse.get("signal_phrases") or [])
+        raised = {
+            name
+            for name in turn.signals & {"major_media", "repeat_contact"}
+            if name in phrases or float(scores.get(name) or 0) >= RAISE_WHILE_WAITING
+        }
         if raised and tickets and topic != "send_media":  # "视频怎么发" is not the press
             self._raise_waiting(turn, tickets[-1], sorted(raised))
             return
