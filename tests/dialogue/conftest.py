@@ -137,6 +137,18 @@ async def engine(settings: Settings, model: TriageModel) -> AsyncIterator[Engine
     engine.db.dispose()
 
 
+STAFF_CHAT = -1001234567890
+
+
+@pytest.fixture
+async def staffed(settings: Settings, model: TriageModel) -> AsyncIterator[Engine]:
+    """An engine with a staff group: what the agents are to see is written as rows."""
+    engine = make_engine(settings.model_copy(update={"staff_chat_id": STAFF_CHAT}), model)
+    yield engine
+    await engine.close()
+    engine.db.dispose()
+
+
 @pytest.fixture
 def anna(engine: Engine) -> Customer:
     return Customer(engine)

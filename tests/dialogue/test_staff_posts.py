@@ -8,31 +8,17 @@ erases rows not posted yet, as it erases the transcript."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlmodel import col, select
 
-from bot.config import Settings
 from bot.dialogue import Engine, Incoming
-from bot.nlu.model import TriageModel
 from bot.store import Evidence, StaffPost
 from bot.store.models import utcnow
 from handoff import queue
 from tests.dialogue.conftest import Customer as Talker
-from tests.dialogue.conftest import make_engine
 
-STAFF_CHAT = -1001234567890
 PHOTO = {"kind": "photo", "file_id": "receipt-2"}
-
-
-@pytest.fixture
-async def staffed(settings: Settings, model: TriageModel) -> AsyncIterator[Engine]:
-    engine = make_engine(settings.model_copy(update={"staff_chat_id": STAFF_CHAT}), model)
-    yield engine
-    await engine.close()
-    engine.db.dispose()
 
 
 def _posts(engine: Engine) -> list[tuple[str, dict[str, Any]]]:

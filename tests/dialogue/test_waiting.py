@@ -3,26 +3,11 @@ is quiet. What the customer reads, and what reaches the staff group."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlmodel import col, select
 
-from bot.config import Settings
 from bot.dialogue import Engine
-from bot.nlu.model import TriageModel
 from bot.store import StaffPost, Ticket
-from tests.dialogue.conftest import Customer, make_engine
-
-STAFF_CHAT = -1001234567890
-
-
-@pytest.fixture
-async def staffed(settings: Settings, model: TriageModel) -> AsyncIterator[Engine]:
-    engine = make_engine(settings.model_copy(update={"staff_chat_id": STAFF_CHAT}), model)
-    yield engine
-    await engine.close()
-    engine.db.dispose()
+from tests.dialogue.conftest import Customer
 
 
 async def _handed_off(customer: Customer, complaint: str, yes: str, correct: str) -> None:
