@@ -71,7 +71,15 @@ async def run_bench(settings: Settings, customers_file: Path, rounds: int) -> st
         "quality",
         "  empathy before the first fact question  "
         f"{result['empathy_before_first_fact_question']:.0%}",
-        f"  facts asked again                       {result['facts_reasked']}",
+        f"  facts asked again                       {result['facts_reasked']}"
+        f"  (zh {result['facts_reasked_by_language']['zh']},"
+        f" en {result['facts_reasked_by_language']['en']})",
+        *(
+            f"  Bot API calls per complaint, {lang}        "
+            f"mean {statistics.mean(calls):.1f}, max {max(calls)}"
+            for lang, calls in result["api_calls_by_language"].items()
+            if calls
+        ),
         f"  read-backs complete                     {result['summaries_complete']:.0%}",
         f"  handed off                              {result['handed_off']}/{len(runs)}",
         f"  complaint type as scripted              {result['type_as_scripted']:.0%}",

@@ -123,6 +123,13 @@ class Played:
         return again
 
     @property
+    def api_calls(self) -> int:
+        """Bot API calls to the customer in Telegram: a sendMessage per reply, and an edit
+        of the pressed keyboard per button press (answerCallbackQuery not counted)."""
+        sent = sum(len(replies) for _, replies in self.exchanges)
+        return sent + sum(not typed for typed in self.typed)
+
+    @property
     def summary_missing(self) -> list[str]:
         summary = self.ticket.get("summary_data") or {}
         missing = [name for name in SUMMARY_FIELDS if not summary.get(name)]
@@ -231,6 +238,14 @@ def figures(runs: list[Played]) -> dict[str, Any]:
         "handed_off": sum(run.status == "handed_off" for run in runs),
         "empathy_before_first_fact_question": _share(run.empathy_first for run in runs),
         "facts_reasked": sum(len(run.reasked) for run in runs),
+        "facts_reasked_by_language": {
+            lang: sum(len(run.reasked) for run in runs if run.customer.lang == lang)
+            for lang in ("zh", "en")
+        },
+        "api_calls_by_language": {
+            lang: [run.api_calls for run in complaints if run.customer.lang == lang]
+            for lang in ("zh", "en")
+        },
         "summaries_complete": _share(not run.summary_missing for run in complaints),
         "type_as_scripted": _share(run.complaint_type == run.customer.type for run in complaints),
         "turn_p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
