@@ -51,8 +51,9 @@ REQUEST_HUMAN_CONFIDENCE = 0.5
 MEDIA_OVER_THREAT = 0.9
 MAX_RESTATEMENTS = 2
 RAISE_WHILE_WAITING = 0.95
-"""A waiting ticket is raised on a key phrase or a model this sure: a raise alerts a
-supervisor, and small talk while waiting ("the bank sent me a letter") can lean."""
+"""A waiting ticket is raised on a key phrase, or a model this sure about a message of a
+few words at least: a raise alerts a supervisor, and small talk while waiting ("the
+bank sent me a letter") or a fragment ("last week") can lean."""
 MAX_DENIALS = 2
 """Restatements the customer may turn down before the bot stops guessing the type."""
 MIN_NOTE = 3
@@ -348,10 +349,11 @@ class Policy:
         topic = waiting_topic(turn.text, turn.language)
         parse = turn.parse or {}
         scores, phrases = parse.get("signal_scores") or {}, set(parse.get("signal_phrases") or [])
+        sure = len(turn.text.split()) >= 4 if turn.language == "en" else len(turn.text) >= 8
         raised = {
             name
             for name in turn.signals & {"major_media", "repeat_contact"}
-            if name in phrases or float(scores.get(name) or 0) >= RAISE_WHILE_WAITING
+            if name in phrases or (sure and float(scores.get(name) or 0) >= RAISE_WHILE_WAITING)
         }
         if raised and tickets and topic != "send_media":  # "视频怎么发" is not the press
             self._raise_waiting(turn, tickets[-1], sorted(raised))
@@ -594,6 +596,10 @@ class Policy:
             turn.say(f"faq:{answer.topic}", answer=answer.text)
             turn.say("utter_faq_more")
             return
+        if _fragment(turn):
+            # "so my headphones": not a question a person should be paged for yet.
+            turn.say("utter_not_understood", MENU_BUTTONS)
+            return
         turn.say("utter_faq_no_match")
         self.engine.open_ticket(turn, kind="inquiry")
         turn.slots["handoff_kind"] = "inquiry"
@@ -745,8 +751,15 @@ class Policy:
         elif payload or not turn.text:
             self.reprompt(turn)
             return
-        elif load_facts().is_non_answer(turn.text, turn.language):
-            turn.say("utter_invalid_choice", _outcome_buttons())  # "你说啥": ask again
+        elif _answers_nothing(turn):
+            # "你说啥", "whatever", "last week": ask once more, then go on without it.
+            if not turn.slots.get("outcome_unclear"):
+                turn.slots["outcome_unclear"] = True
+                turn.say("utter_invalid_choice", _outcome_buttons())
+                return
+            turn.slots.update(motive=None, desired_outcome=None, motive_locked=True)
+            turn.say("utter_fact_not_given")
+            await self._continue_facts(turn)
             return
         else:
             self._outcome_from_text(turn)
@@ -1019,6 +1032,27 @@ class Policy:
         self.engine.open_ticket(turn, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
+
+
+def _answers_nothing(turn: Turn) -> bool:
+    """A reply that answers nothing ("idk", "你说啥"), or only a date, a number or an
+    address where a choice was asked ("last week" to "what would you like?")."""
+    text = turn.text.strip()
+    if load_facts().is_non_answer(text, turn.language):
+        return True
+    for entity in (turn.parse or {}).get("entities") or []:
+        kind, value = entity.get("entity"), str(entity.get("value") or "")
+        if kind in ("date", "order_id", "phone", "email") and len(value) >= 0.6 * len(text):
+            return True
+    return False
+
+
+def _fragment(turn: Turn) -> bool:
+    """A few words that are no question yet ("so my headphones", "关于那个")."""
+    text = turn.text.strip()
+    if text.endswith(("?", "？")):
+        return False
+    return len(text.split()) < 4 if turn.language == "en" else len(text) < 6
 
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")

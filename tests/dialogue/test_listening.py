@@ -269,3 +269,26 @@ async def test_a_number_that_is_not_the_order_is_asked_for_openly(anna: Customer
     await anna.answer_questions()
     await anna.tap("Yes, all correct")
     assert anna.ticket().summary_data["facts"]["order_id"] == "SO20241105123"
+
+
+async def test_a_fragment_is_not_paged_to_a_person(anna: Customer) -> None:
+    await anna.say("hi")
+    await anna.say("so my headphones")
+    assert anna.keys[-1] == "utter_not_understood"
+    assert anna.buttons == ["Make a complaint", "Ask a question", "Talk to a person"]
+    assert anna.status == "open"  # no ticket for a half sentence
+
+
+async def test_no_answer_to_the_outcome_question_twice_goes_on_without_it(
+    anna: Customer,
+) -> None:
+    await anna.say("the left earbud of the headphones I bought stopped working")
+    await anna.tap("Yes")
+    assert anna.keys[-1] == "utter_ask_outcome"
+    await anna.say("whatever")
+    assert anna.keys == ["utter_invalid_choice"]
+    await anna.say("last week")  # a date is not what they want
+    assert anna.keys[0] == "utter_fact_not_given"
+    assert anna.keys[-1].startswith("utter_ask_")  # on to the facts
+    await anna.answer_questions()
+    assert "What you'd like: not given" in anna.text

@@ -99,3 +99,10 @@ async def test_not_what_they_hoped_goes_to_the_agent(staffed: Engine) -> None:
         ("event", "staff.expectation_not_met"),
         ("line", "我希望今天就给我补发，不想等"),
     ]
+
+
+async def test_a_short_fragment_while_waiting_raises_nothing(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("last week")
+    assert "utter_waiting_raised" not in anna.keys
+    assert anna.ticket().priority == 0
