@@ -223,7 +223,7 @@ SIGNAL_RECALL_FLOORS = {
     ("en", "repeat_contact"): 0.81,
     ("en", "abusive"): 0.91,
     ("en", "threat_of_harm"): 0.9,
-}  # fmt: skip  (measured, session 9: 1.00 0.84 1.00 0.91 / 0.89 0.84 0.94 0.94)
+}  # fmt: skip  (measured, session 9: 1.00 0.84 1.00 0.91 / 0.89 0.81 0.94 0.94)
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -271,7 +271,7 @@ DEV_FLOORS = {
     ("en", "complaint_type"): 0.60,
     ("zh", "motive"): 0.53,
     ("en", "motive"): 0.61,
-}  # fmt: skip  (measured, session 9: 0.837 0.733 / 0.632 0.621 / 0.555 0.638)
+}  # fmt: skip  (measured, session 9: 0.833 0.736 / 0.632 0.621 / 0.555 0.638)
 
 
 @pytest.mark.skipif(
