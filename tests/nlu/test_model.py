@@ -216,11 +216,11 @@ SIGNAL_SETS = Path(__file__).parent / "signals"
 MAX_FALSE_ALARMS = {"zh": 1 / 133, "en": 4 / 134}  # measured: 0 and 3
 SIGNAL_RECALL_FLOORS = {
     ("zh", "major_media"): 0.97,
-    ("zh", "repeat_contact"): 0.81,
+    ("zh", "repeat_contact"): 0.78,
     ("zh", "abusive"): 0.97,
     ("zh", "threat_of_harm"): 0.87,
     ("en", "major_media"): 0.85,
-    ("en", "repeat_contact"): 0.81,
+    ("en", "repeat_contact"): 0.78,
     ("en", "abusive"): 0.91,
     ("en", "threat_of_harm"): 0.9,
 }  # fmt: skip  (measured, session 9: 1.00 0.84 1.00 0.91 / 0.89 0.81 0.94 0.94)
