@@ -707,6 +707,20 @@ class Policy:
             await self._hear_more(turn, fresh=False)
             self._restate(turn)
 
+    def _named_type(self, turn: Turn) -> str | None:
+        """The one type whose button words (or their first word) the text contains."""
+        typed = turn.text.lower()
+        named = []
+        for name in COMPLAINT_TYPES:
+            label = self.engine.responses.label(f"type.{name}", turn.language).lower()
+            parts = [part.strip() for part in label.split("/") if part.strip()]
+            # a label's key word: its first word ("delivery"), or a Chinese part's first
+            # two characters ("物流", "售后"); "something else" only in full
+            keys = [part[:2] if turn.language == "zh" else part.split()[0] for part in parts]
+            if label in typed or (name != "other" and any(key in typed for key in keys)):
+                named.append(name)
+        return named[0] if len(named) == 1 else None
+
     def _ask_type_or_person(self, turn: Turn) -> None:
         """The types as buttons, and a person as the last one."""
         buttons = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES]
@@ -714,9 +728,12 @@ class Policy:
         turn.stage = "choosing_type"
 
     async def _stage_choosing_type(self, turn: Turn) -> None:
-        """After two denied restatements: the type the customer picks is the type."""
+        """After two denied restatements: the type the customer picks (or names in
+        words: "it's a delivery problem", "是物流问题") is the type."""
         payload = turn.payload or ""
         chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
+        if chosen is None and turn.text and not payload:
+            chosen = self._named_type(turn)
         if chosen not in COMPLAINT_TYPES:
             self.reprompt(turn)
             return

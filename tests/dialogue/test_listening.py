@@ -292,3 +292,16 @@ async def test_no_answer_to_the_outcome_question_twice_goes_on_without_it(
     assert anna.keys[-1].startswith("utter_ask_")  # on to the facts
     await anna.answer_questions()
     assert "What you'd like: not given" in anna.text
+
+
+async def test_the_type_can_be_named_in_words_after_two_denials(li: Customer) -> None:
+    await li.say("新买的笔记本屏幕一直闪")
+    await li.tap("不完全对")
+    await li.say("就是屏幕闪")
+    await li.tap("不完全对")
+    assert li.keys == ["utter_ask_type_or_person"]
+    await li.say("其实是售后的问题，修了两次都没修好")
+    assert "utter_ask_type_or_person" not in li.keys
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    await li.press(li.replies[-1].buttons[0].payload)
+    assert li.ticket().summary_data["complaint_type"] == "after_sales"

@@ -106,3 +106,11 @@ async def test_a_short_fragment_while_waiting_raises_nothing(anna: Customer) -> 
     await anna.say("last week")
     assert "utter_waiting_raised" not in anna.keys
     assert anna.ticket().priority == 0
+
+
+async def test_are_you_a_bot_while_waiting_gets_an_answer(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("ok")
+    await anna.say("wait, are you a bot?")
+    assert anna.keys == ["utter_waiting_bot"]
+    assert "person" in anna.text or "colleague" in anna.text
