@@ -190,7 +190,8 @@ class ValidateComplaintForm(FormValidationAction):
                     found[name] = value
             unsure = unsure or _unsure_order_id(parse, text)
         events = [SlotSet(name, value) for name, value in found.items()]
-        if "order_id" in required and "order_id" not in found and unsure:
+        open_order = "order_id" in required and tracker.get_slot("order_id") is None
+        if open_order and "order_id" not in found and unsure:
             # A number that may be the order number: the bot asks "is that it?" (a closed
             # question) instead of taking it, or asking for it as if it was never given.
             events.append(SlotSet("unsure_order_id", unsure))
