@@ -361,8 +361,11 @@ class Policy:
         answer = None
         if topic is None and turn.intent == "inquiry":
             answer = self.engine.faq.answer(turn.text, turn.language)
-        if topic == "how_long" and tickets:
-            self._say_place(turn, tickets[-1])
+        if topic == "how_long":
+            if tickets:
+                self._say_place(turn, tickets[-1])
+            else:
+                self._acknowledge_waiting(turn)
         elif topic is not None:
             turn.say(f"utter_waiting_{topic}")
         elif answer is not None:
@@ -391,7 +394,11 @@ class Policy:
 
     def _raise_waiting(self, turn: Turn, ticket: Ticket, signals: list[str]) -> None:
         """A waiting customer now mentions the press or an earlier contact: the ticket
-        moves up and a supervisor hears of it (in the topic and privately)."""
+        moves up and a supervisor hears of it (in the topic and privately), once: a
+        ticket already raised is not raised again on every such message."""
+        if ticket.supervisor_flag and ticket.priority >= 1:
+            self._acknowledge_waiting(turn)
+            return
         ticket.priority = max(ticket.priority, 1)
         ticket.supervisor_flag = True
         turn.session.add(ticket)

@@ -114,3 +114,19 @@ async def test_are_you_a_bot_while_waiting_gets_an_answer(anna: Customer) -> Non
     await anna.say("wait, are you a bot?")
     assert anna.keys == ["utter_waiting_bot"]
     assert "person" in anna.text or "colleague" in anna.text
+
+
+async def test_a_ticket_is_raised_once_not_on_every_mention(staffed: Engine) -> None:
+    anna = Customer(staffed)
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("I've contacted a journalist at the local newspaper about this")
+    assert anna.keys == ["utter_waiting_raised"]
+    await anna.say("and I'm posting the whole story on twitter tonight as well")
+    assert "utter_waiting_raised" not in anna.keys
+    with staffed.db.session() as session:
+        alerts = [
+            row.body["key"]
+            for row in session.exec(select(StaffPost))
+            if row.kind == "event" and row.body.get("alert")
+        ]
+    assert alerts == ["staff.raised_while_waiting"]
