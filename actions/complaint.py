@@ -367,13 +367,19 @@ def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) ->
         return False
     if facts.named_outcome(answer, language) is not None:
         return False
-    for entity in parse.get("entities") or []:
-        kind, value = entity.get("entity"), str(entity.get("value") or "")
-        if kind in ("email", "phone", "order_id"):
-            return False  # another fact: filed under its own slot
-        if kind in ("amount", "date") and len(value) >= len(answer.strip()) * 0.6:
-            return False  # the answer is mostly a sum or a date
-    return True
+    if any(e.get("entity") in ("email", "phone", "order_id") for e in parse.get("entities") or []):
+        return False  # another fact: filed under its own slot
+    return not mostly_entity(parse, answer, ("amount", "date"))  # mostly a sum or a date
+
+
+def mostly_entity(parse: dict[str, Any], text: str, kinds: tuple[str, ...]) -> bool:
+    """Whether an entity of one of ``kinds`` makes up most of the text ("last week",
+    "¥299"): a value of another kind than the one asked for."""
+    return any(
+        entity.get("entity") in kinds
+        and len(str(entity.get("value") or "")) >= 0.6 * len(text.strip())
+        for entity in parse.get("entities") or []
+    )
 
 
 class ActionSummarise(Action):

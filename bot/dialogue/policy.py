@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from sqlmodel import select
 
-from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
+from actions.complaint import MOTIVE_THRESHOLD, mostly_entity, slot_buttons
 from actions.facts import OTHER, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
@@ -71,6 +71,7 @@ CONFIRM_BUTTONS = [
     {"title": "button.yes", "payload": "confirm:yes"},
     {"title": "button.not_quite", "payload": "confirm:no"},
 ]
+TYPE_BUTTONS = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES]
 UNSURE_BUTTONS = [
     {"title": "button.yes", "payload": "unsure:yes"},
     {"title": "button.unsure_no", "payload": "unsure:no"},
@@ -349,7 +350,7 @@ class Policy:
         topic = waiting_topic(turn.text, turn.language)
         parse = turn.parse or {}
         scores, phrases = parse.get("signal_scores") or {}, set(parse.get("signal_phrases") or [])
-        sure = len(turn.text.split()) >= 4 if turn.language == "en" else len(turn.text) >= 8
+        sure = _size(turn) >= (4 if turn.language == "en" else 8)
         raised = {
             name
             for name in turn.signals & {"major_media", "repeat_contact"}
@@ -382,15 +383,24 @@ class Policy:
             back = when_label(hours.next_opening(local), turn.language, self.engine.responses)
             turn.say("utter_waiting_after_hours", back=back)
             return
-        place = queue.position(
-            turn.session, ticket.id or 0, now=turn.now, starve_after=settings.starvation_limit
-        )
-        if not place:
+        wait = self._queue_wait(turn, ticket.id or 0)
+        if wait is None:
             turn.say("utter_handoff_waiting")
             return
+        turn.say("utter_waiting_place", place=wait[0], wait=wait[1])
+
+    def _queue_wait(self, turn: Turn, ticket_id: int) -> tuple[int, str] | None:
+        """The ticket's place in the queue and the estimated wait, in words."""
+        place = queue.position(
+            turn.session,
+            ticket_id,
+            now=turn.now,
+            starve_after=self.engine.settings.starvation_limit,
+        )
+        if not place:
+            return None
         minutes = queue.estimated_wait_minutes(turn.session, place)
-        wait = self.engine.responses.duration(60 * minutes, turn.language)
-        turn.say("utter_waiting_place", place=place, wait=wait)
+        return place, self.engine.responses.duration(60 * minutes, turn.language)
 
     def _raise_waiting(self, turn: Turn, ticket: Ticket, signals: list[str]) -> None:
         """A waiting customer now mentions the press or an earlier contact: the ticket
@@ -499,13 +509,9 @@ class Policy:
                 back=when_label(hours.next_opening(local), turn.language, responses),
             )
             return
-        place = queue.position(
-            turn.session, turn.ticket_id, now=turn.now, starve_after=settings.starvation_limit
-        )
-        if place:
-            minutes = queue.estimated_wait_minutes(turn.session, place)
-            wait = self.engine.responses.duration(60 * minutes, turn.language)
-            turn.say("utter_queue_place", place=place, wait=wait)
+        wait = self._queue_wait(turn, turn.ticket_id)
+        if wait is not None:
+            turn.say("utter_queue_place", place=wait[0], wait=wait[1])
         if turn.slots.get("handoff_kind") == "complaint":
             # Step 5: ask whether what happens next meets what they hoped for.
             turn.say("utter_meets_expectation", MEETS_BUTTONS)
@@ -730,8 +736,7 @@ class Policy:
 
     def _ask_type_or_person(self, turn: Turn) -> None:
         """The types as buttons, and a person as the last one."""
-        buttons = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES]
-        turn.say("utter_ask_type_or_person", [*buttons, MENU_BUTTONS[2]])
+        turn.say("utter_ask_type_or_person", [*TYPE_BUTTONS, MENU_BUTTONS[2]])
         turn.stage = "choosing_type"
 
     async def _stage_choosing_type(self, turn: Turn) -> None:
@@ -991,10 +996,7 @@ class Policy:
             target = self._named_field(turn)
             payload = f"change:{target}" if target else ""
         if target == "complaint_type":
-            buttons = [
-                {"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES
-            ]
-            turn.say("utter_ask_complaint_type", buttons)
+            turn.say("utter_ask_complaint_type", TYPE_BUTTONS)
             turn.stage = "correcting_type"
         elif target == "desired_outcome":
             turn.slots["motive_locked"] = False
@@ -1061,22 +1063,23 @@ class Policy:
 def _answers_nothing(turn: Turn) -> bool:
     """A reply that answers nothing ("idk", "你说啥"), or only a date, a number or an
     address where a choice was asked ("last week" to "what would you like?")."""
-    text = turn.text.strip()
-    if load_facts().is_non_answer(text, turn.language):
+    if load_facts().is_non_answer(turn.text, turn.language):
         return True
-    for entity in (turn.parse or {}).get("entities") or []:
-        kind, value = entity.get("entity"), str(entity.get("value") or "")
-        if kind in ("date", "order_id", "phone", "email") and len(value) >= 0.6 * len(text):
-            return True
-    return False
+    return mostly_entity(turn.parse or {}, turn.text, ("date", "order_id", "phone", "email"))
+
+
+def _size(turn: Turn) -> int:
+    """How much the customer wrote: words in English, characters (spaces left out) in
+    Chinese."""
+    text = turn.text.strip()
+    return len(text.split()) if turn.language == "en" else len("".join(text.split()))
 
 
 def _fragment(turn: Turn) -> bool:
     """A few words that are no question yet ("so my headphones", "关于那个")."""
-    text = turn.text.strip()
-    if text.endswith(("?", "？")):
+    if turn.text.strip().endswith(("?", "？")):
         return False
-    return len(text.split()) < 4 if turn.language == "en" else len(text) < 6
+    return _size(turn) < (4 if turn.language == "en" else 6)
 
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")
@@ -1085,8 +1088,7 @@ FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")
 def _full_account(turn: Turn) -> bool:
     """A first message that already tells the story: long, or of fair length with a
     concrete fact in it (an order number, the product, a date, a sum)."""
-    text = turn.text.strip()
-    size = len(text.split()) if turn.language == "en" else len("".join(text.split()))
+    size = _size(turn)
     long_enough, fair = (40, 12) if turn.language == "en" else (60, 20)
     if size >= long_enough:
         return True
