@@ -36,6 +36,25 @@ def callback_slots(
     return slots
 
 
+def callback_slots_soon(
+    hours: BusinessHours | None, now: datetime, count: int = SLOTS_OFFERED
+) -> list[datetime]:
+    """Call-back slots for a customer who would otherwise wait long now: on the hour,
+    from the first full hour at least half an hour away, within today's hours first, then
+    the next days' (all hours when the desk keeps none)."""
+    start = (now + SLOT_LENGTH / 2).replace(minute=0, second=0, microsecond=0) + SLOT_LENGTH
+    if hours is None:
+        return [start + index * SLOT_LENGTH for index in range(count)]
+    slots: list[datetime] = []
+    closing = datetime.combine(start.date(), hours.closes, tzinfo=start.tzinfo)
+    while len(slots) < count and hours.is_open(start) and start + SLOT_LENGTH <= closing:
+        slots.append(start)
+        start += SLOT_LENGTH
+    if len(slots) < count:
+        slots += callback_slots(hours, now, count - len(slots))
+    return slots
+
+
 def slot_payload(start: datetime) -> str:
     return f"cb:{start:%Y-%m-%dT%H:%M}"
 

@@ -19,7 +19,7 @@ import yaml
 from sqlmodel import select
 
 from actions.complaint import MOTIVE_THRESHOLD, mostly_entity, slot_buttons
-from actions.facts import OTHER, load_facts, order_id_in
+from actions.facts import OTHER, find_term, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
@@ -32,6 +32,7 @@ from handoff import queue
 from handoff.hours import (
     NO_CALLBACK,
     callback_slots,
+    callback_slots_soon,
     parse_slot,
     slot_label,
     slot_payload,
@@ -75,6 +76,10 @@ TYPE_BUTTONS = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in
 UNSURE_BUTTONS = [
     {"title": "button.yes", "payload": "unsure:yes"},
     {"title": "button.unsure_no", "payload": "unsure:no"},
+]
+SAFE_BUTTONS = [
+    {"title": "button.all_safe", "payload": "safe:yes"},
+    {"title": "button.someone_hurt", "payload": "safe:hurt"},
 ]
 MEETS_BUTTONS = [
     {"title": "button.meets_yes", "payload": "meets:yes"},
@@ -387,10 +392,21 @@ class Policy:
         if wait is None:
             turn.say("utter_handoff_waiting")
             return
-        turn.say("utter_waiting_place", place=wait[0], wait=wait[1])
+        told = int(turn.slots.get("told_place") or 0)
+        if told and wait[0] > told:
+            # A place that moves back is explained: urgent cases go first (§5, fair order).
+            turn.say("utter_waiting_moved_back", was=told, place=wait[0], wait=wait[1])
+        else:
+            turn.say("utter_waiting_place", place=wait[0], wait=wait[1])
+        turn.slots["told_place"] = wait[0]
+        self._offer_callback_if_long(turn, wait[2])
 
-    def _queue_wait(self, turn: Turn, ticket_id: int) -> tuple[int, str] | None:
-        """The ticket's place in the queue and the estimated wait, in words."""
+    def _open_now(self, turn: Turn) -> bool:
+        hours = self.engine.settings.hours
+        return hours is None or hours.is_open(turn.now.astimezone(self.engine.settings.tz))
+
+    def _queue_wait(self, turn: Turn, ticket_id: int) -> tuple[int, str, int] | None:
+        """The ticket's place in the queue, the estimated wait in words and minutes."""
         place = queue.position(
             turn.session,
             ticket_id,
@@ -400,7 +416,25 @@ class Policy:
         if not place:
             return None
         minutes = queue.estimated_wait_minutes(turn.session, place)
-        return place, self.engine.responses.duration(60 * minutes, turn.language)
+        return place, self.engine.responses.duration(60 * minutes, turn.language), minutes
+
+    def _offer_callback_if_long(self, turn: Turn, minutes: int) -> None:
+        """Past a few minutes' wait, "wait, or shall we get back to you?" (shared/domain.md
+        §5): call-back slots as buttons, once per ticket, none once one is booked."""
+        if minutes * 60 <= self.engine.settings.callback_offer.total_seconds() or turn.slots.get(
+            "callback_offered"
+        ):
+            return
+        settings = self.engine.settings
+        local = turn.now.astimezone(settings.tz)
+        responses = self.engine.responses
+        buttons = [
+            {"title": slot_label(slot, turn.language, responses), "payload": slot_payload(slot)}
+            for slot in callback_slots_soon(settings.hours, local)
+        ]
+        buttons.append({"title": "button.will_wait", "payload": NO_CALLBACK})
+        turn.slots["callback_offered"] = True
+        turn.say("utter_offer_callback_long", buttons)
 
     def _raise_waiting(self, turn: Turn, ticket: Ticket, signals: list[str]) -> None:
         """A waiting customer now mentions the press or an earlier contact: the ticket
@@ -435,7 +469,8 @@ class Policy:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""
         settings = self.engine.settings
         if turn.payload == NO_CALLBACK or ticket is None:
-            turn.say("utter_callback_declined")
+            in_hours = turn.slots.get("callback_offered") and self._open_now(turn)
+            turn.say("utter_callback_declined_waiting" if in_hours else "utter_callback_declined")
             return
         slot = parse_slot(turn.payload or "", settings.tz)
         if slot is None or slot <= turn.now:
@@ -512,9 +547,13 @@ class Policy:
         wait = self._queue_wait(turn, turn.ticket_id)
         if wait is not None:
             turn.say("utter_queue_place", place=wait[0], wait=wait[1])
+            turn.slots.update(told_place=wait[0], wait_minutes=wait[2], callback_offered=False)
         if turn.slots.get("handoff_kind") == "complaint":
-            # Step 5: ask whether what happens next meets what they hoped for.
+            # Step 5: ask whether what happens next meets what they hoped for; a long
+            # wait then gets the offer of a call-back (after the answer).
             turn.say("utter_meets_expectation", MEETS_BUTTONS)
+        elif wait is not None:
+            self._offer_callback_if_long(turn, wait[2])
 
     def _meets_expectation(self, turn: Turn, tickets: list[Ticket]) -> None:
         """The answer to "does that meet what you hoped for?": thanks and the close, or
@@ -524,12 +563,16 @@ class Policy:
         turn.slots["meets_answered"] = True
         if turn.payload == "meets:yes":
             turn.say("utter_closing")
-            return
-        for ticket in tickets[-1:]:
-            turn.staff_events.append(
-                StaffEvent(ticket.id or 0, "staff.expectation_not_met", {"ticket": f"#{ticket.id}"})
-            )
-        turn.say("utter_expectation_not_met")
+        else:
+            for ticket in tickets[-1:]:
+                turn.staff_events.append(
+                    StaffEvent(
+                        ticket.id or 0, "staff.expectation_not_met", {"ticket": f"#{ticket.id}"}
+                    )
+                )
+            turn.say("utter_expectation_not_met")
+        if any(ticket.status == "waiting" for ticket in tickets[-1:]):
+            self._offer_callback_if_long(turn, int(turn.slots.get("wait_minutes") or 0))
 
     def reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""
@@ -552,6 +595,8 @@ class Policy:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
         elif stage == "choosing_type":
             self._ask_type_or_person(turn)
+        elif stage == "safety_check":
+            turn.say("utter_ask_safe_now", SAFE_BUTTONS)
         elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
             turn.say("utter_ask_tell_more")
         elif stage in survey.STAGES:
@@ -637,14 +682,52 @@ class Policy:
             turn.say("utter_empathy_major")
         else:
             self._empathise(turn, "strong" if agitated else "mild")
-        if turn.slots.get("complaint_type") == "safety":
-            turn.say("utter_safety_advice")
+        if turn.slots.get("complaint_type") == "safety" and self._ask_if_safe(turn):
+            return
         if agitated and not turn.slots.get("major") and not _full_account(turn):
             # Let an upset customer talk before anything else (先处理情感); one who
             # already told the whole story is not asked to tell it again.
             turn.say("utter_ask_tell_more")
             turn.stage = "listening"
             return
+        self._restate(turn)
+
+    def _ask_if_safe(self, turn: Turn) -> bool:
+        """A safety complaint first asks whether everyone is safe, unless the first
+        message already said (then the advice fits what it said)."""
+        injury = find_term(load_facts().slots["injury"], turn.text, turn.language)
+        if injury is not None:
+            self._safety_advice(turn, injury)
+            return False
+        turn.say("utter_ask_safe_now", SAFE_BUTTONS)
+        turn.stage = "safety_check"
+        return True
+
+    def _safety_advice(self, turn: Turn, injury: str) -> None:
+        """Someone hurt: medical help first; otherwise: stop using it. The answer is the
+        "has anyone been hurt?" fact, so it is not asked again."""
+        turn.slots["injury"] = injury
+        turn.say("utter_safety_hurt" if injury == "yes" else "utter_safety_safe")
+
+    async def _stage_safety_check(self, turn: Turn) -> None:
+        """The answer to "is everyone safe?": a button, words that say it, or a plain
+        yes. Anything else is heard as more of the story (the fact is asked later)."""
+        payload = turn.payload or ""
+        if payload in ("safe:yes", "safe:hurt"):
+            injury: str | None = "no" if payload == "safe:yes" else "yes"
+        elif payload or not turn.text:
+            self.reprompt(turn)
+            return
+        else:
+            injury = find_term(load_facts().slots["injury"], turn.text, turn.language)
+            if injury is None and turn.intent == "affirm":
+                injury = "no"
+        if injury is None:
+            await self._hear_more(turn, fresh=False)
+            turn.say("utter_safety_advice")
+        else:
+            self._safety_advice(turn, injury)
+            self.engine.save_complaint(turn)
         self._restate(turn)
 
     def _empathise(self, turn: Turn, level: str) -> None:

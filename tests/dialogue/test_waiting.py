@@ -3,10 +3,12 @@ is quiet. What the customer reads, and what reaches the staff group."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlmodel import col, select
 
 from bot.dialogue import Engine
-from bot.store import StaffPost, Ticket
+from bot.store import FollowUp, StaffPost, Ticket
 from tests.dialogue.conftest import Customer
 
 
@@ -130,3 +132,66 @@ async def test_a_ticket_is_raised_once_not_on_every_mention(staffed: Engine) -> 
             if row.kind == "event" and row.body.get("alert")
         ]
     assert alerts == ["staff.raised_while_waiting"]
+
+
+async def test_a_long_wait_is_offered_a_call_back_after_the_close(engine: Engine) -> None:
+    """Two customers already wait (about 15 minutes each): the third would wait 45."""
+    for index, text in enumerate(
+        ["my parcel never came, order 55120934", "you charged me twice for order 66120934"]
+    ):
+        await _handed_off(Customer(engine, user_id=3000 + index), text, "Yes", "Yes, all")
+    anna = Customer(engine)
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    assert "number 3" in anna.text
+    await anna.tap("Yes, that's fine")
+    assert anna.keys == ["utter_closing", "utter_offer_callback_long"]
+    # 11:00 in Shanghai (NOW): from the first full hour at least half an hour away
+    assert anna.buttons == [
+        "Sun 22 Nov, 12:00–13:00",
+        "Sun 22 Nov, 13:00–14:00",
+        "Sun 22 Nov, 14:00–15:00",
+        "I'll wait",
+    ]
+    await anna.tap("Sun 22 Nov, 13:00")
+    assert anna.keys == ["utter_callback_booked"]
+    with engine.db.session() as session:
+        booked = session.exec(select(FollowUp).where(FollowUp.kind == "callback")).one()
+    assert booked.due_at.replace(tzinfo=UTC) == datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
+    await anna.say("how long now?")
+    assert anna.keys == ["utter_waiting_place"]  # offered once per ticket
+
+
+async def test_a_customer_who_would_rather_wait_keeps_the_place(engine: Engine) -> None:
+    for index, text in enumerate(
+        [
+            "快递显示签收了但我没收到，订单号 30012288771",
+            "物流显示已签收但我根本没拿到，订单号 30012288772",
+        ]
+    ):
+        await _handed_off(Customer(engine, user_id=3100 + index, lang="zh"), text, "对", "都对")
+    li = Customer(engine, user_id=2002, name="李雷", lang="zh")
+    await _handed_off(li, "快递显示签收了但我根本没收到，订单号 30012288776", "对", "都对")
+    await li.tap("不太满意")
+    assert li.keys == ["utter_expectation_not_met", "utter_offer_callback_long"]
+    await li.tap("我继续等")
+    assert li.keys == ["utter_callback_declined_waiting"]
+    assert "排位不变" in li.text or "继续排队" in li.text
+
+
+async def test_a_place_that_moves_back_is_explained(engine: Engine) -> None:
+    anna = Customer(engine)
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    assert "number 1" in anna.text
+    urgent = Customer(engine, user_id=3200, name="Tom")
+    await urgent.say("the kettle I bought from you caught fire and burned my hand")
+    if urgent.keys[-1] == "utter_ask_safe_now":
+        await urgent.tap("Someone is hurt")
+    await urgent.tap("Yes")
+    await urgent.answer_questions()
+    await urgent.tap("Yes, all")
+    assert urgent.ticket().priority == 2
+    await anna.say("how long will this take?")
+    assert anna.keys == ["utter_waiting_moved_back"]
+    assert "from number 1 to number 2" in anna.text and "urgent" in anna.text
+    await anna.say("and how long now?")
+    assert anna.keys == ["utter_waiting_place"]  # explained once, while it stays
