@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     """A customer waiting for an agent hears where they stand this often."""
     untaken_alert: timedelta = timedelta(minutes=15)
     """A ticket nobody has taken after this long alerts the supervisors."""
+    merge_window: timedelta = timedelta(seconds=2)
+    """Lines a customer types within this time of each other while telling their story
+    are one turn (one answer to a rant in four messages); 0 turns it off."""
+    callback_offer: timedelta = timedelta(minutes=30)
+    """An estimated wait for an agent longer than this offers a call-back at a set time
+    instead (shared/domain.md §5: past a few minutes, "wait, or shall we call back?")."""
     starvation_limit: timedelta = timedelta(minutes=30)
     """A ticket waiting longer than this rises one priority level in the queue."""
     agent_capacity: int = Field(default=5, ge=1)
@@ -203,6 +209,8 @@ class Settings(BaseSettings):
         "checkin_interval",
         "untaken_alert",
         "starvation_limit",
+        "callback_offer",
+        "merge_window",
         "promise_reminder",
         "handoff_tick",
         "no_answer_after",

@@ -58,6 +58,8 @@ LANGUAGE_SWITCH_CONFIDENCE = 0.8
 LANGUAGE_SWITCH_LENGTH = 12
 
 
+GATHERING_STAGES = frozenset({"idle", "listening"})
+"""Stages at which a customer tells their story in free text (see Engine.gathers)."""
 LATEST_KEYBOARD = ("cb:", "sv:", "as:", "meets:")
 """Payloads valid on the latest keyboard even when it is not the latest message."""
 
@@ -71,6 +73,10 @@ class TurnResult:
     ticket_id: int | None = None
     duplicate: bool = False
     """The update was handled before (a redelivery): nothing was done."""
+    continues: bool = False
+    """A press on the keyboard of the chat's latest message: the first reply may take
+    that message's place (an edit that shows the choice and the next question: one
+    Bot API call instead of an edit and a new message)."""
     staff_posts: list[int] = field(default_factory=list)
     """Tickets with something new for their topic — the customer's message, a
     "reopened" note, a call-back booked, a cancellation — written as StaffPost rows in
@@ -127,6 +133,8 @@ class Engine:
                 if session.get(ProcessedUpdate, incoming.update_id) is not None:
                     return self._redelivered(session, incoming)
                 session.add(ProcessedUpdate(update_id=incoming.update_id))
+                for merged in incoming.merged_updates:  # one turn for a burst of lines
+                    session.merge(ProcessedUpdate(update_id=merged))
             hint = _language_of(incoming.language_hint) or self.settings.default_language
             customer, _ = get_or_create_customer(
                 session, telegram_id=incoming.user_id, name=incoming.name, language=hint
@@ -150,6 +158,11 @@ class Engine:
             assert conversation.id is not None
             stale = incoming.payload is not None and self._is_stale(
                 session, conversation.id, incoming
+            )
+            continues = (
+                incoming.payload is not None
+                and not stale
+                and self._on_latest(session, conversation.id, incoming)
             )
             message = add_message(
                 session,
@@ -225,6 +238,7 @@ class Engine:
                 status=conversation.status,
                 stage=conversation.stage,
                 ticket_id=turn.ticket_id,
+                continues=continues,
                 staff_posts=staff_posts,
             )
 
@@ -275,6 +289,34 @@ class Engine:
         if incoming.button_ref is not None and last.external_id not in (None, incoming.button_ref):
             return True
         return incoming.payload not in {button["payload"] for button in last.buttons}
+
+    @staticmethod
+    def _on_latest(session: Session, conversation_id: int, incoming: Incoming) -> bool:
+        """Whether a press is on the keyboard of the chat's latest message (nothing was
+        said after it by either side)."""
+        last = session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.id).desc())
+        ).first()
+        if last is None or last.direction != "out" or not last.buttons:
+            return False
+        if incoming.button_ref is not None and last.external_id != incoming.button_ref:
+            return False
+        return incoming.payload in {button["payload"] for button in last.buttons}
+
+    def gathers(self, user_id: int) -> bool:
+        """Whether this customer's next typed lines may be one thought told in several
+        messages (no conversation yet, or the bot is listening to their account): the
+        channel then waits a moment for more before the turn (MERGE_WINDOW)."""
+        with self.db.session() as session:
+            customer = find_customer(session, telegram_id=user_id)
+            if customer is None or customer.id is None:
+                return True
+            conversation = active_conversation(session, customer_id=customer.id)
+            if conversation is None:
+                return True
+            return conversation.status == "open" and conversation.stage in GATHERING_STAGES
 
     def _redelivered(self, session: Session, incoming: Incoming) -> TurnResult:
         """An update handled before (Telegram delivered it again, or the process stopped

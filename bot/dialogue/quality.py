@@ -72,6 +72,8 @@ class Played:
     latencies: list[float] = field(default_factory=list)
     typed: list[bool] = field(default_factory=list)
     """Per turn: typed text (parsed by the NLU) rather than a pressed button."""
+    continued: list[bool] = field(default_factory=list)
+    """Per turn: a press whose first reply takes the pressed message's place (an edit)."""
     status: str = "open"
     ticket: dict[str, Any] = field(default_factory=dict)
     complaint_type: str | None = None
@@ -124,10 +126,16 @@ class Played:
 
     @property
     def api_calls(self) -> int:
-        """Bot API calls to the customer in Telegram: a sendMessage per reply, and an edit
-        of the pressed keyboard per button press (answerCallbackQuery not counted)."""
-        sent = sum(len(replies) for _, replies in self.exchanges)
-        return sent + sum(not typed for typed in self.typed)
+        """Bot API calls to the customer in Telegram, as bot/telegram/app.py makes them:
+        a sendMessage per reply, and per button press an edit of the pressed message —
+        which is the first reply itself when the press continues that message in place
+        (answerCallbackQuery not counted)."""
+        calls = 0
+        for (_, replies), typed, continued in zip(
+            self.exchanges, self.typed, self.continued, strict=True
+        ):
+            calls += len(replies) + (0 if typed or (continued and replies) else 1)
+        return calls
 
     @property
     def summary_missing(self) -> list[str]:
@@ -164,6 +172,9 @@ def next_move(
             return customer.open_answer, None, last_slot
         if key in ("utter_ask_tell_more", "utter_misunderstood_open"):
             return customer.more, None, last_slot
+        if key == "utter_ask_safe_now":
+            hurt = customer.answers.get("injury", "@no") not in ("@no", "no")
+            return "", "safe:hurt" if hurt else "safe:yes", last_slot
         if key.startswith("utter_restate_"):
             return "yes", "confirm:yes", last_slot
         if key == "utter_ask_outcome":
@@ -207,6 +218,7 @@ async def play(engine: Engine, customer: Customer, user_id: int) -> Played:
         )
         played.latencies.append(time.perf_counter() - started)
         played.typed.append(payload is None)
+        played.continued.append(result.continues)
         played.exchanges.append((text or "", result.replies))
         if result.status != "open":
             break

@@ -48,6 +48,9 @@ class Incoming:
     """A photo, document, contact, location, voice... : {"kind": ..., and its fields}."""
     update_id: int | None = None
     """The channel's delivery id: recorded with the turn, so a redelivery is skipped."""
+    merged_updates: tuple[int, ...] = ()
+    """Further delivery ids whose lines this message joins (typed within a moment of
+    each other, handled as one turn); recorded as handled with it."""
 
 
 @dataclass

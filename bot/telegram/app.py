@@ -81,6 +81,12 @@ ANSWER_WITHIN = timedelta(seconds=14)
 """How long after a press arrived its answerCallbackQuery is still worth sending:
 Telegram refuses answers after about 15 seconds ("query is too old"), so a press that
 waited longer in the inbox (the bot was behind, or down) is handled without one."""
+MERGED: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("merged", default=())
+"""Messages typed right after the one being handled, joined to its turn (MERGE_WINDOW)."""
+MAX_MERGED = 8
+"""Lines joined into one turn at most (a burst longer than this is several turns)."""
+MAX_TEXT = 4096
+"""Telegram's limit on a message's text, also for an edit."""
 ARRIVED: ContextVar[datetime | None] = ContextVar("arrived", default=None)
 """When the update this task is handling was received (set by handle_stored)."""
 TYPING_AFTER = 0.6
@@ -148,6 +154,9 @@ class TelegramFrontEnd:
         average (see BEHIND)."""
         self._told_to_wait: set[int] = set()
         """Chats told "one moment" while the database is away (told once per outage)."""
+        self.consumed: set[int] = set()
+        """Stored updates handled as part of an earlier one's turn (merged lines): the
+        dispatcher skips them."""
 
     def build(self) -> Application:
         assert self.settings.telegram_bot_token
@@ -196,6 +205,8 @@ class TelegramFrontEnd:
             log.info("update %s of a kind not handled (%s)", row.update_id, _kinds(data))
         context = CallbackContext.from_update(update, self.application)
         ARRIVED.set(row.received_at)
+        merged = await self._gather(row, data)
+        MERGED.set(tuple(json.loads(later.body) for later in merged))
         try:
             await self.on_update(update, context)
         except DATABASE_DOWN:
@@ -212,6 +223,9 @@ class TelegramFrontEnd:
             self.metrics.updates.labels("set_aside").inc()
             return True
         self.inbox.done(row.update_id)
+        for later in merged:
+            self.inbox.done(later.update_id)
+            self.consumed.add(later.update_id)
         self.metrics.updates.labels("handled").inc()
         if update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE:
             took = (utcnow() - row.received_at).total_seconds()
@@ -219,6 +233,33 @@ class TelegramFrontEnd:
             self._lag = 0.8 * self._lag + 0.2 * took
         self._told_to_wait.discard(row.chat_key)
         return True
+
+    async def _gather(self, row: InboundUpdate, data: dict[str, Any]) -> list[InboundUpdate]:
+        """A customer telling their story in several quick messages is heard once: the
+        lines that follow this one within MERGE_WINDOW of each other (plain text from the
+        same person) join its turn. Waits for more only while the window is open — an
+        update that waited in the inbox longer (the bot was behind) waits no further —
+        and only where the bot listens to an account (Engine.gathers)."""
+        window = self.settings.merge_window.total_seconds()
+        user = _plain_text_from(data)
+        if window <= 0 or user is None or not self.engine.gathers(user):
+            return []
+        while True:
+            following: list[InboundUpdate] = []
+            previous = row.received_at
+            for later in self.inbox.pending(row.chat_key):
+                if later.update_id <= row.update_id:
+                    continue
+                if _plain_text_from(json.loads(later.body)) != user:
+                    break
+                if (later.received_at - previous).total_seconds() > window:
+                    break
+                following.append(later)
+                previous = later.received_at
+            left = window - (utcnow() - previous).total_seconds()
+            if left <= 0 or len(following) >= MAX_MERGED:
+                return following[:MAX_MERGED]
+            await asyncio.sleep(min(left, 0.2))
 
     async def one_moment(self, data: dict[str, Any]) -> None:
         """The database is away: a customer who wrote hears "one moment" (once), and
@@ -392,15 +433,18 @@ class TelegramFrontEnd:
             return
         media = _media(message)
         text = message.text if message.text is not None else (message.caption or "")
+        merged = MERGED.get()
+        lines = [text, *(later["message"]["text"] for later in merged)]
         incoming = Incoming(
             user_id=user.id,
             chat_id=message.chat.id,
             name=user.first_name,
-            text=text,
+            text="\n".join(lines),
             language_hint=user.language_code,
-            message_ref=message.message_id,
+            message_ref=merged[-1]["message"]["message_id"] if merged else message.message_id,
             media=media,
             update_id=update.update_id,
+            merged_updates=tuple(int(later["update_id"]) for later in merged),
         )
         async with self._typing(context, message.chat.id):
             result = await self.engine.handle(incoming)
@@ -438,10 +482,44 @@ class TelegramFrontEnd:
             result = await self.engine.handle(incoming)
         if result.duplicate and not (result.replies or result.ticket_id or result.staff_posts):
             return
+        replies = result.replies
         if keyboard_message is not None and not result.duplicate:
-            await self._settle_keyboard(keyboard_message, label, result.replies)
-        await self._send_all(context, chat_id, result.replies)
+            if (
+                result.continues
+                and replies
+                and await self._continue(keyboard_message, label, replies[0])
+            ):
+                replies = replies[1:]
+            else:
+                await self._settle_keyboard(keyboard_message, label, replies)
+        await self._send_all(context, chat_id, replies)
         self._after_turn(context, result)
+
+    async def _continue(self, message: Message, label: str | None, reply: Reply) -> bool:
+        """The pressed message shows the choice and becomes the next message (its text
+        and keyboard): one Bot API call instead of an edit and a new message. False when
+        it would be too long or Telegram refuses the edit (then: edit, and send anew)."""
+        if not label or not message.text:
+            return False
+        text = f"{message.text}\n\n✓ {label}\n\n{reply.text}"
+        if len(text) > MAX_TEXT:
+            return False
+        if reply.row_id is not None:
+            ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
+        try:
+            await self._retrying(
+                lambda: message.edit_text(
+                    escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.buttons)
+                )
+            )
+        except TelegramError as error:
+            log.info("message %s not continued (%s); sent anew", message.message_id, error)
+            return False
+        finally:
+            ON_SEND.set(None)
+        if reply.row_id is not None:
+            self.engine.delivered([(reply.row_id, message.message_id, True)])
+        return True
 
     def _after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
         """A new ticket goes to the staff group; what the turn wrote for topics (the
@@ -615,6 +693,19 @@ HANDLED_KINDS = frozenset(
 )
 
 
+def _plain_text_from(data: dict[str, Any]) -> int | None:
+    """The sender of an update that is a customer's plain typed line in a private chat
+    (no command, no media, not an edit), else None."""
+    message = data.get("message")
+    if not isinstance(message, dict) or (message.get("chat") or {}).get("type") != "private":
+        return None
+    text = message.get("text")
+    sender = (message.get("from") or {}).get("id")
+    if not isinstance(text, str) or text.startswith("/") or not isinstance(sender, int):
+        return None
+    return sender
+
+
 def _kinds(data: dict[str, Any]) -> str:
     return ", ".join(sorted(key for key in data if key != "update_id")) or "empty"
 
@@ -698,7 +789,9 @@ async def _serve(settings: Settings, front: TelegramFrontEnd, *, intake: bool) -
             # Several processes on one database take turns on a chat (a lease row);
             # one process on SQLite needs no more than its own order.
             leases = None if db.url.startswith("sqlite") else Leases(db)
-            dispatcher = Dispatcher(front.inbox, front.handle_stored, leases=leases)
+            dispatcher = Dispatcher(
+                front.inbox, front.handle_stored, leases=leases, consumed=front.consumed
+            )
         gate = Intake(settings, db, front.inbox, dispatcher, front.metrics, front.one_moment)
         if settings.webhook_url or settings.listen:
             runner = await gate.serve(settings.listen or "127.0.0.1:8080")

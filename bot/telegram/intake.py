@@ -256,8 +256,11 @@ class Dispatcher:
         leases: Leases | None = None,
         concurrency: int = CONCURRENT_CHATS,
         outage: Outage | None = None,
+        consumed: set[int] | None = None,
     ) -> None:
         self.inbox = inbox
+        self.consumed = consumed if consumed is not None else set()
+        """Updates the handler took in with an earlier one (merged lines): skipped."""
         self.handle = handle
         self.leases = leases
         self._gate = asyncio.Semaphore(concurrency)
@@ -318,6 +321,9 @@ class Dispatcher:
             if not rows:
                 return
             for row in rows:
+                if row.update_id in self.consumed:
+                    self.consumed.discard(row.update_id)
+                    continue
                 if not await self.handle(row):
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 10.0)

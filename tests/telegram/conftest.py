@@ -120,7 +120,14 @@ def bot_env(
         DATABASE_URL=database_url,
         NLU_CACHE_DIR=str(nlu_cache_dir),
         PYTHONIOENCODING="utf-8",
+        # Lines typed within a moment are one turn (MERGE_WINDOW, 2 s by default); the
+        # tests type one message at a time and would each wait it out: off, except where
+        # a test sets it (test_merge.py).
+        MERGE_WINDOW="0",
     )
+    extra = request.node.get_closest_marker("env")
+    if extra:
+        env.update({name: str(value) for name, value in extra.kwargs.items()})
     staff = request.node.get_closest_marker("staff")
     if staff:
         double.add_group(STAFF_CHAT, "Support desk", forum=True)
@@ -226,12 +233,30 @@ class TgCustomer:
         raise AssertionError(f"no button {label!r} on screen")
 
     async def press(self, message_id: int, data: str) -> list[dict[str, Any]]:
+        """Press a button; what the customer sees next: new messages, and first, when the
+        bot continued the pressed message in place ("✓ choice" and the next question),
+        that message with only its new part as text."""
         before_out = len(self.double.sent_to(self.user_id))
+        pressed = self._message(message_id)
+        before_text = pressed.get("text", "") if pressed else ""
         stored = self._counts()[0]
         query = self.double.user_presses(self.user_id, message_id, data)
         await self._settle(stored)
         await self.double.wait_for(lambda: self.double.callbacks[query]["answered"], 10, "answer")
-        return self.double.sent_to(self.user_id)[before_out:]
+        new = self.double.sent_to(self.user_id)[before_out:]
+        now = self._message(message_id)
+        head = before_text + "\n\n✓ "
+        if pressed and now and now.get("text", "").startswith(head):
+            _, sep, tail = now["text"][len(head) :].partition("\n\n")
+            if sep and tail:
+                new = [{**now, "text": tail}, *new]
+        return new
+
+    def _message(self, message_id: int) -> dict[str, Any] | None:
+        for message in self.double.sent_to(self.user_id):
+            if message["message_id"] == message_id:
+                return message
+        return None
 
     @property
     def keyboard(self) -> list[str]:

@@ -30,9 +30,14 @@ async def test_a_complaint_through_buttons_and_free_text(double: BotApiDouble, c
     assert "Anna" in first[0]["text"]
     assert anna.keyboard == ["Yes, that's right", "Not quite"]
     await anna.tap("Yes")
-    # the pressed keyboard is gone, and its message shows the choice
+    # the pressed keyboard is gone: its message shows the choice, then the next question
+    # with that question's buttons (one edit, no new message)
     confirm = [m for m in double.sent_to(501) if "✓ Yes, that's right" in m["text"]]
-    assert confirm and "reply_markup" not in confirm[0]
+    assert confirm and confirm[0]["reply_markup"]["inline_keyboard"] != [
+        [{"text": "Yes, that's right", "callback_data": "confirm:yes"}],
+        [{"text": "Not quite", "callback_data": "confirm:no"}],
+    ]
+    assert len(double.sent_to(501)) == 1
     if "Refund" in anna.keyboard:
         await anna.tap("Replacement")
     while "Within 7 days" in anna.keyboard or anna.keyboard[:1] == ["Doesn't work at all"]:
