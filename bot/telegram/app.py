@@ -38,7 +38,7 @@ from telegram.ext import AIORateLimiter, Application, CallbackContext, ContextTy
 
 from bot import logmask
 from bot.config import Settings
-from bot.dialogue import Engine, Incoming, Reply, TurnResult
+from bot.dialogue import MAX_MERGED, Engine, Incoming, Reply, TurnResult
 from bot.followups.kinds import FollowUpKinds
 from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
@@ -76,15 +76,15 @@ BEHIND = 1.0
 the last few) above which the bot is behind — waiting for Telegram's 30 messages a
 second, or with updates queueing in the inbox: it then spends no requests on extras —
 the "✓ choice" edit of a pressed keyboard, "typing…" — so the replies themselves go
-first. (A keyboard left in place still works: a second press is answered as expired.)"""
+first. (A keyboard left in place still works: a second press is answered as expired.)
+A press on the latest keyboard still continues its message (one edit instead of a new
+message: no extra request)."""
 ANSWER_WITHIN = timedelta(seconds=14)
 """How long after a press arrived its answerCallbackQuery is still worth sending:
 Telegram refuses answers after about 15 seconds ("query is too old"), so a press that
 waited longer in the inbox (the bot was behind, or down) is handled without one."""
 MERGED: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("merged", default=())
 """Messages typed right after the one being handled, joined to its turn (MERGE_WINDOW)."""
-MAX_MERGED = 8
-"""Lines joined into one turn at most (a burst longer than this is several turns)."""
 MAX_TEXT = 4096
 """Telegram's limit on a message's text, also for an edit."""
 ARRIVED: ContextVar[datetime | None] = ContextVar("arrived", default=None)
