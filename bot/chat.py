@@ -3,6 +3,10 @@
 Works with piped input (one customer line per line) so conversations can be scripted:
 bot messages are printed as ``bot> `` lines, buttons as ``  [1] label``; a button is
 chosen by its number or its label. End of input ends the chat.
+
+At a terminal, lines typed (or pasted) within MERGE_WINDOW of each other while the
+customer tells their story are one message, as in Telegram; piped lines are never
+merged, so a script is one turn per line whatever the timing.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import zlib
+from select import select as readable
 from typing import TextIO
 
 from sqlmodel import col, select
 
 from bot.config import Settings
-from bot.dialogue import Button, Engine, Incoming, Reply
+from bot.dialogue import MAX_MERGED, Button, Engine, Incoming, Reply
 from bot.nlu import NluService
 from bot.nlu.text import detect_language
 from bot.store import Conversation, Database, Message
@@ -73,6 +78,19 @@ def last_buttons(db: Database, user_id: int) -> list[Button]:
         return [Button(b["label"], b["payload"]) for b in (last.buttons if last else [])]
 
 
+def more_lines(source: TextIO, window: float) -> tuple[list[str], bool]:
+    """The lines that follow within `window` seconds of each other (a terminal delivers
+    a line at a time, so select() sees each one), and whether input ended meanwhile."""
+    lines: list[str] = []
+    while len(lines) < MAX_MERGED and readable([source], [], [], window)[0]:
+        line = source.readline()
+        if not line:
+            return lines, True
+        if line.strip():
+            lines.append(line.rstrip("\r\n"))
+    return lines, False
+
+
 def close_open_conversations(db: Database, user_id: int) -> None:
     with db.session() as session:
         customer = find_customer(session, telegram_id=user_id)
@@ -108,8 +126,10 @@ async def chat(
         sys.stderr.write("Write as the customer; Ctrl-D ends the chat.\n")
     buttons = last_buttons(db, user_id)
     loop = asyncio.get_running_loop()
+    window = settings.merge_window.total_seconds() if interactive else 0.0
+    ended = False
     try:
-        while True:
+        while not ended:
             if interactive:
                 out.write("you> ")
                 out.flush()
@@ -122,6 +142,9 @@ async def chat(
             if not interactive:
                 out.write(f"you> {line}\n")  # a scripted chat reads as a transcript
             payload = choose(line, buttons)
+            if window > 0 and payload is None and engine.gathers(user_id):
+                more, ended = await loop.run_in_executor(None, more_lines, source, window)
+                line = "\n".join([line, *more])
             if name is None:
                 # No --name: "Guest" or "顾客" in the language the customer writes in.
                 guessed = language or detect_language(line, settings.default_language)[0]

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import os
 from pathlib import Path
 
+from sqlmodel import col, select
+
+from bot.chat import chat
+from bot.config import Settings
+from bot.store import Database, Message
 from tests.conftest import run_cli
 
 
@@ -154,3 +162,38 @@ def test_the_readme_scripted_chat_runs_as_shown(cli_env: dict[str, str], databas
     assert lines[:2] == ["you> hi", "bot> Hi Guest, thanks for getting in touch. How can I help?"]
     assert "顾客" not in done.stdout  # no Chinese name in an English chat
     assert "you> 1" in lines
+
+
+async def test_lines_typed_quickly_at_a_terminal_are_one_message(settings: Settings) -> None:
+    """A customer pasting (or quickly typing) their story over four lines at a terminal
+    gets one answer, as in Telegram (MERGE_WINDOW); the lines are stored as one message."""
+    primary, secondary = os.openpty()
+    source = os.fdopen(secondary, "r", encoding="utf-8")
+    out = io.StringIO()
+    lines = [
+        "my parcel never arrived",
+        "order SO20241105123",
+        "I've waited two weeks",
+        "I want my money back",
+    ]
+    try:
+        assert source.isatty()
+        os.write(primary, ("\n".join(lines) + "\n").encode())
+        task = asyncio.create_task(
+            chat(settings, name="Rosa", language="en", user_id=-77, source=source, out=out)
+        )
+        await asyncio.sleep(0.5)
+        os.write(primary, b"\x04")  # Ctrl-D: end of input
+        assert await asyncio.wait_for(task, 300) == 0
+    finally:
+        source.close()
+        os.close(primary)
+    shown = out.getvalue()
+    db = Database(settings.database_url)
+    with db.session() as session:
+        said = session.exec(
+            select(Message.text).where(Message.direction == "in").order_by(col(Message.id))
+        ).all()
+    db.dispose()
+    assert said == ["\n".join(lines)]  # one turn, not four
+    assert "Rosa" in shown and "you> " not in shown.replace("you> ", "", 1), shown

@@ -60,6 +60,9 @@ LANGUAGE_SWITCH_LENGTH = 12
 
 GATHERING_STAGES = frozenset({"idle", "listening"})
 """Stages at which a customer tells their story in free text (see Engine.gathers)."""
+MAX_MERGED = 8
+"""Further lines joined into one turn at most, by any channel (a longer burst is several
+turns)."""
 LATEST_KEYBOARD = ("cb:", "sv:", "as:", "meets:")
 """Payloads valid on the latest keyboard even when it is not the latest message."""
 
