@@ -60,6 +60,8 @@ LANGUAGE_SWITCH_LENGTH = 12
 
 GATHERING_STAGES = frozenset({"idle", "listening"})
 """Stages at which a customer tells their story in free text (see Engine.gathers)."""
+SAME_PARAGRAPH = frozenset({"utter_empathy_waited"})
+"""Lines that go on the paragraph before them (the wait after the empathy it adds to)."""
 MAX_MERGED = 8
 """Further lines joined into one turn at most, by any channel (a longer burst is several
 turns)."""
@@ -696,6 +698,8 @@ class Engine:
                 text = str(values["answer"])
             else:
                 text = self.responses.render(part.key, turn.language, rotation, **values)
+            if part.key in SAME_PARAGRAPH:
+                joiner = "" if turn.language == "zh" else " "
             if current is None:
                 current = Reply(text=text)
             else:

@@ -23,6 +23,7 @@ from actions.facts import OTHER, find_term, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
+from bot.dialogue.mirror import waited
 from bot.dialogue.turn import StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.store import FollowUp, Ticket
@@ -732,11 +733,19 @@ class Policy:
 
     def _empathise(self, turn: Turn, level: str) -> None:
         """The acknowledgement names what kind of thing happened (a parcel that did not
-        come, money taken wrongly, being left without an answer) when the type is known."""
+        come, money taken wrongly, being left without an answer) when the type is known,
+        in the customer's own words where they gave them: the product they named ("your
+        headphones") and how long they say they have waited ("10 days")."""
         typed = f"utter_empathy_{level}_{turn.slots.get('complaint_type')}"
-        responses = self.engine.responses
-        known = typed in responses.packs[turn.language].responses
-        turn.say(typed if known else f"utter_empathy_{level}")
+        known = self.engine.responses.packs[turn.language].responses
+        product = self._named_product(turn)
+        if product and f"{typed}_named" in known:
+            turn.say(f"{typed}_named", what=product)
+        else:
+            turn.say(typed if typed in known else f"utter_empathy_{level}")
+        wait = waited(" ".join(turn.slots.get("complaint_texts") or [turn.text]), turn.language)
+        if wait:
+            turn.say("utter_empathy_waited", wait=wait)
 
     def _restate(self, turn: Turn) -> None:
         complaint_type = str(turn.slots.get("complaint_type") or "other")
@@ -744,12 +753,19 @@ class Policy:
         turn.slots["restatements"] = int(turn.slots.get("restatements") or 0) + 1
         turn.stage = "confirming"
 
-    def _what(self, turn: Turn) -> str:
-        """The thing restated: the product the customer named, else a generic word."""
+    def _named_product(self, turn: Turn) -> str | None:
+        """The product as the customer named it, if they did."""
         for message in self.engine._user_events(turn):
             for entity in (message.get("parse_data") or {}).get("entities") or []:
                 if entity.get("entity") == "product":
                     return str(entity.get("value"))
+        return None
+
+    def _what(self, turn: Turn) -> str:
+        """The thing restated: the product the customer named, else a generic word."""
+        named = self._named_product(turn)
+        if named:
+            return named
         generic = (
             "item" if turn.slots.get("complaint_type") in ("product_quality", "safety") else "order"
         )

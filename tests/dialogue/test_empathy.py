@@ -1,0 +1,48 @@
+"""Empathy that names what happened in the customer's own words (issue 16, 4): the
+product they named and the wait they told us about, in the same message as the
+restatement, before any fact question."""
+
+from __future__ import annotations
+
+from tests.dialogue.conftest import Customer
+
+
+def _empathy(customer: Customer) -> str:
+    """The reply's text up to the restatement: the greeting and the empathy."""
+    return customer.text.split("\n\n")[0]
+
+
+async def test_the_empathy_names_the_product_and_the_wait(anna: Customer) -> None:
+    await anna.say(
+        "my headphones from order SO20241105123 stopped working, no sound at all. "
+        "been waiting 10 days for a reply from your team"
+    )
+    assert anna.keys[1] == "utter_empathy_mild_product_quality_named"
+    assert anna.keys[2] == "utter_empathy_waited"
+    assert anna.keys[-1] == "utter_restate_product_quality"
+    empathy = _empathy(anna)
+    assert "your headphones" in empathy and "10 days" in empathy
+    assert "Anna" in empathy  # greeted by name in the same message
+
+
+async def test_the_same_in_chinese(li: Customer) -> None:
+    await li.say("我买的电水壶用了三天就坏了，等了一个星期客服都不回")
+    empathy = _empathy(li)
+    assert "电水壶" in empathy and "等了一个星期" in empathy
+    assert "三天" not in empathy  # three days of use is not a wait
+    assert li.keys[-1].startswith("utter_restate_")
+
+
+async def test_a_duration_that_is_not_a_wait_is_not_mirrored_as_one(anna: Customer) -> None:
+    await anna.say("my jacket started falling apart after two weeks, the seams just gave up")
+    assert "utter_empathy_waited" not in anna.keys
+    assert "two weeks" not in _empathy(anna)
+    assert "your jacket" in _empathy(anna)
+
+
+async def test_without_a_named_product_the_empathy_names_the_kind_of_problem(
+    anna: Customer,
+) -> None:
+    await anna.say("you charged me twice this month and nobody answers my emails")
+    assert not any(key.endswith("_named") for key in anna.keys)
+    assert any(key.startswith("utter_empathy_") for key in anna.keys)
