@@ -8,6 +8,7 @@ translates, payloads are what the engine reads back.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -254,6 +255,29 @@ def _changed_outcome(tracker: Tracker, answer: Any) -> tuple[str, str] | None:
     return named, motive
 
 
+_BARE_NUMBER = re.compile(r"(?<![\d$€£¥#])(?<!\d[.,])\d{6,20}(?!\d|[.,]\d|%)")
+_ORDER_WORDS = re.compile(r"order|number|#|单号|订单|编号", re.IGNORECASE)
+
+
+def _corrected_order_number(tracker: Tracker, parse: dict[str, Any], text: str) -> str | None:
+    """A bare number of six or more digits typed at the read-back ("wrong number, it's
+    55120934"), when the record holds an order number (so the customer is correcting
+    it) or the message says it is one; not a phone number, sum or date."""
+    previous = str(tracker.get_slot("order_id") or "")
+    if previous in ("", NOT_GIVEN, "no_order_id") and not _ORDER_WORDS.search(text):
+        return None
+    taken = [
+        str(entity.get("value") or "")
+        for entity in parse.get("entities") or []
+        if entity.get("entity") in ("phone", "amount", "date")
+    ]
+    for found in _BARE_NUMBER.finditer(text):
+        number = found.group(0)
+        if not any(number in value or value in number for value in taken if value):
+            return number
+    return None
+
+
 def _unsure_order_id(parse: dict[str, Any], text: str) -> str | None:
     """A number in the message that has an order number's shape but no label ("快递没到
     30012288776"), or that the parser found by shape alone; not a phone number."""
@@ -488,7 +512,7 @@ def _corrections(
         slot = facts.slots[name]
         value = _extract(slot, latest, text, _language(tracker), _today(tracker))
         if value is None and slot.kind == "order_id":
-            value = order_id_in(text)  # a bare number given as a correction
+            value = order_id_in(text) or _corrected_order_number(tracker, latest, text)
         if value is not None and value != tracker.get_slot(name):
             events.append(SlotSet(name, value))
             changed.append(name)

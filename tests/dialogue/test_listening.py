@@ -117,6 +117,38 @@ async def test_a_correction_typed_at_the_read_back_changes_the_fields_it_names(
     assert ticket.summary_data["desired_outcome"] == "refund"
 
 
+async def test_a_bare_number_at_the_read_back_corrects_the_order_number(anna: Customer) -> None:
+    """Eight digits have no order-number shape of their own, but typed at the read-back
+    of a complaint that has an order number they are the corrected one."""
+    await anna.say("tracking says delivered yesterday but there's nothing here. order 88231907")
+    await anna.agree("Replacement")
+    await anna.answer_questions()
+    assert anna.keys[-1] == "utter_summary_confirm"
+    assert "Order number: 88231907" in anna.text
+    await anna.say("wait, wrong number, it's 55120934. and I'd rather have a refund")
+    assert anna.keys == ["utter_correction_done", "utter_summary", "utter_summary_confirm"]
+    assert "Order number: 55120934" in anna.text
+    assert "What you'd like: Refund" in anna.text
+    await anna.tap("Yes, all correct")
+    assert anna.ticket().summary_data["facts"]["order_id"] == "55120934"
+
+
+async def test_money_back_in_chinese_changes_the_outcome_and_nothing_else(li: Customer) -> None:
+    """'把多扣的钱退回来' names the refund; '多扣' does not turn 'charged twice' into
+    'wrong amount'."""
+    await li.say("你们重复扣了我两次钱，每次都是128元，就买了一单")
+    await li.agree("给个说法")
+    await li.answer_questions({"utter_ask_order_id": "订单号 SO2026112204419"})
+    assert li.keys[-1] == "utter_summary_confirm"
+    await li.say("不对，我不要解释，我要把多扣的钱退回来")
+    assert li.keys == ["utter_outcome_updated", "utter_summary", "utter_summary_confirm"]
+    assert "您的诉求：退款" in li.text
+    await li.press(li.replies[-1].buttons[0].payload)
+    summary = li.ticket().summary_data
+    assert summary["desired_outcome"] == "refund"
+    assert summary["facts"]["billing_issue"] == "charged_twice"
+
+
 async def test_a_chinese_correction_of_the_outcome_at_the_read_back(li: Customer) -> None:
     await li.say("耳机用了一周左边就没声音了，想换货")
     await li.agree("换货")
