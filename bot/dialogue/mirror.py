@@ -1,7 +1,8 @@
 """The customer's own words for the empathy line: how long they say they have waited.
 
 Only a wait the customer states as waiting ("waited 10 days", "been waiting for two
-weeks", "2 weeks and still nothing", "等了一个星期", "已经三天了还没") counts; a
+weeks", "2 weeks and still nothing", "等了一个星期", "都半个月了", "三天前留言
+到现在都没人回") counts; a
 duration that is not a wait ("stopped working after two weeks", "用了三天") is not
 mirrored back as one. The phrase is returned as they wrote it.
 """
@@ -32,6 +33,9 @@ _ZH_SPAN = r"[一二两三四五六七八九十几半\d]+(?:个)?多?(?:分钟|�
 _ZH = [
     re.compile(rf"等了(?:快|将近|差不多|整整|足足|都)?({_ZH_SPAN}多?)"),
     re.compile(rf"已经(?:快|将近|整整|足足)?({_ZH_SPAN})了?[，,]?(?:还|都|也)(?:没|不)"),
+    re.compile(rf"(?:都|已经)(?:快|将近|整整|足足)?({_ZH_SPAN}多?)了"),
+    re.compile(rf"({_ZH_SPAN}多?)了[，,\s]*(?:还|都|也)(?:没|不)"),
+    re.compile(rf"({_ZH_SPAN})前.{{0,20}}?(?:到现在|至今|现在)(?:都|还|也)?(?:没|不)"),
 ]
 
 

@@ -735,11 +735,15 @@ class Policy:
         """The acknowledgement names what kind of thing happened (a parcel that did not
         come, money taken wrongly, being left without an answer) when the type is known,
         in the customer's own words where they gave them: the product they named ("your
-        headphones") and how long they say they have waited ("10 days")."""
+        headphones"), the sum taken ("$59.99") and how long they say they have waited
+        ("10 days")."""
         typed = f"utter_empathy_{level}_{turn.slots.get('complaint_type')}"
         known = self.engine.responses.packs[turn.language].responses
-        product = self._named_product(turn)
-        if product and f"{typed}_named" in known:
+        amount = self._named_entity(turn, "amount")
+        product = self._named_entity(turn, "product")
+        if amount and f"{typed}_amount" in known:
+            turn.say(f"{typed}_amount", amount=amount)
+        elif product and f"{typed}_named" in known:
             turn.say(f"{typed}_named", what=product)
         else:
             turn.say(typed if typed in known else f"utter_empathy_{level}")
@@ -753,17 +757,19 @@ class Policy:
         turn.slots["restatements"] = int(turn.slots.get("restatements") or 0) + 1
         turn.stage = "confirming"
 
-    def _named_product(self, turn: Turn) -> str | None:
-        """The product as the customer named it, if they did."""
+    def _named_entity(self, turn: Turn, name: str) -> str | None:
+        """A product or sum as the customer typed it, if they did (a word shouted in
+        capitals is said back in lower case)."""
         for message in self.engine._user_events(turn):
             for entity in (message.get("parse_data") or {}).get("entities") or []:
-                if entity.get("entity") == "product":
-                    return str(entity.get("value"))
+                if entity.get("entity") == name:
+                    value = str(entity.get("value"))
+                    return value.lower() if value.isupper() and len(value) > 3 else value
         return None
 
     def _what(self, turn: Turn) -> str:
         """The thing restated: the product the customer named, else a generic word."""
-        named = self._named_product(turn)
+        named = self._named_entity(turn, "product")
         if named:
             return named
         generic = (
