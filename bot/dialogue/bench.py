@@ -19,6 +19,16 @@ from bot.dialogue.quality import Played, figures, load_customers, play
 from bot.nlu import NluService
 from bot.store import Database
 
+LANGUAGES = ("zh", "en")
+
+
+def _row(label: str, *cells: str) -> str:
+    return f"  {label:<40}" + "".join(f"{cell:>16}" for cell in cells)
+
+
+def _of(count: int, total: int) -> str:
+    return f"{count}/{total}" if total else "-"
+
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
@@ -64,6 +74,7 @@ async def run_bench(settings: Settings, customers_file: Path, rounds: int) -> st
         x for run in runs for x, t in zip(run.latencies, run.typed, strict=True) if not t
     ]
     concurrent_turns = sum(len(run.latencies) for run in concurrent)
+    api_calls = [result["api_calls_by_language"][lang] for lang in LANGUAGES]
     lines = [
         f"scripted customers: {len(customers)} x {rounds} rounds, {len(turn_times)} turns "
         f"(model ready in {load_seconds:.1f} s)",
@@ -71,15 +82,34 @@ async def run_bench(settings: Settings, customers_file: Path, rounds: int) -> st
         "quality",
         "  empathy before the first fact question  "
         f"{result['empathy_before_first_fact_question']:.0%}",
-        f"  facts asked again                       {result['facts_reasked']}"
-        f"  (zh {result['facts_reasked_by_language']['zh']},"
-        f" en {result['facts_reasked_by_language']['en']})",
-        *(
-            f"  Bot API calls per complaint, {lang}        "
-            f"mean {statistics.mean(calls):.1f}, max {max(calls)}"
-            for lang, calls in result["api_calls_by_language"].items()
-            if calls
+        "",
+        "listening (per language)                      zh              en",
+        _row(
+            "facts asked again",
+            *(str(result["facts_reasked_by_language"][lang]) for lang in LANGUAGES),
         ),
+        _row(
+            "junk answers stored",
+            *(_of(*result["junk_stored_by_language"][lang]) for lang in LANGUAGES),
+        ),
+        _row(
+            "corrections applied",
+            *(_of(*result["corrections_applied_by_language"][lang]) for lang in LANGUAGES),
+        ),
+        _row(
+            "empathy naming the customer's words",
+            *(_of(*result["empathy_named_by_language"][lang]) for lang in LANGUAGES),
+        ),
+        _row(
+            "questions while waiting answered",
+            *(_of(*result["waiting_answered_by_language"][lang]) for lang in LANGUAGES),
+        ),
+        _row(
+            "Bot API calls per complaint, mean",
+            *(f"{statistics.mean(calls):.1f}" if calls else "-" for calls in api_calls),
+        ),
+        _row("  max", *(str(max(calls)) if calls else "-" for calls in api_calls)),
+        "",
         f"  read-backs complete                     {result['summaries_complete']:.0%}",
         f"  handed off                              {result['handed_off']}/{len(runs)}",
         f"  complaint type as scripted              {result['type_as_scripted']:.0%}",

@@ -3,11 +3,15 @@
 A scripted customer sends an opening message, then answers whatever the bot asks
 from its persona. Each conversation is scored on what shared/domain.md asks of a good
 agent: empathy before the first fact question, no fact asked again, a read-back with
-type, motive, facts, desired outcome and the customer's words.
+type, motive, facts, desired outcome and the customer's words; and on listening: junk
+answers ("idk", "就这样") not stored, a correction typed at the read-back applied, the
+empathy line naming something in the customer's own words, a question asked while
+waiting answered.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -18,7 +22,8 @@ import yaml
 from sqlmodel import select
 
 from actions.facts import load_facts
-from bot.dialogue.engine import Engine
+from bot.dialogue.engine import SAME_PARAGRAPH, Engine
+from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Incoming, Reply
 from bot.store import Ticket
 
@@ -40,6 +45,14 @@ class Customer:
     outcome: str
     open_answer: str
     expect: dict[str, Any]
+    junk: dict[str, str] = field(default_factory=dict)
+    """Per fact slot, a non-answer typed the first time it is asked ("idk")."""
+    correction: str = ""
+    """Typed at the first read-back instead of "yes" ("no, it's 55120934 and …")."""
+    corrected: dict[str, str] = field(default_factory=dict)
+    """What the ticket holds after the correction: fact slots, or `desired_outcome`."""
+    waiting: str = ""
+    """A question typed after the hand-off ("how long will this take?")."""
 
 
 def load_customers(path: Path) -> list[Customer]:
@@ -58,6 +71,10 @@ def load_customers(path: Path) -> list[Customer]:
             outcome=str(item.get("outcome") or "@other"),
             open_answer=str(item.get("open_answer") or "-"),
             expect=dict(item.get("expect") or {}),
+            junk={str(k): str(v) for k, v in (item.get("junk") or {}).items()},
+            correction=str(item.get("correction") or ""),
+            corrected={str(k): str(v) for k, v in (item.get("corrected") or {}).items()},
+            waiting=str(item.get("waiting") or ""),
         )
         for item in raw
     ]
@@ -78,6 +95,10 @@ class Played:
     ticket: dict[str, Any] = field(default_factory=dict)
     complaint_type: str | None = None
     abuse_strikes: int = 0
+    used: set[str] = field(default_factory=set)
+    """Junk answers and the correction already typed (each is typed once)."""
+    after: list[str] = field(default_factory=list)
+    """Responses to the question typed while waiting."""
 
     @property
     def responses(self) -> list[str]:
@@ -138,6 +159,54 @@ class Played:
         return calls
 
     @property
+    def junk_stored(self) -> list[str]:
+        """Junk answers that ended up in the ticket's facts or desired outcome."""
+        summary = self.ticket.get("summary_data") or {}
+        stored = [str(v).lower() for v in (summary.get("facts") or {}).values()]
+        stored.append(str(summary.get("outcome_text") or "").lower())
+        return [
+            junk
+            for junk in self.customer.junk.values()
+            if any(junk.lower().strip(" .!?。！？") in value for value in stored)
+        ]
+
+    @property
+    def correction_applied(self) -> bool | None:
+        """Whether every field the correction names holds its new value (None: no
+        correction in this persona)."""
+        if not self.customer.correction:
+            return None
+        summary = self.ticket.get("summary_data") or {}
+        facts = summary.get("facts") or {}
+        return all(
+            str(summary.get(name) if name in summary else facts.get(name)) == value
+            for name, value in self.customer.corrected.items()
+        )
+
+    @property
+    def waiting_answered(self) -> bool | None:
+        if not self.customer.waiting:
+            return None
+        return any(
+            key.startswith("utter_waiting_") and key != "utter_handoff_waiting"
+            for key in self.after
+        )
+
+    def empathy_named(self, template_words: set[str]) -> bool | None:
+        """Whether the first empathy paragraph holds a word the customer typed before it
+        that is in no empathy or greeting template (so it came from what they said).
+        None: no empathy was said."""
+        typed: set[str] = set()
+        for said, replies in self.exchanges:
+            typed |= words(said, self.customer.lang)
+            for reply in replies:
+                paragraph = _empathy_paragraph(reply)
+                if paragraph is not None:
+                    mine = words(paragraph, self.customer.lang) - template_words
+                    return bool(mine & typed)
+        return None
+
+    @property
     def summary_missing(self) -> list[str]:
         summary = self.ticket.get("summary_data") or {}
         missing = [name for name in SUMMARY_FIELDS if not summary.get(name)]
@@ -162,11 +231,20 @@ def _answer_for(customer: Customer, slot: str) -> str:
 
 
 def next_move(
-    customer: Customer, keys: list[str], last_slot: str | None
+    customer: Customer, keys: list[str], last_slot: str | None, used: set[str] | None = None
 ) -> tuple[str | None, str | None, str | None]:
-    """What the scripted customer says to the bot's last message: (text, payload, slot)."""
+    """What the scripted customer says to the bot's last message: (text, payload, slot).
+    A junk answer or the correction is typed once (noted in `used`)."""
     slots = load_facts().slots
+    used = set() if used is None else used
     for key in reversed(keys):
+        name = key.removeprefix("utter_ask_")
+        if key.startswith("utter_ask_") and name in customer.junk and name not in used:
+            used.add(name)
+            return customer.junk[name], None, name
+        if key == "utter_summary_confirm" and customer.correction and "@correction" not in used:
+            used.add("@correction")
+            return customer.correction, None, last_slot
         name = key.removeprefix("utter_ask_")
         if key.startswith("utter_ask_") and key.endswith("_open"):
             return customer.open_answer, None, last_slot
@@ -223,7 +301,19 @@ async def play(engine: Engine, customer: Customer, user_id: int) -> Played:
         if result.status != "open":
             break
         keys = [key for reply in result.replies for key in reply.responses]
-        text, payload, slot = next_move(customer, keys, slot)
+        text, payload, slot = next_move(customer, keys, slot, played.used)
+    if result is not None and result.status == "handed_off" and customer.waiting:
+        waited = await engine.handle(
+            Incoming(
+                user_id=user_id,
+                chat_id=user_id,
+                name=customer.name,
+                text=customer.waiting,
+                language_hint=customer.lang,
+                channel="script",
+            )
+        )
+        played.after = [key for reply in waited.replies for key in reply.responses]
     if result is not None:
         played.status = result.status
         with engine.db.session() as session:
@@ -258,6 +348,18 @@ def figures(runs: list[Played]) -> dict[str, Any]:
             lang: [run.api_calls for run in complaints if run.customer.lang == lang]
             for lang in ("zh", "en")
         },
+        "junk_stored_by_language": {
+            lang: (
+                sum(len(run.junk_stored) for run in runs if run.customer.lang == lang),
+                sum(len(run.customer.junk) for run in runs if run.customer.lang == lang),
+            )
+            for lang in ("zh", "en")
+        },
+        "corrections_applied_by_language": _counted(runs, lambda run: run.correction_applied),
+        "waiting_answered_by_language": _counted(runs, lambda run: run.waiting_answered),
+        "empathy_named_by_language": _counted(
+            runs, lambda run: run.empathy_named(template_words(run.customer.lang))
+        ),
         "summaries_complete": _share(not run.summary_missing for run in complaints),
         "type_as_scripted": _share(run.complaint_type == run.customer.type for run in complaints),
         "turn_p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
@@ -265,6 +367,60 @@ def figures(runs: list[Played]) -> dict[str, Any]:
         if latencies
         else 0.0,
     }
+
+
+def _empathy_paragraph(reply: Reply) -> str | None:
+    """The paragraph of the reply that holds its empathy line, if it has one (parts are
+    paragraphs, except those the engine runs on: after a brief greeting, and
+    SAME_PARAGRAPH)."""
+    index = -1
+    previous = ""
+    for key in reply.responses:
+        if index < 0 or not (previous == "utter_greet_brief" or key in SAME_PARAGRAPH):
+            index += 1
+        if key.startswith("utter_empathy_"):
+            return reply.text.split("\n\n")[index]
+        previous = key
+    return None
+
+
+def _counted(runs: list[Played], score: Any) -> dict[str, tuple[int, int]]:
+    """Per language: (conversations where `score` is true, where it applies)."""
+    counted: dict[str, tuple[int, int]] = {}
+    for lang in ("zh", "en"):
+        scores = [score(run) for run in runs if run.customer.lang == lang]
+        applies = [value for value in scores if value is not None]
+        counted[lang] = (sum(bool(value) for value in applies), len(applies))
+    return counted
+
+
+def words(text: str, language: str) -> set[str]:
+    """Words to compare a reply with what the customer typed: numbers ("59.99"), and
+    English words of 3+ letters, lowercased; for Chinese, every two characters in a
+    row."""
+    numbers = set(re.findall(r"\d+(?:[.,]\d+)?", text))
+    if language == "zh":
+        han = re.findall(r"[\u4e00-\u9fff]+", text)
+        return numbers | {run[i : i + 2] for run in han for i in range(len(run) - 1)}
+    return numbers | set(re.findall(r"[a-z']{3,}", text.lower()))
+
+
+_TEMPLATE_WORDS: dict[str, set[str]] = {}
+
+
+def template_words(language: str) -> set[str]:
+    """The words of every empathy and greeting template (placeholders left out): a
+    word of the customer's that is not among them came from what they said."""
+    if language not in _TEMPLATE_WORDS:
+        responses = Responses()
+        pack = responses.packs[language].responses
+        found: set[str] = set()
+        for key in pack:
+            if key.startswith(("utter_empathy_", "utter_greet")):
+                for text in responses.variations(key, language):
+                    found |= words(re.sub(r"\{[a-z_]+\}", " ", text), language)
+        _TEMPLATE_WORDS[language] = found
+    return _TEMPLATE_WORDS[language]
 
 
 def _share(flags: Any) -> float:

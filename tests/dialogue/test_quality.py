@@ -24,6 +24,7 @@ def test_every_type_and_every_kind_is_scripted_in_both_languages() -> None:
         assert {c.type for c in mine if c.kind == "type"} == set(COMPLAINT_TYPES)
         kinds = {c.kind for c in mine}
         assert {"venting", "angry", "polite", "major", "abusive", "everything"} <= kinds
+        assert "listening" in kinds  # junk answers, a correction, a question while waiting
 
 
 @pytest.mark.parametrize("customer", CUSTOMERS, ids=[c.id for c in CUSTOMERS])
@@ -41,6 +42,9 @@ async def test_scripted_conversation(engine: Engine, customer: Customer) -> None
         assert run.ticket["supervisor_flag"] == customer.expect["major"]
     if "abuse_strikes" in customer.expect:
         assert run.abuse_strikes == customer.expect["abuse_strikes"], trace
+    assert run.junk_stored == [], trace
+    assert run.correction_applied in (None, True), trace
+    assert run.waiting_answered in (None, True), (trace, run.after)
 
 
 async def test_figures_over_all_customers(engine: Engine) -> None:
@@ -50,3 +54,12 @@ async def test_figures_over_all_customers(engine: Engine) -> None:
     assert result["facts_reasked"] == 0
     assert result["summaries_complete"] == 1.0
     assert result["handed_off"] == len(CUSTOMERS)
+    for lang in ("zh", "en"):
+        stored, junk = result["junk_stored_by_language"][lang]
+        assert junk >= 3 and stored == 0
+        applied, corrections = result["corrections_applied_by_language"][lang]
+        assert corrections >= 3 and applied == corrections
+        answered, asked = result["waiting_answered_by_language"][lang]
+        assert asked >= 3 and answered == asked
+        named, empathy = result["empathy_named_by_language"][lang]
+        assert named >= 0.4 * empathy  # the product or the wait, where the customer said it
