@@ -176,17 +176,22 @@ def find_term(slot: Slot, text: str, language: str) -> str | None:
     return longest_match(slot.terms, text, language)
 
 
+def _plain(text: str) -> str:
+    return text.lower().replace("'", "").replace("\u2019", "")
+
+
 def longest_match(
     terms: dict[str, dict[str, tuple[str, ...]]], text: str, language: str
 ) -> str | None:
     """The value whose word occurs in the text, the longest word winning; the
-    message's language is tried first, then the others (mixed-language chat)."""
-    lowered = text.lower()
+    message's language is tried first, then the others (mixed-language chat).
+    Apostrophes do not count: "hasnt arrived" is "hasn't arrived"."""
+    lowered = _plain(text)
     for lang in (language, *[other for other in terms if other != language]):
         best: tuple[int, str] | None = None
         for value, words in terms.get(lang, {}).items():
             for word in words:
-                if word.lower() in lowered and (best is None or len(word) > best[0]):
+                if _plain(word) in lowered and (best is None or len(word) > best[0]):
                     best = (len(word), value)
         if best is not None:
             return best[1]
