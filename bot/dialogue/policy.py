@@ -59,6 +59,8 @@ bank sent me a letter") or a fragment ("last week") can lean."""
 MAX_DENIALS = 2
 """Restatements the customer may turn down before the bot stops guessing the type."""
 MIN_NOTE = 3
+MAX_WORDS = 1000
+"""Characters of the customer's story kept as "in your words" (the transcript has all)."""
 """Shorter free text at the read-back (a stray "3") repeats the question, not a note."""
 # A button's outcome -> (motive, desired outcome).
 OUTCOMES = {
@@ -139,8 +141,28 @@ class Policy:
             return
         if turn.stage == "idle" and self._reopen(turn):
             return
+        if self._asks_how_to_send_media(turn):
+            # "can I send you a photo of the receipt?" in the middle of the questions is
+            # answered, then the question stands; it is neither an answer nor a note.
+            turn.say("utter_waiting_send_media")
+            self.reprompt(turn)
+            return
         handler = getattr(self, f"_stage_{turn.stage}", self._stage_idle)
         await handler(turn)
+
+    @staticmethod
+    def _asks_how_to_send_media(turn: Turn) -> bool:
+        return (
+            turn.payload is None
+            and turn.stage in ("confirming", "expectation", "facts", "fact_other", "summary")
+            and len(turn.text) <= 120
+            and waiting_topic(turn.text, turn.language) == "send_media"
+            # a question about sending, not a fact that mentions photos ("拍照的时候闪退")
+            and (
+                turn.text.rstrip().endswith(("?", "？"))
+                or any(word in turn.text.lower() for word in ("how", "can i", "where", "怎么"))
+            )
+        )
 
     def _reopen(self, turn: Turn) -> bool:
         """Soon after a ticket was resolved, a complaint or a "no, not solved" reopens it:
@@ -681,6 +703,7 @@ class Policy:
         agitated = intensity(turn.text, turn.parse) >= AGITATED
         if turn.slots.get("major"):
             turn.say("utter_empathy_major")
+            self._mirror_wait(turn)
         else:
             self._empathise(turn, "strong" if agitated else "mild")
         if turn.slots.get("complaint_type") == "safety" and self._ask_if_safe(turn):
@@ -747,6 +770,11 @@ class Policy:
             turn.say(f"{typed}_named", what=product)
         else:
             turn.say(typed if typed in known else f"utter_empathy_{level}")
+        self._mirror_wait(turn)
+
+    @staticmethod
+    def _mirror_wait(turn: Turn) -> None:
+        """How long they say they have waited, in their words, after the empathy."""
         wait = waited(" ".join(turn.slots.get("complaint_texts") or [turn.text]), turn.language)
         if wait:
             turn.say("utter_empathy_waited", wait=wait)
@@ -793,6 +821,8 @@ class Policy:
         """Re-classify with what the customer added (alone, if they corrected us)."""
         texts = [*turn.slots.get("complaint_texts", []), turn.text]
         turn.slots["complaint_texts"] = texts
+        # The read-back's "in your words" is the whole story as they told it.
+        turn.slots["first_words"] = " / ".join(texts)[:MAX_WORDS]
         latest = (
             turn.parse
             if fresh
@@ -819,6 +849,9 @@ class Policy:
         elif turn.payload is not None or not turn.text:
             self.reprompt(turn)
         elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
+            # Restated twice and not turned down: the type stands (it is not changed
+            # behind their back by what they add); the added words still give facts.
+            turn.slots["type_locked"] = True
             await self._hear_more(turn, fresh=False)
             await self._after_confirm(turn)
         else:
@@ -1011,6 +1044,12 @@ class Policy:
         if typed and "desired_outcome" in await self._corrections(turn):
             # "算了，还是给我补发吧": a change of mind, not how to find the order.
             turn.say("utter_outcome_updated", outcome=turn.slots.get("desired_outcome"))
+        elif (
+            typed
+            and turn.slots.get("open_slot") == "order_id"
+            and (found := order_id_in(turn.text))
+        ):
+            turn.slots["order_id"] = found  # they found it after all: the number, not a note
         elif typed and not load_facts().is_non_answer(turn.text, turn.language):
             notes = dict(turn.slots.get("notes") or {})
             notes[str(turn.slots.get("open_slot"))] = turn.text
@@ -1071,7 +1110,12 @@ class Policy:
         return changed
 
     async def _add_note(self, turn: Turn) -> None:
-        """Words that change no field are kept for the agent, and said to be kept."""
+        """Words that change no field are kept for the agent, and said to be kept; a
+        non-answer ("就这样", "nvm") is not kept: the read-back question stands."""
+        if load_facts().is_non_answer(turn.text, turn.language):
+            turn.stage = "summary"
+            self.reprompt(turn)
+            return
         self._note(turn, "correction")
         turn.say("utter_note_added")
         await self._summarise(turn)

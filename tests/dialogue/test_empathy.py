@@ -46,3 +46,14 @@ async def test_without_a_named_product_the_empathy_names_the_kind_of_problem(
     await anna.say("you charged me twice this month and nobody answers my emails")
     assert not any(key.endswith("_named") for key in anna.keys)
     assert any(key.startswith("utter_empathy_") for key in anna.keys)
+
+
+async def test_a_major_complaint_also_hears_its_wait_named(anna: Customer) -> None:
+    await anna.say(
+        "ok so I ordered a blender 3 weeks ago and it STILL hasnt arrived. been waiting "
+        "3 weeks and every time I call your people say next week. I'm done being patient"
+    )
+    assert "utter_empathy_major" in anna.keys
+    assert anna.keys[anna.keys.index("utter_empathy_major") + 1] == "utter_empathy_waited"
+    assert "3 weeks" in _empathy(anna)
+    assert "patience" not in anna.text.lower()  # not thanked for a patience they have lost

@@ -338,3 +338,72 @@ async def test_the_type_can_be_named_in_words_after_two_denials(li: Customer) ->
     await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
     await li.press(li.replies[-1].buttons[0].payload)
     assert li.ticket().summary_data["complaint_type"] == "after_sales"
+
+
+async def test_how_to_send_a_photo_mid_questions_is_answered_and_the_question_stands(
+    anna: Customer,
+) -> None:
+    await anna.say("my parcel never arrived, it says delivered")
+    await anna.agree("Refund")
+    assert anna.keys[-1] == "utter_ask_order_id"
+    await anna.say("can I send you a photo of the receipt?")
+    assert anna.keys[0] == "utter_waiting_send_media"
+    assert "📎" in anna.text
+    assert anna.keys[-1] == "utter_ask_order_id"  # asked again, nothing stored
+    await anna.answer_questions({"utter_ask_order_id": "SO20241105123"})
+    assert "receipt" not in anna.text  # not a note, not a fact
+
+
+async def test_a_non_answer_where_a_change_was_asked_keeps_nothing(li: Customer) -> None:
+    await li.say("耳机用了一周左边就没声音了，想换货")
+    await li.agree("换货")
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    await li.tap("需要修改")
+    assert li.keys[-1] == "utter_ask_which_change"
+    await li.say("就这样")
+    assert li.keys == ["utter_summary_confirm"]  # the read-back question again
+    await li.tap("都对")
+    assert "就这样" not in str(li.ticket().summary_data)
+
+
+async def test_words_added_after_two_restatements_do_not_change_the_type(li: Customer) -> None:
+    """A story told over several messages: the type restated twice stands (nobody
+    turned it down); the added words are facts and part of "in your words"."""
+    await li.say("我上周买的空气炸锅")
+    await li.say("用了两次就不加热了")
+    assert li.keys[-1] == "utter_restate_product_quality"
+    await li.say("客服电话打了三次都没人接，等了五天了")
+    assert li.keys[-1] == "utter_ask_outcome"
+    await li.tap("换货")
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    assert li.keys[-1] == "utter_summary_confirm"
+    assert "问题类型：产品质量" in li.text
+    assert "商品：空气炸锅" in li.text
+    assert "用了两次就不加热了 / 客服电话打了三次都没人接" in li.text
+
+
+async def test_an_order_number_found_after_all_is_the_order_number(anna: Customer) -> None:
+    await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
+    await anna.say("idk")
+    assert anna.keys == ["utter_ask_order_id_open"]
+    await anna.say("oh wait here it is SO2026112501234")
+    await anna.answer_questions()
+    assert "Order number: SO2026112501234" in anna.text
+    assert anna.text.count("SO2026112501234") == 1  # not also kept as a note
+
+
+async def test_words_typed_without_apostrophes_still_settle_a_fact(anna: Customer) -> None:
+    await anna.say("my parcel STILL hasnt arrived and its been 3 weeks")
+    await anna.agree("Refund")
+    asked = await anna.answer_questions({"utter_ask_order_id": "SO20241105123"})
+    assert "utter_ask_delivery_issue" not in asked
+    assert "Delivery problem: It's late" in anna.text
+
+
+async def test_a_new_one_instead_is_a_change_to_a_replacement(li: Customer) -> None:
+    await li.say("耳机用了一周左边就没声音了，想退款")
+    await li.agree("退款")
+    await li.answer_questions({"utter_ask_order_id": "订单号 30012288776"})
+    await li.say("算了 还是换个新的吧")
+    assert li.keys[0] == "utter_outcome_updated"
+    assert "您的诉求：换货" in li.text
