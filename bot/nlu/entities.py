@@ -366,10 +366,24 @@ class EntityExtractor:
                 {"date": found.day.isoformat(), "grain": found.grain},
             )
         if self.lookup_pattern is not None:
-            for match in self.lookup_pattern.finditer(text):
-                surface = match.group(0)
-                value = self.synonyms.get(surface.lower(), surface)
-                yield Entity("product", value, match.start(), match.end(), "LookupEntityExtractor")
+            yield from self._products(text)
+
+    def _products(self, text: str) -> Iterable[Entity]:
+        """Products from the lookup table; names side by side are one product ("phone
+        charger", "手机充电器": the charger, not the phone), kept as written."""
+        assert self.lookup_pattern is not None
+        runs: list[list[re.Match[str]]] = []
+        for match in self.lookup_pattern.finditer(text):
+            gap = text[runs[-1][-1].end() : match.start()] if runs else "-"
+            if gap in ("", " "):
+                runs[-1].append(match)
+                continue
+            runs.append([match])
+        for run in runs:
+            start, end = run[0].start(), run[-1].end()
+            surface = text[start:end]
+            value = self.synonyms.get(surface.lower(), surface) if len(run) == 1 else surface
+            yield Entity("product", value, start, end, "LookupEntityExtractor")
 
     def _amounts(self, text: str) -> Iterable[Entity]:
         """Currency before the number (¥299, $45.90, $5k) or after it (299元, 两百块, 1.5万元)."""

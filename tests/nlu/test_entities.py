@@ -102,3 +102,15 @@ def test_a_phone_number_is_not_a_product_and_not_an_order() -> None:
 def test_synonyms_map_to_the_canonical_product() -> None:
     assert ("product", "蓝牙耳机") in found("无线耳机一直断连")
     assert ("product", "fridge") in found("the refrigerator is warm")
+
+
+def test_product_names_side_by_side_are_one_product() -> None:
+    """'my phone charger' is the charger: the empathy says 'your phone charger', not
+    'your phone'; two products apart stay two."""
+    assert ("product", "phone charger") in found("my phone charger started smoking")
+    assert ("product", "phone") not in found("my phone charger started smoking")
+    assert ("product", "手机充电器") in found("手机充电器冒烟了")
+    assert [v for e, v in found("my phone and my charger") if e == "product"] == [
+        "phone",
+        "charger",
+    ]
