@@ -62,6 +62,8 @@ class Customer:
                 await self.say(typed[key])
             elif self.replies[-1].buttons:
                 await self.press(self.replies[-1].buttons[0].payload)
+            elif self.lang == "zh":
+                await self.say("在市中心那家店买的")
             else:
                 await self.say("I bought it in the shop on Main Street")
         return asked

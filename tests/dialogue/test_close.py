@@ -60,3 +60,45 @@ async def test_a_complaint_turns_major_from_its_facts(anna: Customer) -> None:
     ticket = anna.ticket()
     assert ticket.priority == 1 and ticket.supervisor_flag
     assert "callback_missed" in ticket.summary_data["major_reasons"]
+
+
+async def test_a_refund_outside_the_rules_in_chinese(li: Customer) -> None:
+    """两个月前买的外套，吊牌剪了，要全额退款: the reason first, then what can be done."""
+    await _to_close(
+        li,
+        "两个月前买的外套拉链坏了，吊牌已经剪了，我要全额退款",
+        "对",
+        "都对",
+    )
+    assert li.keys[0] == "utter_policy_refund_after_7_days"
+    assert "7天" in li.text
+    assert "utter_meets_expectation" in li.keys
+    assert "优先维修" not in li.text
+
+
+async def test_a_customer_who_wants_to_be_heard_in_english(anna: Customer) -> None:
+    await _to_close(
+        anna,
+        "not asking for anything, I just want someone to know the delivery driver threw "
+        "my parcel over the fence and laughed when I said something",
+        "Yes",
+        "Yes, all correct",
+    )
+    assert anna.ticket().summary_data["desired_outcome"] == "be_heard"
+    assert anna.keys[:2] == ["utter_policy_heard", "utter_next_steps_heard"]
+    assert "refund" not in anna.text.lower() and "compensation" not in anna.text.lower()
+    assert "nobody will call you unasked" in anna.text  # no call they did not ask for
+
+
+async def test_a_complaint_turns_major_from_its_facts_in_chinese(li: Customer) -> None:
+    await li.say("宽带坏了报修以后一直没人联系我")
+    await li.tap("对")
+    if li.keys[-1] == "utter_ask_outcome":
+        await li.tap("给个说法")
+    asked = await li.answer_questions({"utter_ask_promised_callback": "是的"})
+    assert "utter_ask_promised_callback" in asked
+    await li.tap("都对")
+    assert "utter_next_steps_major" in li.keys
+    ticket = li.ticket()
+    assert ticket.priority == 1 and ticket.supervisor_flag
+    assert "callback_missed" in ticket.summary_data["major_reasons"]
