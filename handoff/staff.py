@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlmodel import col, or_, select
 from telegram import (
     Bot,
+    BotCommand,
+    BotCommandScopeChat,
     ChatMemberUpdated,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -96,6 +98,9 @@ class StaffDesk:
         self._topic_locks: dict[int, asyncio.Lock] = {}
         self._told_blocked: set[int] = set()
         """Tickets whose topic heard (in this process) that the customer blocked the bot."""
+        self.unreachable: set[int] = set()
+        """Members of staff the bot cannot write to privately (they never pressed Start,
+        or blocked it): their alerts mention them in the staff group instead."""
 
     def label(self, key: str, **values: Any) -> str:
         return self.engine.responses.label(key, self.language, **values)
@@ -120,7 +125,7 @@ class StaffDesk:
         row = await self._open_topic(bot, ticket_id)
         if row.supervisor_flag or row.priority >= 1:
             await self.alert_supervisors(
-                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}")
+                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}"), row
             )
 
     async def _open_topic(self, bot: Bot, ticket_id: int, note: str | None = None) -> Ticket:
@@ -268,14 +273,100 @@ class StaffDesk:
             ]
         )
 
-    async def alert_supervisors(self, bot: Bot, text: str) -> None:
-        for supervisor in self.settings.supervisor_ids:
-            if supervisor in self.left:  # not in the staff group: no ticket news
-                continue
+    async def alert_supervisors(self, bot: Bot, text: str, ticket: Ticket | None = None) -> None:
+        """Each supervisor privately; those Telegram will not let the bot write to are
+        mentioned in the staff group with the alert (in the ticket's topic if it has one),
+        so an alert always reaches a person."""
+        missed = [
+            supervisor
+            for supervisor in self.settings.supervisor_ids
+            if supervisor not in self.left  # not in the staff group: no ticket news
+            and not await self._private(bot, supervisor, escape(text))
+        ]
+        if missed:
+            await self._mention(bot, missed, text, ticket)
+
+    async def _private(
+        self, bot: Bot, user_id: int, html: str, markup: InlineKeyboardMarkup | None = None
+    ) -> bool:
+        try:
+            await bot.send_message(user_id, html, parse_mode=ParseMode.HTML, reply_markup=markup)
+        except (Forbidden, BadRequest) as error:  # never pressed Start, or blocked the bot
+            if user_id not in self.unreachable:
+                log.warning(
+                    "staff member %s cannot be messaged privately (%s): mentioned in the "
+                    "staff group instead; ask them to open a chat with the bot and press Start",
+                    user_id,
+                    error.message,
+                )
+            self.unreachable.add(user_id)
+            return False
+        self.unreachable.discard(user_id)
+        return True
+
+    async def _mention(
+        self, bot: Bot, user_ids: list[int], text: str, ticket: Ticket | None
+    ) -> None:
+        """The alert in the staff group, mentioning each of them by name (a text mention
+        notifies them even without a username): in the ticket's topic, else General."""
+        if self.staff_chat_id is None:
+            log.error("alert for staff %s reached nobody (no staff group): %s", user_ids, text)
+            return
+        mentions = [
+            f'<a href="tg://user?id={user_id}">{escape(await self._first_name(bot, user_id))}</a>'
+            for user_id in user_ids
+        ]
+        html = (
+            ", ".join(mentions)
+            + "\n"
+            + escape(text)
+            + "\n\n"
+            + escape(self.label("staff.press_start"))
+        )
+        thread = (
+            ticket.topic_id
+            if ticket is not None and ticket.staff_chat_id == self.staff_chat_id
+            else None
+        )
+        for where in dict.fromkeys([thread, None]):
             try:
-                await bot.send_message(supervisor, escape(text), parse_mode=ParseMode.HTML)
-            except (Forbidden, BadRequest) as error:  # never started the bot, or left
-                log.warning("supervisor %s not reachable: %s", supervisor, error)
+                await bot.send_message(
+                    self.staff_chat_id, html, parse_mode=ParseMode.HTML, message_thread_id=where
+                )
+                return
+            except BadRequest as error:
+                if where is None or not _topic_gone(error):
+                    log.error("alert for staff %s not posted: %s", user_ids, error)
+                    return
+            except TelegramError as error:
+                log.error("alert for staff %s not posted: %s", user_ids, error)
+                return
+
+    async def _first_name(self, bot: Bot, user_id: int) -> str:
+        if self.staff_chat_id is not None:
+            with contextlib.suppress(TelegramError):
+                member = await bot.get_chat_member(self.staff_chat_id, user_id)
+                return member.user.first_name
+        return str(user_id)
+
+    async def check_reach(self, bot: Bot, menu: list[BotCommand]) -> None:
+        """At start-up: which members of staff the bot can write to privately. Telegram
+        has no chat with someone who never pressed Start (setMyCommands for that chat
+        says "chat not found"), so the staff command menu doubles as the probe."""
+        for user_id in sorted(self.staff):
+            try:
+                await bot.set_my_commands(menu, scope=BotCommandScopeChat(user_id))
+            except BadRequest:
+                self.unreachable.add(user_id)
+                role = "supervisor" if user_id in self.settings.supervisor_ids else "agent"
+                log.warning(
+                    "%s %s has not pressed Start in a private chat with the bot: their "
+                    "alerts are posted in the staff group, mentioning them, until they do",
+                    role,
+                    user_id,
+                )
+            else:
+                self.unreachable.discard(user_id)
 
     # --- when the staff group changes under us ---------------------------------------------
 
@@ -397,6 +488,7 @@ class StaffDesk:
             await self.alert_supervisors(
                 bot,
                 self.label("staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name),
+                ticket,
             )
         elif action == "close":
             await query.answer(self.label("staff.close_how"), show_alert=True)
@@ -619,14 +711,10 @@ class StaffDesk:
             if link
             else None
         )
-        try:
-            await bot.send_message(
-                user_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=markup
-            )
-        except (Forbidden, BadRequest) as error:  # never started the bot, or blocked it
-            log.warning("staff member %s not reachable: %s", user_id, error)
-            return False
-        return True
+        if await self._private(bot, user_id, escape(text), markup):
+            return True
+        await self._mention(bot, [user_id], text, ticket)
+        return False
 
     # --- members of staff who leave the group ----------------------------------------------
 
@@ -866,7 +954,7 @@ class StaffDesk:
         await self.to_topic(bot, ticket, text)
         if event.alert:
             await self.alert_supervisors(
-                bot, text + ("\n\n" + self.history(ticket) if event.transcript else "")
+                bot, text + ("\n\n" + self.history(ticket) if event.transcript else ""), ticket
             )
         if event.close_topic and ticket.topic_id is not None and ticket.staff_chat_id is not None:
             with contextlib.suppress(BadRequest):

@@ -99,7 +99,7 @@ class WaitingWatch:
             text = self.desk.label(
                 "staff.untaken_alert", ticket=f"#{ticket.id}", minutes=minutes, waiting=count
             )
-            await self.desk.alert_supervisors(bot, text)
+            await self.desk.alert_supervisors(bot, text, ticket)
 
     async def _promises(self, bot: Bot, now: datetime) -> None:
         lead = self.settings.promise_reminder

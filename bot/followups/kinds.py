@@ -197,7 +197,7 @@ class FollowUpKinds:
             int(self.settings.first_contact_sla.total_seconds()), self.desk.language
         )
         text = self.desk.label("staff.sla_first_contact", ticket=f"#{ticket.id}", sla=sla)
-        await self.desk.alert_supervisors(self.bot, text)
+        await self.desk.alert_supervisors(self.bot, text, ticket)
         await self.desk.to_topic(self.bot, ticket, text)
 
     async def _progress_report(self, follow_up_id: int, now: datetime) -> None:
@@ -269,7 +269,7 @@ class FollowUpKinds:
         text = self.desk.label("staff.promise_missed", ticket=f"#{ticket.id}", note=note)
         if agent_id is not None:
             await self.desk.tell_staff(self.bot, agent_id, text, ticket)
-        await self.desk.alert_supervisors(self.bot, text)
+        await self.desk.alert_supervisors(self.bot, text, ticket)
         await self.desk.to_topic(self.bot, ticket, text)
 
     async def _callback(self, follow_up_id: int, now: datetime) -> None:

@@ -26,7 +26,6 @@ from telegram import (
     Bot,
     BotCommand,
     BotCommandScopeAllPrivateChats,
-    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -291,12 +290,11 @@ class TelegramFrontEnd:
             COMMANDS[self.settings.default_language][:2]
             + STAFF_COMMANDS[self.settings.default_language]
         )
-        for user_id in self.desk.staff:
-            with contextlib.suppress(BadRequest):  # never wrote to the bot: no chat yet
-                await application.bot.set_my_commands(
-                    [BotCommand(name, text) for name, text in staff_menu],
-                    scope=BotCommandScopeChat(user_id),
-                )
+        # The staff menu in each one's private chat; who has no such chat yet (never
+        # pressed Start) is logged, shown in /healthz and reached in the staff group.
+        await self.desk.check_reach(
+            application.bot, [BotCommand(name, text) for name, text in staff_menu]
+        )
         if self.settings.run_scheduler:
             self._lease_task = asyncio.create_task(self._hold_scheduler(application))
 
@@ -792,7 +790,15 @@ async def _serve(settings: Settings, front: TelegramFrontEnd, *, intake: bool) -
             dispatcher = Dispatcher(
                 front.inbox, front.handle_stored, leases=leases, consumed=front.consumed
             )
-        gate = Intake(settings, db, front.inbox, dispatcher, front.metrics, front.one_moment)
+        gate = Intake(
+            settings,
+            db,
+            front.inbox,
+            dispatcher,
+            front.metrics,
+            front.one_moment,
+            unreachable=lambda: front.desk.unreachable,
+        )
         if settings.webhook_url or settings.listen:
             runner = await gate.serve(settings.listen or "127.0.0.1:8080")
         if dispatcher is not None:

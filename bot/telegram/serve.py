@@ -74,8 +74,11 @@ class Intake:
         dispatcher: Dispatcher | None,
         metrics: Metrics,
         one_moment: Callable[[dict[str, Any]], Awaitable[None]],
+        unreachable: Callable[[], set[int]] = set,
     ) -> None:
         self.settings = settings
+        self.unreachable = unreachable
+        """Members of staff the bot cannot write to privately (shown in /healthz)."""
         self.db = db
         self.inbox = inbox
         self.dispatcher = dispatcher
@@ -188,6 +191,8 @@ class Intake:
                 "status": "ok",
                 "mode": "webhook" if self.settings.webhook_url else "polling",
                 "inbox_pending": pending,
+                # never pressed Start: their alerts go to the staff group, mentioning them
+                "staff_not_reachable_privately": sorted(self.unreachable()),
             }
         )
 

@@ -120,6 +120,8 @@ class BotApiDouble:
         """Commands set for one chat (BotCommandScopeChat), e.g. the agents' own menu."""
         self.webhook: dict[str, Any] = {}
         self.blocked: set[int] = set()
+        self.not_started: set[int] = set()
+        """Users who never opened a private chat with the bot (pressed Start)."""
         self.migrated: dict[int, int] = {}
         """Groups upgraded to a supergroup: old id -> new id (migrate_group)."""
         self.members: dict[tuple[int, int], str] = {}
@@ -370,6 +372,8 @@ class BotApiDouble:
         """A user's message (text, or photo=/document=/contact=/voice=/... objects); in a
         group with ``chat_id``, in a forum topic with ``thread_id``."""
         chat = self.chats[chat_id if chat_id is not None else user_id]
+        if chat["id"] == user_id:
+            self.not_started.discard(user_id)  # writing to the bot opens the private chat
         message: dict[str, Any] = {
             "message_id": self._next_message_id(chat["id"]),
             "date": int(time.time()),
@@ -523,6 +527,11 @@ class BotApiDouble:
         flight at once may land in either order, as on the real network."""
         self.slow_chats[chat_id] = (seconds, jitter)
 
+    def never_started(self, user_id: int) -> None:
+        """The user has not pressed Start in a private chat with the bot: Telegram refuses
+        to let the bot write to them first (until they write to it)."""
+        self.not_started.add(user_id)
+
     def block(self, user_id: int) -> None:
         """The user blocks the bot: sending to them is forbidden from now on."""
         self.blocked.add(user_id)
@@ -606,6 +615,8 @@ class BotApiDouble:
             raise ApiError(400, "Bad Request: chat not found")
         if chat["id"] in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat["id"] in self.not_started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat["id"] in self.migrated:
             raise ApiError(
                 400,
@@ -785,6 +796,8 @@ class BotApiDouble:
                 raise ApiError(400, "Bad Request: command description is empty or too long")
         scope = decode(params["scope"]) if params.get("scope") else {"type": "default"}
         if scope.get("type") == "chat":
+            if _chat_id(scope.get("chat_id")) in self.not_started:
+                raise ApiError(400, "Bad Request: chat not found")  # no private chat yet
             self._chat({"chat_id": scope.get("chat_id")})  # 400 chat not found, as Telegram
             self.chat_commands[_chat_id(scope.get("chat_id"))] = list(commands)
             return True

@@ -17,7 +17,14 @@ from sqlmodel import select
 from bot.store import Conversation, FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import card_of, complaint, last_to, press, taken, ticket_of
-from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, texts
+from tests.telegram.conftest import (
+    AGENTS,
+    STAFF_CHAT,
+    SUPERVISORS,
+    UNSTARTED,
+    mentioned,
+    texts,
+)
 
 pytestmark = [pytest.mark.flood(group_per_minute=600)]
 ADA = next(iter(AGENTS))
@@ -42,6 +49,7 @@ async def _taken_and_closed(double: BotApiDouble, customers: Any) -> Any:
     return anna
 
 
+@pytest.mark.unstarted
 @pytest.mark.staff(FIRST_CONTACT_SLA="2s", PROGRESS_SLA="4s", **FAST)
 async def test_sla_timers_alert_supervisors_and_tell_the_customer(
     double: BotApiDouble, customers: Any
@@ -51,6 +59,8 @@ async def test_sla_timers_alert_supervisors_and_tell_the_customer(
         lambda: "no agent has written" in texts(double.sent_to(SUE)), 20, "first-contact alert"
     )
     assert f"Ticket #{ticket_of(anna).id}" in texts(double.sent_to(SUE))
+    # Max never pressed Start: the breach mentions him in the staff group
+    await double.wait_for(lambda: mentioned(double, UNSTARTED[0], "no agent has written"), 20)
     await double.wait_for(
         lambda: (
             "A quick update on your case" in texts(double.sent_to(601))
@@ -84,6 +94,7 @@ async def test_first_contact_in_time_is_met(double: BotApiDouble, customers: Any
     assert "no agent has written" not in texts(double.sent_to(SUE))
 
 
+@pytest.mark.unstarted
 @pytest.mark.staff(**FAST)
 async def test_survey_not_solved_reopens_and_a_low_score_alerts_with_the_transcript(
     double: BotApiDouble, customers: Any
@@ -107,6 +118,8 @@ async def test_survey_not_solved_reopens_and_a_low_score_alerts_with_the_transcr
     await double.wait_for(lambda: "satisfaction score 1 of 5" in texts(double.sent_to(SUE)), 20)
     low = next(m for m in double.sent_to(SUE) if "satisfaction score 1" in m["text"])
     assert "Earlier tickets" in low["text"] and "I was charged twice" in low["text"]
+    # Max never pressed Start: the low score mentions him in the staff group
+    await double.wait_for(lambda: mentioned(double, UNSTARTED[0], "satisfaction score 1 of 5"), 20)
     answer = await anna.say("took too long")
     assert "Thank you" in texts(answer)
     survey = _rows(anna, "survey")[0]

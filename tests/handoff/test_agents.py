@@ -24,7 +24,15 @@ from tests.handoff.helpers import (
     taken,
     ticket_of,
 )
-from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
+from tests.telegram.conftest import (
+    AGENTS,
+    OUTSIDER,
+    STAFF_CHAT,
+    SUPERVISORS,
+    UNSTARTED,
+    mentioned,
+    texts,
+)
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]
 ADA, BO = AGENTS
@@ -168,6 +176,7 @@ async def test_a_promise_gets_a_due_time_a_line_and_a_reminder(
     assert "send the repair date" in await _dm(double, ADA, "/mine")
 
 
+@pytest.mark.unstarted
 @pytest.mark.staff(CHECKIN_INTERVAL="2s", UNTAKEN_ALERT="3s", HANDOFF_TICK="0.3s")
 async def test_while_waiting_the_customer_hears_and_supervisors_are_alerted(
     double: BotApiDouble, customers: Any
@@ -179,6 +188,8 @@ async def test_while_waiting_the_customer_hears_and_supervisors_are_alerted(
     await double.wait_for(lambda: "nobody has taken it" in texts(double.sent_to(SUE)), 20)
     alert = texts(double.sent_to(SUE))
     assert f"Ticket #{ticket_of(anna).id}" in alert
+    # Max never pressed Start: the same alert mentions him in the staff group
+    await double.wait_for(lambda: mentioned(double, UNSTARTED[0], "nobody has taken it"), 20)
     card = card_of(double, "Anna")
     assert card is not None
     await press(double, ADA, card, "Take")

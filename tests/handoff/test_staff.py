@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -11,7 +12,17 @@ from bot.store import FollowUp, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, card_of, complained, complaint, press, ticket_of
 from tests.handoff.helpers import answer_until as _answer_until
-from tests.telegram.conftest import AGENTS, OUTSIDER, STAFF_CHAT, SUPERVISORS, texts
+from tests.telegram.conftest import (
+    AGENTS,
+    OUTSIDER,
+    STAFF_CHAT,
+    SUPERVISORS,
+    UNSTARTED,
+    BotProcess,
+    free_port,
+    mentioned,
+    texts,
+)
 
 pytestmark = pytest.mark.staff
 
@@ -146,9 +157,15 @@ async def test_take_relay_and_close(double: BotApiDouble, customers: Any) -> Non
     await double.wait_for(lambda: "still on my card" in texts(double.sent_to(STAFF_CHAT)), 20)
 
 
+@pytest.mark.unstarted
+@pytest.mark.env(LISTEN=f"127.0.0.1:{free_port()}")
 async def test_a_major_complaint_alerts_the_supervisor(
-    double: BotApiDouble, customers: Any
+    double: BotApiDouble, customers: Any, bot: BotProcess
 ) -> None:
+    """Sue gets alerts privately; Max never pressed Start, so Telegram will not let the
+    bot write to him first: his alerts mention him in the staff group (the ticket's
+    topic), and /healthz and the log say who is in that state."""
+    max_id, _ = UNSTARTED
     li = customers(602, "Li", "zh")
     first = await li.say("第三次投诉了！冰箱不制冷，再不处理我就去12315投诉，找媒体曝光")
     assert li.keyboard, texts(first)
@@ -160,6 +177,20 @@ async def test_a_major_complaint_alerts_the_supervisor(
     supervisor = next(iter(SUPERVISORS))
     await double.wait_for(lambda: double.sent_to(supervisor), 20, "supervisor alert")
     assert "Major complaint" in double.sent_to(supervisor)[0]["text"]
+    await double.wait_for(lambda: mentioned(double, max_id, "Major complaint"), 20, "Max told")
+    alert = mentioned(double, max_id, "Major complaint")[0]
+    assert alert["message_thread_id"] == ticket_of(li).topic_id  # in the ticket's topic
+    assert "Max" in alert["text"] and "press Start" in alert["text"]
+    assert double.sent_to(max_id) == []
+    # a threat of harm from another customer: the same, at once
+    ben = customers(603, "Ben", "zh")
+    await ben.say("再不给我解决我就去你们店里捅人")
+    await double.wait_for(lambda: len(mentioned(double, max_id, "Major complaint")) == 2, 20)
+    assert len([m for m in double.sent_to(supervisor) if "Major complaint" in m["text"]]) == 2
+    async with aiohttp.ClientSession() as session, session.get(bot.http + "/healthz") as answer:
+        health = await answer.json()
+    assert health["staff_not_reachable_privately"] == [max_id]
+    assert f"supervisor {max_id} has not pressed Start" in bot.log.read_text()
 
 
 async def test_a_phrase_to_avoid_is_held_with_a_better_wording(

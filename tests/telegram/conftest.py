@@ -107,6 +107,9 @@ STAFF_CHAT = -100777
 AGENTS = {9001: "Ada", 9002: "Bo"}
 SUPERVISORS = {9009: "Sue"}
 OUTSIDER = 9100
+UNSTARTED = (9011, "Max")
+"""With the `unstarted` marker: a second supervisor who never pressed Start in a private
+chat with the bot (Telegram refuses to let the bot write to him first)."""
 
 
 def bot_env(
@@ -139,6 +142,10 @@ def bot_env(
             SUPERVISOR_IDS=",".join(map(str, SUPERVISORS)),
             DEFAULT_LANGUAGE="en",
         )
+        if request.node.get_closest_marker("unstarted"):
+            double.add_user(*UNSTARTED)
+            double.never_started(UNSTARTED[0])
+            env["SUPERVISOR_IDS"] += f",{UNSTARTED[0]}"
         env.update({name: str(value) for name, value in staff.kwargs.items()})
     if request.node.get_closest_marker("webhook"):
         port = free_port()
@@ -153,6 +160,17 @@ def bot_env(
 def assert_clean_log(log: Path) -> None:
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text
+
+
+def mentioned(double: BotApiDouble, user_id: int, words: str) -> list[dict[str, Any]]:
+    """Messages in the staff group that mention the user (a text mention: a link to
+    tg://user?id=…, which notifies them) and contain the words."""
+    return [
+        message
+        for message in double.sent_to(STAFF_CHAT)
+        if f'href="tg://user?id={user_id}"' in message.get("raw_text", "")
+        and words in message.get("text", "")
+    ]
 
 
 @pytest.fixture
