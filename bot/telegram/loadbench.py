@@ -115,6 +115,22 @@ def _double_class() -> type:
                 event.set()
             return message
 
+        async def _m_editmessagetext(self, params: dict[str, Any]) -> Any:
+            """A press continues the pressed message (bot/telegram/app.py `_continue`):
+            the edit that appends the next reply after "✓ choice" is that reply arriving,
+            so the customer reads it as one (a plain "✓ choice" edit is not)."""
+            result = await super()._m_editmessagetext(params)
+            message = self.messages[(_chat_of(params), int(params["message_id"]))]
+            text = str(message.get("text") or "")
+            choice = text.rfind("\n\n✓ ")
+            if choice >= 0 and "\n\n" in text[choice + 2 :]:
+                arrived = {**message, "sent_at": time.monotonic(), "continued": True}
+                self.by_chat.setdefault(message["chat"]["id"], []).append(arrived)
+                event = self.arrived.get(message["chat"]["id"])
+                if event is not None:
+                    event.set()
+            return result
+
         def chat(self, chat_id: int) -> list[dict[str, Any]]:
             return self.by_chat.setdefault(chat_id, [])
 
@@ -122,6 +138,10 @@ def _double_class() -> type:
             return self.arrived.setdefault(chat_id, asyncio.Event())
 
     return LoadDouble
+
+
+def _chat_of(params: dict[str, Any]) -> int:
+    return int(params["chat_id"])
 
 
 def _new_double(limits: bool) -> Any:
