@@ -3,6 +3,8 @@ alternative; a customer who only wants to be heard is heard, not sold anything."
 
 from __future__ import annotations
 
+import pytest
+
 from tests.dialogue.conftest import Customer
 
 
@@ -46,18 +48,43 @@ async def test_a_customer_who_wants_to_be_heard_is_not_sold_a_refund_or_a_call(
     assert "不会主动打扰" in li.text or "不会去电打扰" in li.text
 
 
-async def test_a_complaint_turns_major_from_its_facts(anna: Customer) -> None:
+@pytest.mark.parametrize(
+    ("who", "complaint", "yes", "explain", "promised", "correct"),
+    [
+        (
+            "anna",
+            "nobody got back to me about my broadband fault",
+            "Yes",
+            "An explanation",
+            "yes",
+            "Yes, all correct",
+        ),
+        ("li", "宽带坏了报修以后一直没人联系我", "对", "给个说法", "是的", "都对"),
+    ],
+    ids=["en", "zh"],
+)
+async def test_a_complaint_turns_major_from_its_facts(
+    anna: Customer,
+    li: Customer,
+    who: str,
+    complaint: str,
+    yes: str,
+    explain: str,
+    promised: str,
+    correct: str,
+) -> None:
     """Nothing major in the first message; the facts then show a promised call-back that
     never came: the ticket is major (a senior colleague, priority 1) with that reason."""
-    await anna.say("nobody got back to me about my broadband fault")
-    await anna.tap("Yes")
-    if anna.keys[-1] == "utter_ask_outcome":
-        await anna.tap("An explanation")
-    asked = await anna.answer_questions({"utter_ask_promised_callback": "yes"})
+    customer = anna if who == "anna" else li
+    await customer.say(complaint)
+    await customer.tap(yes)
+    if customer.keys[-1] == "utter_ask_outcome":
+        await customer.tap(explain)
+    asked = await customer.answer_questions({"utter_ask_promised_callback": promised})
     assert "utter_ask_promised_callback" in asked
-    await anna.tap("Yes, all correct")
-    assert "utter_next_steps_major" in anna.keys
-    ticket = anna.ticket()
+    await customer.tap(correct)
+    assert "utter_next_steps_major" in customer.keys
+    ticket = customer.ticket()
     assert ticket.priority == 1 and ticket.supervisor_flag
     assert "callback_missed" in ticket.summary_data["major_reasons"]
 
@@ -88,17 +115,3 @@ async def test_a_customer_who_wants_to_be_heard_in_english(anna: Customer) -> No
     assert anna.keys[:2] == ["utter_policy_heard", "utter_next_steps_heard"]
     assert "refund" not in anna.text.lower() and "compensation" not in anna.text.lower()
     assert "nobody will call you unasked" in anna.text  # no call they did not ask for
-
-
-async def test_a_complaint_turns_major_from_its_facts_in_chinese(li: Customer) -> None:
-    await li.say("宽带坏了报修以后一直没人联系我")
-    await li.tap("对")
-    if li.keys[-1] == "utter_ask_outcome":
-        await li.tap("给个说法")
-    asked = await li.answer_questions({"utter_ask_promised_callback": "是的"})
-    assert "utter_ask_promised_callback" in asked
-    await li.tap("都对")
-    assert "utter_next_steps_major" in li.keys
-    ticket = li.ticket()
-    assert ticket.priority == 1 and ticket.supervisor_flag
-    assert "callback_missed" in ticket.summary_data["major_reasons"]
