@@ -20,10 +20,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from telegram import Bot
 
-from bot.store import FollowUp, Ticket
+from bot.store import Conversation, FollowUp, Ticket
 from handoff import queue
 from handoff.staff import StaffDesk
 
@@ -35,6 +35,20 @@ class _Checkin:
     ticket: Ticket
     place: int
     minutes: int
+    was: int | None = None
+    """The place the customer was last told, when it was better than this one."""
+
+
+def _told_place(session: Session, ticket: Ticket, place: int) -> int | None:
+    """The place the customer heard last (the hand-off, "how long?", a check-in) if it
+    was better than `place`; the conversation now remembers `place`."""
+    conversation = session.get(Conversation, ticket.conversation_id)
+    if conversation is None:
+        return None
+    told = int(conversation.slots.get("told_place") or 0)
+    conversation.slots = {**conversation.slots, "told_place": place}
+    session.add(conversation)
+    return told if 0 < told < place else None
 
 
 class WaitingWatch:
@@ -76,7 +90,8 @@ class WaitingWatch:
                 last = max(ticket.checked_in_at or start, opened)
                 if now - last >= settings.checkin_interval:
                     minutes = queue.estimated_wait_minutes(session, place)
-                    checkins.append(_Checkin(ticket, place, minutes))
+                    was = _told_place(session, ticket, place)
+                    checkins.append(_Checkin(ticket, place, minutes, was))
                     ticket.checked_in_at = now
                 if ticket.untaken_alert_at is None and now - start >= settings.untaken_alert:
                     alerts.append((ticket, int((now - ticket.created_at).total_seconds() // 60)))
@@ -89,11 +104,13 @@ class WaitingWatch:
         for item in checkins:
             language, chat_id = self.desk.customer_chat(item.ticket)
             wait = self.desk.engine.responses.duration(60 * item.minutes, language)
+            # A place that moved back is explained: urgent cases go first (§5).
+            response = "utter_waiting_moved_back" if item.was else "utter_queue_checkin"
             text = self.desk.customer_text(
-                "utter_queue_checkin", language, place=item.place, wait=wait
+                response, language, place=item.place, wait=wait, was=item.was
             )
             await self.desk.to_customer(
-                bot, item.ticket, chat_id, text, response="utter_queue_checkin", routine=True
+                bot, item.ticket, chat_id, text, response=response, routine=True
             )
         for ticket, minutes in alerts:
             text = self.desk.label(

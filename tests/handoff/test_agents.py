@@ -190,6 +190,16 @@ async def test_while_waiting_the_customer_hears_and_supervisors_are_alerted(
     assert f"Ticket #{ticket_of(anna).id}" in alert
     # Max never pressed Start: the same alert mentions him in the staff group
     await double.wait_for(lambda: mentioned(double, UNSTARTED[0], "nobody has taken it"), 20)
+    # a more urgent case goes ahead: the next check-in explains the place that moved back
+    await customers(603, "Ben", "zh").say("再不给我解决我就去你们店里捅人")
+    await double.wait_for(
+        lambda: (
+            "from number 1 to number 2" in texts(double.sent_to(601))
+            or "number 2 instead of 1" in texts(double.sent_to(601))
+        ),
+        20,
+        "the moved-back check-in",
+    )
     card = card_of(double, "Anna")
     assert card is not None
     await press(double, ADA, card, "Take")
@@ -198,7 +208,8 @@ async def test_while_waiting_the_customer_hears_and_supervisors_are_alerted(
     await asyncio.sleep(4)
     later = double.sent_to(601)[settled:]
     assert "in line" not in texts(later), "check-ins stop once an agent has the case"
-    assert texts(double.sent_to(SUE)).count("nobody has taken it") == 1  # once per wait
+    alerts = texts(double.sent_to(SUE))
+    assert alerts.count(f"Ticket #{ticket_of(anna).id} has waited") == 1  # once per wait
 
 
 def _closed_all_day_today(zone: str) -> str:
