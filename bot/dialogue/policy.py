@@ -922,7 +922,13 @@ class Policy:
             # "你说啥", "whatever", "last week": ask once more, then go on without it.
             if not turn.slots.get("outcome_unclear"):
                 turn.slots["outcome_unclear"] = True
-                turn.say("utter_invalid_choice", _outcome_buttons())
+                # "啥意思?" / "what do you mean?": the question said another way
+                core = turn.text.strip(" ?？!！。.").lower()
+                asked_back = turn.text.rstrip().endswith(("?", "？")) or (
+                    core.endswith(("啥", "吗", "呢", "意思")) or core in ("what", "huh")
+                )
+                key = "utter_ask_outcome_explained" if asked_back else "utter_invalid_choice"
+                turn.say(key, _outcome_buttons())
                 return
             turn.slots.update(motive=None, desired_outcome=None, motive_locked=True)
             turn.say("utter_fact_not_given")

@@ -231,10 +231,21 @@ async def test_a_question_back_at_the_outcome_question_is_asked_again(li: Custom
     await li.tap("对")
     assert li.keys[-1] == "utter_ask_outcome"
     await li.say("你说啥")
-    assert li.keys == ["utter_invalid_choice"]
+    assert li.keys == ["utter_ask_outcome_explained"]  # the question said another way
+    assert "我是想问" in li.text or "意思是" in li.text
     assert li.buttons[0] == "退款"
     await li.tap("退款")
     assert li.keys[0] == "utter_expectation_compensation"
+
+
+async def test_whatever_at_the_outcome_question_is_asked_once_more(anna: Customer) -> None:
+    await anna.say("my parcel says delivered but it never came")
+    await anna.tap("Yes")
+    assert anna.keys[-1] == "utter_ask_outcome"
+    await anna.say("whatever")
+    assert anna.keys == ["utter_invalid_choice"]  # not a question back: the choices again
+    await anna.say("what do you mean?")
+    assert anna.keys[0] == "utter_fact_not_given"  # twice: on without it
 
 
 async def test_a_full_first_account_is_not_asked_to_tell_it_again(anna: Customer) -> None:
