@@ -64,9 +64,15 @@ class FactSpec:
     non_answers: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def volunteered(self) -> tuple[str, ...]:
-        """Slots no type asks for, kept when the customer gives them (a contact)."""
+        """Slots kept whenever the customer gives them, whatever the type asks: those no
+        type asks for (a contact), and facts that mean one thing wherever they are said
+        (an order number, a sum) — "order 55120934" in a safety complaint is kept."""
         asked = {name for names in self.types.values() for name in names}
-        return tuple(name for name in self.slots if name not in asked)
+        return tuple(
+            name
+            for name, slot in self.slots.items()
+            if name not in asked or slot.kind in ("order_id", "amount")
+        )
 
     def is_non_answer(self, text: str, language: str) -> bool:
         """ "idk", "whatever", "就这样", "what?": a reply that answers nothing.

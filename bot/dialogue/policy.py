@@ -154,7 +154,8 @@ class Policy:
     def _asks_how_to_send_media(turn: Turn) -> bool:
         return (
             turn.payload is None
-            and turn.stage in ("confirming", "expectation", "facts", "fact_other", "summary")
+            and turn.stage
+            in ("confirming", "expectation", "facts", "fact_other", "fact_open", "summary")
             and len(turn.text) <= 120
             and waiting_topic(turn.text, turn.language) == "send_media"
             # a question about sending, not a fact that mentions photos ("拍照的时候闪退")
@@ -620,7 +621,13 @@ class Policy:
             self._ask_type_or_person(turn)
         elif stage == "safety_check":
             turn.say("utter_ask_safe_now", SAFE_BUTTONS)
-        elif stage in ("listening", "fact_other", "fact_open", "expectation_text", "note"):
+        elif stage == "fact_open" and turn.slots.get("open_slot"):
+            turn.say(f"utter_ask_{turn.slots['open_slot']}_open")  # the open follow-up
+        elif stage in ("fact_other", "note"):
+            turn.say("utter_ask_other_text")  # "type it in your own words"
+        elif stage == "expectation_text":
+            turn.say("utter_ask_outcome_other")
+        elif stage in ("listening", "fact_open"):
             turn.say("utter_ask_tell_more")
         elif stage in survey.STAGES:
             self.survey.reprompt(turn)

@@ -418,3 +418,29 @@ async def test_a_new_one_instead_is_a_change_to_a_replacement(li: Customer) -> N
     await li.say("算了 还是换个新的吧")
     assert li.keys[0] == "utter_outcome_updated"
     assert "您的诉求：换货" in li.text
+
+
+async def test_an_order_number_in_a_safety_complaint_is_kept(anna: Customer) -> None:
+    """The safety questions do not include the order, but one the customer gave is a
+    fact all the same: it is in the read-back, not dropped."""
+    await anna.say("my space heater started smoking last night, nobody hurt. order 55120934")
+    await anna.agree("Refund")
+    await anna.answer_questions()
+    assert anna.keys[-1] == "utter_summary_confirm"
+    assert "Order number: 55120934" in anna.text
+
+
+async def test_how_to_send_a_video_at_the_open_question_is_answered_not_noted(
+    li: Customer,
+) -> None:
+    await li.say("买的吹风机用了三天就没风了")
+    await li.agree("退款")
+    while li.keys[-1] != "utter_ask_order_id":
+        await li.press(li.replies[-1].buttons[0].payload)
+    await li.tap("手头没有")
+    assert li.keys == ["utter_ask_order_id_open"]
+    await li.say("视频怎么发给你们")
+    assert li.keys == ["utter_waiting_send_media", "utter_ask_order_id_open"]
+    await li.say("就在你们天猫店买的")
+    await li.answer_questions()
+    assert "视频怎么发" not in li.text

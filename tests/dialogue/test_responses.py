@@ -32,7 +32,7 @@ def said_by_code() -> set[str]:
         f"utter_empathy_{level}_{name}" for level in ("mild", "strong") for name in COMPLAINT_TYPES
     }
     keys |= {f"utter_expectation_{name}" for name in MOTIVES}
-    keys |= {f"utter_ask_{name}" for name in facts.slots if name not in facts.volunteered()}
+    keys |= {f"utter_ask_{name}" for names in facts.types.values() for name in names}
     keys |= {f"utter_ask_{name}_open" for name, slot in facts.slots.items() if slot.negative}
     keys |= {f"utter_policy_{rule['name']}" for rule in load_policy()}
     keys |= {f"utter_abuse_strike_{n}" for n in (1, 2, 3)}
