@@ -218,7 +218,11 @@ async def test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing
             rows = session.connection().execute(sa.text("SELECT id FROM apscheduler_jobs"))
             return {str(row[0]) for row in rows}
 
-    await double.wait_for(lambda: f"fu:{_rows(anna, 'survey')[0].id}" in jobs(), 20, "the job")
+    def scheduled() -> bool:
+        rows = _rows(anna, "survey")  # written by the close, maybe not yet
+        return bool(rows) and f"fu:{rows[0].id}" in jobs()
+
+    await double.wait_for(scheduled, 20, "the job")
     await bot.stop()
     await asyncio.sleep(9)  # due while the bot is down
     await bot.start(double)
