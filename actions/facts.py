@@ -87,7 +87,7 @@ class FactSpec:
         for lang in (language, *[other for other in self.non_answers if other != language]):
             if core in self.non_answers.get(lang, frozenset()):
                 return True
-        question = stripped.endswith(("?", "？")) or core.endswith(("吗", "呢", "啥"))
+        question = asks_back(text)
         return question and not any(char.isdigit() for char in core) and len(core) <= 40
 
     def outcome(self, motive: str | None, text: str, language: str) -> str | None:
@@ -180,6 +180,12 @@ def bucket(slot: Slot, day: date, today: date) -> str | None:
 def find_term(slot: Slot, text: str, language: str) -> str | None:
     """The choice whose words appear in the text."""
     return longest_match(slot.terms, text, language)
+
+
+def asks_back(text: str) -> bool:
+    """Whether a reply is put as a question ("what repair?", "你说啥", "有吗")."""
+    core = text.strip().strip(_EDGE_PUNCTUATION).lower()
+    return text.strip().endswith(("?", "？")) or core.endswith(("吗", "呢", "啥"))
 
 
 def _plain(text: str) -> str:

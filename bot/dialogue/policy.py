@@ -19,7 +19,7 @@ import yaml
 from sqlmodel import select
 
 from actions.complaint import MOTIVE_THRESHOLD, mostly_entity, slot_buttons
-from actions.facts import OTHER, find_term, load_facts, order_id_in
+from actions.facts import OTHER, asks_back, find_term, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
@@ -931,8 +931,8 @@ class Policy:
                 turn.slots["outcome_unclear"] = True
                 # "啥意思?" / "what do you mean?": the question said another way
                 core = turn.text.strip(" ?？!！。.").lower()
-                asked_back = turn.text.rstrip().endswith(("?", "？")) or (
-                    core.endswith(("啥", "吗", "呢", "意思")) or core in ("what", "huh")
+                asked_back = asks_back(turn.text) or (
+                    core.endswith("意思") or core in ("what", "huh")
                 )
                 key = "utter_ask_outcome_explained" if asked_back else "utter_invalid_choice"
                 turn.say(key, _outcome_buttons())
