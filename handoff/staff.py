@@ -52,6 +52,7 @@ from bot.store import (
     Ticket,
 )
 from bot.store import Message as MessageRow
+from bot.telegram.outbox import Copy, Outbox
 from bot.telegram.render import escape, split_text
 from handoff import queue
 from handoff.coaching import phrase_to_avoid
@@ -64,6 +65,9 @@ EVIDENCE_SHOWN = 5
 """Photos and files shown under a card; the rest are counted (each costs group budget)."""
 TICKET_TAG = re.compile(r"^#(\d+) · ")
 HISTORY_LINES = 20
+ROUTINE = frozenset({"utter_queue_checkin", "utter_waiting_moved_back", "utter_progress_update"})
+"""Messages to a waiting customer that repeat: a topic hears once per ticket that one
+of them was not delivered."""
 MEMBER_RECHECK = 600.0
 """Seconds a member of staff found in the staff group (getChatMember) is not asked about
 again; each question costs the group's budget of 20 requests a minute."""
@@ -98,6 +102,8 @@ class StaffDesk:
         self._topic_locks: dict[int, asyncio.Lock] = {}
         self._told_blocked: set[int] = set()
         """Tickets whose topic heard (in this process) that the customer blocked the bot."""
+        self.outbox: Outbox | None = None
+        """Sends what the desk has for customers (set by the Telegram front end)."""
         self.unreachable: set[int] = set()
         """Members of staff the bot cannot write to privately (they never pressed Start,
         or blocked it): their alerts mention them in the staff group instead."""
@@ -1021,11 +1027,15 @@ class StaffDesk:
         language, chat_id = self.customer_chat(ticket)
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):
-            if await self.to_customer(bot, ticket, chat_id, prefix):
-                try:
-                    await bot.copy_message(chat_id, message.chat.id, message.message_id)
-                except Forbidden as error:  # blocked between the two
-                    await self.undelivered(bot, ticket, f"a photo or file ({error})")
+            # Two rows, so the name always comes before the photo
+            self.engine.to_send(ticket.conversation_id, prefix, response="relay")
+            await self.to_customer(
+                bot,
+                ticket,
+                chat_id,
+                f"{prefix} [{'photo' if message.photo else 'file'}]",
+                copy=(message.chat.id, message.message_id),
+            )
         elif text:
             await self.to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
 
@@ -1192,26 +1202,46 @@ class StaffDesk:
         text: str,
         *,
         response: str = "relay",
-        routine: bool = False,
-    ) -> bool:
-        """Send to the ticket's customer and keep it in the transcript; whether it was
-        delivered. A customer who blocked the bot: kept as undelivered, and the topic
-        says so (for a `routine` message such as a check-in, once per ticket)."""
-        sent_id: int | None = None
-        try:
-            for piece in split_text(text):
-                sent = await bot.send_message(chat_id, escape(piece), parse_mode=ParseMode.HTML)
-                sent_id = sent.message_id
-        except Forbidden as error:
-            self.engine.relayed_out(
-                ticket.conversation_id, text, external_id=None, response=response
-            )
-            await self.undelivered(bot, ticket, f"{response} ({error})", routine=routine)
-            return False
-        self.engine.relayed_out(
-            ticket.conversation_id, text, external_id=sent_id, response=response
+        copy: tuple[int, int] | None = None,
+    ) -> str | None:
+        """Keep it in the transcript as a row for the outbox (bot/telegram/outbox.py) and
+        have the customer's chat sent: its outcome ("sent", why not, or None: Telegram is
+        away and the outbox goes on trying). `copy`: (chat, message) of a photo or file
+        sent as a copy. What Telegram refuses for good is told in the topic
+        (not_delivered). `bot` is the outbox's own."""
+        del bot  # the outbox sends with the application's bot
+        payload = Copy(*copy).payload() if copy is not None else None
+        row_id = self.engine.to_send(
+            ticket.conversation_id, text, response=response, payload=payload
         )
-        return True
+        if self.outbox is None:
+            return None
+        await self.outbox.deliver(chat_id)
+        return self.outbox.outcome(row_id)
+
+    async def not_delivered(self, bot: Bot, row: MessageRow, outcome: str, reason: str) -> None:
+        """The outbox's word on a message Telegram refused for good: if the customer has a
+        ticket, its topic says so (a routine one once per ticket)."""
+        with self.engine.db.session() as session:
+            ticket = session.exec(
+                select(Ticket)
+                .where(Ticket.conversation_id == row.conversation_id)
+                .order_by(col(Ticket.id).desc())
+            ).first()
+        if ticket is None:
+            return
+        routine = (row.response or "") in ROUTINE
+        if outcome == "blocked":
+            await self.undelivered(bot, ticket, f"{row.response} ({reason})", routine=routine)
+            return
+        log.warning("ticket #%s: message %s not delivered: %s", ticket.id, row.id, reason)
+        if routine and ticket.id in self._told_blocked:
+            return
+        self._told_blocked.add(ticket.id or 0)
+        shown = row.text if len(row.text) <= 120 else row.text[:119] + "…"
+        await self.to_topic(
+            bot, ticket, self.label("staff.not_delivered", text=shown, reason=reason)
+        )
 
     async def undelivered(
         self, bot: Bot, ticket: Ticket, what: str, *, routine: bool = False

@@ -109,9 +109,7 @@ class WaitingWatch:
             text = self.desk.customer_text(
                 response, language, place=item.place, wait=wait, was=item.was
             )
-            await self.desk.to_customer(
-                bot, item.ticket, chat_id, text, response=response, routine=True
-            )
+            await self.desk.to_customer(bot, item.ticket, chat_id, text, response=response)
         for ticket, minutes in alerts:
             text = self.desk.label(
                 "staff.untaken_alert", ticket=f"#{ticket.id}", minutes=minutes, waiting=count

@@ -219,6 +219,9 @@ class Engine:
                 )
                 for reply in replies
             ]
+            if incoming.channel == "terminal":  # printed at once: no sender waits for them
+                for row in rows:
+                    row.outcome = "shown"
             for reminder in turn.reminders:
                 kind = str(reminder.get("name") or "follow_up").split(":", 1)[0]
                 session.add(
@@ -402,25 +405,16 @@ class Engine:
             )
             session.commit()
 
-    def delivered(self, outcomes: list[tuple[int, int | None, bool]]) -> None:
-        """Record, for sent messages, the channel's id, or that sending failed for good:
-        (message row id, channel id, delivered), one transaction for a turn's replies."""
-        if not outcomes:
-            return
-        with self.db.session() as session:
-            for row_id, external_id, ok in outcomes:
-                row = session.get(Message, row_id)
-                if row is not None:
-                    row.external_id = external_id
-                    row.delivered = ok
-                    session.add(row)
-            session.commit()
-
-    def relayed_out(
-        self, conversation_id: int, text: str, *, external_id: int | None, response: str = "relay"
-    ) -> None:
-        """A message the hand-off sent to the customer (an agent's, a status) joins the
-        transcript, with its channel id (or as undelivered)."""
+    def to_send(
+        self,
+        conversation_id: int,
+        text: str,
+        *,
+        response: str = "relay",
+        payload: str | None = None,
+    ) -> int:
+        """A message the hand-off has for the customer (an agent's, a status) joins the
+        transcript as a row waiting for the sender (bot/telegram/outbox.py); its id."""
         with self.db.session() as session:
             row = add_message(
                 session,
@@ -428,10 +422,11 @@ class Engine:
                 direction="out",
                 text=text,
                 response=response,
+                payload=payload,
             )
-            row.external_id = external_id
-            row.delivered = external_id is not None
             session.commit()
+            assert row.id is not None
+            return row.id
 
     def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:
         """The customer edited a message: the transcript shows the new text, keeps the old."""

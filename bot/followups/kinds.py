@@ -29,8 +29,7 @@ from typing import Any
 from sqlalchemy import delete as sa_delete
 from sqlmodel import Session, col, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import TelegramError
 
 from bot.dialogue.survey import yes_no
 from bot.dialogue.turn import Button
@@ -40,8 +39,6 @@ from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
 from bot.store.privacy import expire
 from bot.telegram.intake import Inbox
-from bot.telegram.render import escape, keyboard
-from bot.telegram.request import ON_SEND, ReplyMark
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
@@ -369,34 +366,24 @@ class FollowUpKinds:
             session.commit()
             chat_id, message_id = conversation.chat_id, message.id
         assert message_id is not None
-        ON_SEND.set(ReplyMark(self.engine.sending, message_id))
-        try:
-            sent = await self.bot.send_message(
-                chat_id, escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons)
-            )
-        except Forbidden as error:  # blocked: never retried; the agents see why
+        outbox = self.desk.outbox
+        assert outbox is not None, "follow-ups run beside the Telegram front end"
+        await outbox.deliver(chat_id)
+        outcome = outbox.outcome(message_id)
+        if outcome == "blocked":  # never retried; the topic heard it from the outbox
             self._close_question(follow_up_id, message_id, "blocked")
-            if ticket is not None:
-                await self.desk.undelivered(self.bot, ticket, f"{row.kind} ({error})")
-            else:
-                log.warning(
-                    "follow-up %s not delivered, the customer blocked the bot", follow_up_id
-                )
             return
-        except BadRequest as error:
-            log.error("follow-up %s not sent: %s", follow_up_id, error)
+        if outcome in ("chat_not_found", "refused"):
+            log.error("follow-up %s not sent (%s)", follow_up_id, outcome)
             self._close_question(follow_up_id, message_id, "failed")
             return
-        finally:
-            ON_SEND.set(None)
         with self.db.session() as session:
             after = session.get(FollowUp, follow_up_id)
-            stored = session.get(MessageRow, message_id)
-            assert after is not None and stored is not None
-            stored.external_id = sent.message_id
-            session.add(stored)
+            assert after is not None
             if after.status == "pending":
-                after.outcome = "delivered"
+                # Sent, or waiting in the outbox while Telegram is away: the question
+                # goes as soon as it can, and the reminder counts from now.
+                after.outcome = "delivered" if outcome is not None else "queued"
                 self.scheduler.later(session, after, now + self.settings.no_answer_after)
             session.commit()
 
@@ -415,11 +402,12 @@ class FollowUpKinds:
             )
             .order_by(col(MessageRow.id).desc())
         ).first()
+        if stored is None or stored.direction != "out":
+            return False
+        if stored.outcome is None:  # still in the outbox (Telegram away): it will go
+            return True
         return (
-            stored is not None
-            and stored.delivered
-            and stored.external_id is None
-            and stored.send_started_at is not None
+            stored.delivered and stored.external_id is None and stored.send_started_at is not None
         )
 
     def _close_question(self, follow_up_id: int, message_id: int | None, outcome: str) -> None:

@@ -99,6 +99,12 @@ class Message(SQLModel, table=True):
     send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """When the request carrying it left for Telegram. Set without external_id after a
     crash: Telegram may have it, so it is not sent again (never twice)."""
+    outcome: str | None = Field(default=None, index=True)
+    """For a message out: None while it waits for the sender (bot/telegram/outbox.py),
+    then "sent", or why it never will be: "blocked", "chat_not_found", "refused" (another
+    permanent error), "unconfirmed" (its request left and no answer came: Telegram may
+    have it, so it is not sent again), "shown" (the terminal chat printed it), "legacy"
+    (written before the outbox)."""
     original_text: str | None = None
     edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _when()

@@ -53,7 +53,8 @@ from bot.telegram.intake import (
 )
 from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
-from bot.telegram.render import escape, keyboard, split_text
+from bot.telegram.outbox import Outbox
+from bot.telegram.render import escape, keyboard
 from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
 from handoff.private import AgentChat
@@ -147,6 +148,13 @@ class TelegramFrontEnd:
         self.lanes = StaffLanes(self.desk, Leases(engine.db))
         self.metrics = Metrics(engine.db)
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
+        self.outbox = Outbox(
+            engine.db,
+            Leases(engine.db),
+            on_outcome=lambda outcome: self.metrics.sent.labels(outcome).inc(),
+            on_failed=self.desk.not_delivered,
+        )
+        self.desk.outbox = self.outbox
         self.application: Application | None = None
         self._lag = 0.0
         """Seconds from a customer's update arriving to its replies having left, a moving
@@ -295,6 +303,8 @@ class TelegramFrontEnd:
         await self.desk.check_reach(
             application.bot, [BotCommand(name, text) for name, text in staff_menu]
         )
+        # Messages a previous run left waiting go first, in order, then the new ones.
+        self.outbox.start(application.bot)
         if self.settings.run_scheduler:
             self._lease_task = asyncio.create_task(self._hold_scheduler(application))
 
@@ -363,6 +373,7 @@ class TelegramFrontEnd:
 
     async def stop(self, application: Application) -> None:
         await self.lanes.stop(STOP_GRACE)
+        await self.outbox.stop(STOP_GRACE)
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -482,13 +493,11 @@ class TelegramFrontEnd:
             return
         replies = result.replies
         if keyboard_message is not None and not result.duplicate:
-            if (
-                result.continues
-                and replies
-                and await self._continue(keyboard_message, label, replies[0])
-            ):
-                replies = replies[1:]
-            else:
+            continued = False
+            if result.continues and replies and not self.outbox.busy(chat_id):
+                with self.outbox.holding(chat_id):
+                    continued = await self._continue(keyboard_message, label, replies[0])
+            if not continued:
                 await self._settle_keyboard(keyboard_message, label, replies)
         await self._send_all(context, chat_id, replies)
         self._after_turn(context, result)
@@ -496,27 +505,30 @@ class TelegramFrontEnd:
     async def _continue(self, message: Message, label: str | None, reply: Reply) -> bool:
         """The pressed message shows the choice and becomes the next message (its text
         and keyboard): one Bot API call instead of an edit and a new message. False when
-        it would be too long or Telegram refuses the edit (then: edit, and send anew)."""
-        if not label or not message.text:
+        it would be too long, the reply is not the chat's next message to go, or Telegram
+        refuses the edit (then the outbox sends it as a message of its own)."""
+        if not label or not message.text or reply.row_id is None:
             return False
         text = f"{message.text}\n\n✓ {label}\n\n{reply.text}"
-        if len(text) > MAX_TEXT:
+        if len(text) > MAX_TEXT or self.outbox.first_waiting(message.chat.id) != reply.row_id:
             return False
-        if reply.row_id is not None:
-            ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
+        ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
         try:
+            # An edit may be repeated: the same text again changes nothing
             await self._retrying(
                 lambda: message.edit_text(
                     escape(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.buttons)
                 )
             )
         except TelegramError as error:
-            log.info("message %s not continued (%s); sent anew", message.message_id, error)
+            if self.outbox.left(reply.row_id):  # Telegram may have applied it: not again
+                self.outbox.finish(reply.row_id, "unconfirmed")
+            else:
+                log.info("message %s not continued (%s); sent anew", message.message_id, error)
             return False
         finally:
             ON_SEND.set(None)
-        if reply.row_id is not None:
-            self.engine.delivered([(reply.row_id, message.message_id, True)])
+        self.outbox.finish(reply.row_id, "sent", message.message_id)
         return True
 
     def _after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
@@ -604,41 +616,9 @@ class TelegramFrontEnd:
     async def _send_all(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]
     ) -> None:
-        for reply in replies:
-            sent_id, ok = await self._send(context, chat_id, reply)
-            if reply.row_id is not None:
-                # Recorded at once, not after the turn's last reply: after a crash only
-                # the replies that never left are sent (ReplyMark), and this keeps few
-                # of them in doubt.
-                self.engine.delivered([(reply.row_id, sent_id, ok)])
-
-    async def _send(
-        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply
-    ) -> tuple[int | None, bool]:
-        """Send one reply (in pieces if long): (the last piece's message id, delivered)."""
-        pieces = split_text(reply.text) or [" "]
-        markup = keyboard(reply.buttons)
-        sent_id: int | None = None
-        if reply.row_id is not None:
-            ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
-        try:
-            for index, piece in enumerate(pieces):
-                last = index == len(pieces) - 1
-                sent = await self._retrying(
-                    lambda piece=piece, last=last: context.bot.send_message(  # type: ignore[misc]
-                        chat_id,
-                        escape(piece),
-                        parse_mode=ParseMode.HTML,
-                        reply_markup=markup if last else None,
-                    )
-                )
-                sent_id = sent.message_id
-        except TelegramError as error:
-            log.error("reply %s to chat %s not delivered: %s", reply.row_id, chat_id, error)
-            return sent_id, False
-        finally:
-            ON_SEND.set(None)
-        return sent_id, True
+        """The turn's replies are rows already (written with the turn): the outbox sends
+        them after anything of this chat's still waiting, and the turn waits a while."""
+        await self.outbox.deliver(chat_id)
 
     def _behind(self, what: str) -> bool:
         """Whether customers wait for their replies now; if so an extra is skipped."""

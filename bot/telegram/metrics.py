@@ -19,6 +19,7 @@ from sqlmodel import col, func, select
 from bot.store import Database, FollowUp, StaffPost, Ticket
 from bot.store.db import without_card
 from bot.store.models import InboundUpdate, utcnow
+from bot.telegram.outbox import waiting_out
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -55,6 +56,13 @@ class Metrics:
             "Extras not sent because customers were waiting for their replies (the bot "
             "is behind), by kind (keyboard_edit, typing)",
             ["what"],
+            registry=self.registry,
+        )
+        self.sent = Counter(
+            "complaint_desk_messages_out",
+            "Messages to customers by outcome: sent, or why never (blocked, "
+            "chat_not_found, refused, unconfirmed: left with no answer, not sent again)",
+            ["outcome"],
             registry=self.registry,
         )
         self.staff_queue = Gauge(
@@ -96,6 +104,7 @@ class DeskCollector(Collector):
                 select(func.count()).select_from(Ticket).where(*without_card())
             ).one()
             posts = session.exec(select(func.count()).select_from(StaffPost)).one()
+            outbox, oldest = waiting_out(session)
             due = session.exec(
                 select(func.count())
                 .select_from(FollowUp)
@@ -132,6 +141,18 @@ class DeskCollector(Collector):
         )
         lines.add_metric([], float(posts))
         yield lines
+        out = GaugeMetricFamily(
+            "complaint_desk_messages_waiting",
+            "Messages to customers written and not yet sent (Telegram away, or queued)",
+        )
+        out.add_metric([], float(outbox))
+        yield out
+        age = GaugeMetricFamily(
+            "complaint_desk_messages_waiting_oldest_seconds",
+            "How long the oldest message to a customer not yet sent has waited",
+        )
+        age.add_metric([], oldest)
+        yield age
         waiting = GaugeMetricFamily(
             "complaint_desk_followups_due", "Follow-ups due now and not yet done"
         )

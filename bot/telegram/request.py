@@ -9,6 +9,7 @@ for less. Behaviour is PTB's: the same timeouts, ``TimedOut`` and ``NetworkError
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 
@@ -77,6 +78,19 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """As PTB's, without its stack trace in the log for an answer that is not JSON:
+        Telegram's front answers a 502 with an HTML page, as often as the bot asks while
+        Telegram is away. The request fails as a NetworkError all the same."""
+        try:
+            parsed = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as error:
+            raise TelegramError("Invalid server response") from error
+        if not isinstance(parsed, dict):
+            raise TelegramError("Invalid server response")
+        return parsed
 
     @property
     def read_timeout(self) -> float | None:

@@ -221,8 +221,7 @@ class TgCustomer:
                 .where(
                     col(Message.conversation_id).in_(mine),
                     Message.direction == "out",
-                    col(Message.external_id).is_(None),
-                    Message.delivered,
+                    col(Message.outcome).is_(None),
                 )
             ).one()
             return int(stored), int(pending)

@@ -1,0 +1,371 @@
+"""Every message to a customer is a row, and one sender delivers the rows.
+
+What the bot says to a customer — a turn's replies, an agent's words, a status, a
+check-in, a follow-up question — is a ``Message`` row (direction "out") written in the
+same transaction as the decision that made it. Its ``outcome`` stays empty until it has
+gone ("sent") or never will ("blocked", "chat_not_found", "refused", "unconfirmed").
+
+The :class:`Outbox` delivers them, one *lane* (a task) per chat, in id order: a chat's
+later rows wait behind an earlier one that has not gone, so a customer never reads reply
+2 without reply 1. Telegram being away — refused connections, 5xx answers, timeouts of a
+request that never left — is waited out with backoff and no limit on how long a row may
+wait; a 429 is waited out for its ``retry_after`` (PTB's ``AIORateLimiter`` keeps to the
+30/s overall and 20/min per group before that). A row is sent at most once: the request
+marks ``send_started_at`` as its body leaves (:class:`bot.telegram.request.ReplyMark`)
+and a row so marked whose answer never came is not sent again ("unconfirmed"); one whose
+request provably never left, or that Telegram refused with an answer, is tried again.
+
+A turn awaits its chat's lane for a while (``SEND_WAIT``); if Telegram is away the turn
+ends and the lane goes on. After a crash or a stop, :meth:`Outbox.sweep` (at start-up
+and every ``SWEEP_EVERY``) starts a lane for each chat with rows waiting. With several
+processes, one of them sends a given chat's rows at a time (the lease ``send:<chat>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+from sqlmodel import update as sa_update
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.dialogue import Button
+from bot.store import Conversation, Database, Message
+from bot.store.models import utcnow
+from bot.telegram.intake import DATABASE_DOWN, Leases
+from bot.telegram.render import escape, keyboard, split_text
+from bot.telegram.request import ON_SEND, ReplyMark
+
+log = logging.getLogger(__name__)
+
+SEND_WAIT = 10.0
+"""Seconds a turn waits for its chat's rows to go before it ends (the lane goes on)."""
+FIRST_DELAY = 0.5
+MAX_DELAY = 8.0
+"""The longest pause between two tries of a row while Telegram is away: the backlog
+starts moving within this long of Telegram coming back."""
+SWEEP_EVERY = 5.0
+SWEEP_AGE = timedelta(seconds=10)
+"""The sweep leaves rows this young to the turn that wrote them (it is sending them)."""
+LANE_LEASE = timedelta(minutes=2)
+PERMANENT = ("blocked", "chat_not_found", "refused")
+"""Outcomes of rows Telegram will never take: the ticket's topic hears of them."""
+
+Failed = Callable[[Bot, Message, str, str], Awaitable[None]]
+"""Told of a row that cannot be delivered: (bot, row, outcome, Telegram's words)."""
+
+
+@dataclass
+class Copy:
+    """A row that is a copy of a message in another chat (an agent's photo or file)."""
+
+    from_chat_id: int
+    message_id: int
+
+    def payload(self) -> str:
+        return json.dumps({"copy": [self.from_chat_id, self.message_id]})
+
+    @staticmethod
+    def of(row: Message) -> Copy | None:
+        if row.payload is None or not row.payload.startswith('{"copy"'):
+            return None
+        chat, message = json.loads(row.payload)["copy"]
+        return Copy(int(chat), int(message))
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        leases: Leases,
+        *,
+        on_outcome: Callable[[str], object] | None = None,
+        on_failed: Failed | None = None,
+    ) -> None:
+        self.db = db
+        self.leases = leases
+        self.bot: Bot | None = None
+        self.on_outcome = on_outcome
+        """Called with each row's outcome (counted in /metrics)."""
+        self.on_failed = on_failed
+        self._lanes: dict[int, asyncio.Task[None]] = {}
+        self._held: set[int] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- the turn's side ---------------------------------------------------------------
+
+    def start(self, bot: Bot) -> None:
+        """Send what a previous run left, then keep an eye on rows left waiting."""
+        self.bot = bot
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def deliver(self, chat_id: int, wait: float = SEND_WAIT) -> None:
+        """Send the chat's waiting rows, in order; returns when they have gone, or after
+        `wait` seconds with the lane still at it (Telegram is away)."""
+        task = self.kick(chat_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=wait)
+
+    def kick(self, chat_id: int) -> asyncio.Task[None] | None:
+        """Make sure the chat's lane runs (not while a turn holds the chat)."""
+        if chat_id in self._held or self.bot is None:
+            return None
+        task = self._lanes.get(chat_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._lane(chat_id))
+            self._lanes[chat_id] = task
+        return task
+
+    def busy(self, chat_id: int) -> bool:
+        """Whether the chat has a lane at work (its rows go in order: nothing jumps it)."""
+        task = self._lanes.get(chat_id)
+        return task is not None and not task.done()
+
+    @contextlib.contextmanager
+    def holding(self, chat_id: int) -> Iterator[None]:
+        """No lane starts for the chat meanwhile: the turn sends a row itself (a press
+        continues the pressed message) and records it with :meth:`finish`."""
+        self._held.add(chat_id)
+        try:
+            yield
+        finally:
+            self._held.discard(chat_id)
+
+    def finish(self, row_id: int, outcome: str, external_id: int | None = None) -> None:
+        with self.db.session() as session:
+            row = session.get(Message, row_id)
+            if row is None:
+                return
+            row.outcome = outcome
+            row.delivered = outcome == "sent" or outcome == "unconfirmed"
+            if external_id is not None:
+                row.external_id = external_id
+            session.add(row)
+            session.commit()
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def outcome(self, row_id: int) -> str | None:
+        with self.db.session() as session:
+            row = session.get(Message, row_id)
+            return row.outcome if row is not None else None
+
+    async def stop(self, timeout: float) -> None:
+        """Give the lanes a moment to finish, then stop them (rows left wait in the
+        database for the next start)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        lanes = [task for task in self._lanes.values() if not task.done()]
+        if lanes:
+            await asyncio.wait(lanes, timeout=timeout)
+        for task in lanes:
+            task.cancel()
+        for task in lanes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- the lanes ----------------------------------------------------------------------
+
+    def sweep(self, age: timedelta = SWEEP_AGE) -> int:
+        """Start a lane for every chat with rows that have waited `age` or longer; the
+        number started."""
+        before = utcnow() - age
+        with self.db.session() as session:
+            # Rows whose request left and never got an answer, from a run that stopped
+            # or crashed meanwhile: Telegram may have them, so they are not sent again.
+            doubtful = session.execute(
+                sa_update(Message)
+                .where(
+                    col(Message.direction) == "out",
+                    col(Message.outcome).is_(None),
+                    col(Message.send_started_at) < utcnow() - LANE_LEASE,
+                )
+                .values(outcome="unconfirmed")
+            )
+            session.commit()
+            if getattr(doubtful, "rowcount", 0):
+                log.warning(
+                    "%s message(s) were on their way to Telegram when the bot stopped; "
+                    "not sent again",
+                    doubtful.rowcount,  # type: ignore[attr-defined]
+                )
+            chats = session.exec(
+                select(Conversation.chat_id)
+                .join(Message, col(Message.conversation_id) == col(Conversation.id))
+                .where(*_pending(), col(Message.created_at) <= before)
+                .distinct()
+                .limit(1000)
+            ).all()
+        started = 0
+        for chat_id in chats:
+            if not self.busy(chat_id) and self.kick(chat_id) is not None:
+                started += 1
+        return started
+
+    async def _sweep_forever(self) -> None:
+        age = timedelta(0)  # at start-up: everything a previous run left
+        while True:
+            try:
+                started = self.sweep(age)
+                if started:
+                    log.info("sending the waiting messages of %d chat(s)", started)
+            except DATABASE_DOWN as error:
+                log.warning("outbox sweep: the database is away (%s)", error)
+            age = SWEEP_AGE
+            await asyncio.sleep(SWEEP_EVERY)
+
+    async def _lane(self, chat_id: int) -> None:
+        lease = f"send:{chat_id}"
+        delay = FIRST_DELAY
+        renewed = utcnow()
+        try:
+            if not self.leases.acquire(lease, LANE_LEASE):
+                return  # another process sends this chat's rows
+            while True:
+                if utcnow() - renewed > LANE_LEASE / 3:
+                    self.leases.acquire(lease, LANE_LEASE)
+                    renewed = utcnow()
+                row = self._next(chat_id)
+                if row is None:
+                    return
+                try:
+                    external_id = await self._send(chat_id, row)
+                except RetryAfter as error:
+                    await asyncio.sleep(_seconds(error.retry_after))
+                    continue
+                except Forbidden as error:
+                    await self._failed(row, "blocked", error)
+                    continue
+                except BadRequest as error:
+                    reason = "chat_not_found" if "not found" in error.message.lower() else "refused"
+                    await self._failed(row, reason, error)
+                    continue
+                except TelegramError as error:  # refused, reset, 5xx, timed out, no JSON
+                    if self.left(row.id or 0):
+                        log.warning(
+                            "message %s to chat %s left and got no answer (%s); not sent "
+                            "again: Telegram may have it",
+                            row.id,
+                            chat_id,
+                            error,
+                        )
+                        self.finish(row.id or 0, "unconfirmed")
+                        continue
+                    if delay == FIRST_DELAY:
+                        log.warning("chat %s: Telegram is away (%s); trying again", chat_id, error)
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    delay = min(delay * 2, MAX_DELAY)
+                    continue
+                self.finish(row.id or 0, "sent", external_id)
+                delay = FIRST_DELAY
+        except DATABASE_DOWN as error:  # the sweep starts the lane again
+            log.warning("chat %s: the database is away; sending later (%s)", chat_id, error)
+        except Exception:
+            log.exception("chat %s: the sender stopped on an error; the sweep goes on", chat_id)
+        finally:
+            with contextlib.suppress(Exception):
+                self.leases.release(lease)
+
+    def _next(self, chat_id: int) -> Message | None:
+        with self.db.session() as session:
+            return session.exec(
+                select(Message)
+                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                .where(Conversation.chat_id == chat_id, *_pending())
+                .order_by(col(Message.id))
+                .limit(1)
+            ).first()
+
+    def left(self, row_id: int) -> bool:
+        """Whether the row's request left for Telegram (its answer may not have come)."""
+        with self.db.session() as session:
+            fresh = session.get(Message, row_id)
+            return fresh is not None and fresh.send_started_at is not None
+
+    def first_waiting(self, chat_id: int) -> int | None:
+        """The id of the chat's next row to go."""
+        row = self._next(chat_id)
+        return row.id if row is not None else None
+
+    def _marking(self, row_id: int, *, on_its_way: bool) -> None:
+        with self.db.session() as session:
+            session.execute(
+                sa_update(Message)
+                .where(col(Message.id) == row_id)
+                .values(send_started_at=utcnow() if on_its_way else None)
+            )
+            session.commit()
+
+    async def _send(self, chat_id: int, row: Message) -> int:
+        """One row to Telegram (a long text in pieces): the last piece's message id."""
+        assert self.bot is not None and row.id is not None
+        ON_SEND.set(ReplyMark(self._marking, row.id))
+        try:
+            copy = Copy.of(row)
+            if copy is not None:
+                copied = await self.bot.copy_message(chat_id, copy.from_chat_id, copy.message_id)
+                return copied.message_id
+            pieces = split_text(row.text) or [" "]
+            markup = keyboard(_buttons(row))
+            sent_id = 0
+            for index, piece in enumerate(pieces):
+                sent = await self.bot.send_message(
+                    chat_id,
+                    escape(piece),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if index == len(pieces) - 1 else None,
+                )
+                sent_id = sent.message_id
+            return sent_id
+        finally:
+            ON_SEND.set(None)
+
+    async def _failed(self, row: Message, outcome: str, error: TelegramError) -> None:
+        log.warning("message %s (%s) not delivered: %s", row.id, row.response, error)
+        self.finish(row.id or 0, outcome)
+        if self.on_failed is not None and self.bot is not None:
+            try:
+                await self.on_failed(self.bot, row, outcome, error.message)
+            except TelegramError as told:
+                log.warning("could not tell the staff about message %s: %s", row.id, told)
+
+
+def waiting_out(session: Session) -> tuple[int, float]:
+    """Rows waiting for the sender: how many, and the oldest one's age in seconds."""
+    count, oldest = session.exec(
+        select(func.count(), func.min(Message.created_at)).where(*_pending())
+    ).one()
+    age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    return int(count), max(age, 0.0)
+
+
+def _pending() -> tuple[Any, ...]:
+    return (
+        Message.direction == "out",
+        col(Message.outcome).is_(None),
+        col(Message.send_started_at).is_(None),
+    )
+
+
+def _buttons(row: Message) -> list[Button]:
+    return [Button(**button) for button in row.buttons]
+
+
+def _aware(moment: Any) -> Any:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
