@@ -142,6 +142,14 @@ class BotApiDouble:
         self.webhook_answers: list[tuple[int, int]] = []
         """(update_id, HTTP status the webhook answered; 0: no answer) per delivery."""
         self.port = 0
+        self._site: web.TCPSite | None = None
+        self.bad_gateway = False
+        """Telegram's front answering 502 (an HTML page, as nginx does) to every call."""
+        self._outage_armed: tuple[float, float] | None = None
+        self._going_down: tuple[float, float] | None = None
+        self.outage_task: asyncio.Task[None] | None = None
+        self.outage_ended_at: float | None = None
+        """time.monotonic() when the last outage ended (the API answered again)."""
 
     # --- server ---------------------------------------------------------------------
 
@@ -164,7 +172,38 @@ class BotApiDouble:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._site = site
         self._delivery = asyncio.create_task(self._deliver_forever())
+
+    async def go_down(self) -> None:
+        """The Bot API is unreachable: nothing listens on its port (connections are
+        refused) and every open connection is dropped."""
+        assert self._runner is not None and self._site is not None
+        await self._site.stop()
+        self._site = None
+        server = self._runner.server
+        assert server is not None
+        await server.shutdown(0.05)
+
+    async def come_back(self, *, bad_gateway: bool = False) -> None:
+        """Listening again on the same port; with `bad_gateway`, answering 502 for now."""
+        assert self._runner is not None and self._site is None
+        self.bad_gateway = bad_gateway
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self._site = site
+
+    def outage_after_next_delivery(self, refused: float, bad_gateway: float) -> None:
+        """Right after the next getUpdates answer that carries updates, the API goes away:
+        `refused` seconds of refused connections, then `bad_gateway` seconds of 502s."""
+        self._outage_armed = (refused, bad_gateway)
+
+    async def _outage(self, refused: float, bad_gateway: float) -> None:
+        await asyncio.sleep(refused)
+        await self.come_back(bad_gateway=True)
+        await asyncio.sleep(bad_gateway)
+        self.bad_gateway = False
+        self.outage_ended_at = time.monotonic()
 
     async def stop(self) -> None:
         if self._delivery is not None:
@@ -201,6 +240,13 @@ class BotApiDouble:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if self.bad_gateway:
+            self.errors.append((method, 502, "Bad Gateway"))
+            return web.Response(
+                status=502,
+                text="<html><head><title>502 Bad Gateway</title></head></html>",
+                content_type="text/html",
+            )
         if request.match_info["token"] != self.token:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
@@ -237,7 +283,29 @@ class BotApiDouble:
             if error.migrate_to_chat_id is not None:
                 body["parameters"] = {"migrate_to_chat_id": error.migrate_to_chat_id}
             return web.json_response(body, status=error.code)
-        return web.json_response({"ok": True, "result": result})
+        response = web.json_response({"ok": True, "result": result})
+        if self._going_down is not None:
+            await self._cut_off(request, response)
+        return response
+
+    async def _cut_off(self, request: web.Request, response: web.Response) -> None:
+        """The start of an outage, as this answer leaves: nothing listens any more, idle
+        connections are closed and this one closes after the answer, so whatever the bot
+        sends next finds the port closed."""
+        assert self._going_down is not None and self._site is not None
+        refused, bad_gateway = self._going_down
+        self._going_down = None
+        response.force_close()
+        await self._site.stop()
+        self._site = None
+        server = self._runner.server if self._runner is not None else None
+        for connection in server.connections if server is not None else []:
+            if connection is not request.protocol:
+                connection.force_close()
+        # The bot notices its idle connections closed before it reads this answer: what
+        # it sends next opens a new connection, and is refused.
+        await asyncio.sleep(0.3)
+        self.outage_task = asyncio.create_task(self._outage(refused, bad_gateway))
 
     async def _file(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
@@ -490,6 +558,8 @@ class BotApiDouble:
                 await asyncio.wait_for(self._new_update.wait(), timeout)
         batch = self._updates[:limit]
         self._updates_seen = [*self._updates_seen[-500:], *batch]
+        if batch and self._outage_armed is not None:
+            self._going_down, self._outage_armed = self._outage_armed, None
         return [{"update_id": u["update_id"], **_clean(u)} for u in batch]
 
     async def _m_setwebhook(self, params: dict[str, Any]) -> Any:

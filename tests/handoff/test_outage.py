@@ -1,0 +1,103 @@
+"""Telegram away for a minute in the middle of conversations: nothing said is lost.
+
+The Bot API double goes away right after it hands the bot a batch of updates — a
+customer's complaint, an agent's reply in a ticket's topic and the agent closing that
+ticket — so every answer to them meets the outage: 40 s of refused connections, then
+20 s of 502 pages. When it answers again, each message the bot had for a customer
+arrives once, and each chat's messages in the order the bot wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from bot.store import Conversation, Customer, FollowUp, Message
+from tests.botapi.double import BotApiDouble
+from tests.handoff.helpers import taken, ticket_of
+from tests.telegram.conftest import AGENTS, STAFF_CHAT, texts
+
+ADA = next(iter(AGENTS))
+REFUSED, BAD_GATEWAY = 40.0, 20.0
+
+
+def _written_for(customer: Any) -> list[Message]:
+    """What the bot wrote for the customer (direction out), in the order it wrote it."""
+    with customer.db.session() as session:
+        return list(
+            session.exec(
+                select(Message)
+                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+                .where(Customer.telegram_id == customer.user_id, Message.direction == "out")
+                .order_by(col(Message.id))
+            )
+        )
+
+
+def _seen_by(double: BotApiDouble, user_id: int) -> list[str]:
+    """Every text the customer's chat shows, in the order it arrived (a continued
+    message counts once, with its latest text)."""
+    return [message.get("text", "") for message in double.sent_to(user_id)]
+
+
+def _in_order_once(rows: list[Message], seen: list[str]) -> None:
+    """Each row's text appears in the chat exactly once, and in the rows' order."""
+    where = []
+    for row in rows:
+        places = [i for i, text in enumerate(seen) if row.text.strip() in text]
+        assert len(places) == 1, (row.text, seen)
+        where.append(places[0])
+    assert where == sorted(where), (where, [row.text for row in rows])
+
+
+@pytest.mark.flood(group_per_minute=600)
+@pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="1s", NO_ANSWER_AFTER="1h")
+async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
+    double: BotApiDouble, customers: Any
+) -> None:
+    anna, _, thread = await taken(double, customers, ADA)
+    ben = customers(602, "Ben", "en")
+    await ben.say("hello")
+    anna_before, ben_before = len(_written_for(anna)), len(_written_for(ben))
+
+    double.outage_after_next_delivery(refused=REFUSED, bad_gateway=BAD_GATEWAY)
+    # Pushed together: one getUpdates answer carries all three, then the API is away
+    double.user_sends(602, "my parcel is two weeks late and nobody answers my emails, fix it")
+    double.user_sends(ADA, "Your refund is on its way, Anna.", chat_id=STAFF_CHAT, thread_id=thread)
+    double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
+
+    await double.wait_for(lambda: double.outage_task is not None, 10, "the outage")
+    assert double.outage_task is not None
+    await double.outage_task
+    # Meanwhile the bot wrote its answers and the survey came due, nothing went out
+    assert ticket_of(anna).status == "resolved"
+    ben_written = _written_for(ben)[ben_before:]
+    assert ben_written, "Ben's complaint was not handled during the outage"
+
+    def survey_seen() -> bool:
+        return "Is the problem solved" in texts(double.sent_to(anna.user_id))
+
+    await double.wait_for(survey_seen, 60, "the survey question after the outage")
+    await double.wait_for(
+        lambda: all(row.outcome == "sent" for row in _written_for(ben)), 60, "Ben's replies"
+    )
+    await double.wait_for(
+        lambda: all(row.outcome == "sent" for row in _written_for(anna)),
+        60,
+        f"Anna's messages: {[(r.response, r.outcome) for r in _written_for(anna)]}",
+    )
+
+    anna_written = _written_for(anna)[anna_before:]
+    responses = [row.response for row in anna_written]
+    assert responses[:2] == ["relay", "utter_ticket_resolved"], responses
+    assert any("survey" in (r or "") for r in responses[2:]), responses
+    _in_order_once(anna_written, _seen_by(double, anna.user_id))
+    _in_order_once(_written_for(ben)[ben_before:], _seen_by(double, ben.user_id))
+    assert "Your refund is on its way, Anna." in texts(double.sent_to(anna.user_id))
+
+    with anna.db.session() as session:
+        survey = session.exec(select(FollowUp).where(FollowUp.kind == "survey")).one()
+    assert survey.attempts == 1  # asked once, not again because the first try failed
