@@ -1028,13 +1028,13 @@ class StaffDesk:
         prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):
             # Two rows, so the name always comes before the photo
-            self.engine.to_send(ticket.conversation_id, prefix, response="relay")
             await self.to_customer(
                 bot,
                 ticket,
                 chat_id,
                 f"{prefix} [{'photo' if message.photo else 'file'}]",
                 copy=(message.chat.id, message.message_id),
+                before=prefix,
             )
         elif text:
             await self.to_customer(bot, ticket, chat_id, f"{prefix}\n{text}")
@@ -1203,21 +1203,22 @@ class StaffDesk:
         *,
         response: str = "relay",
         copy: tuple[int, int] | None = None,
-    ) -> str | None:
-        """Keep it in the transcript as a row for the outbox (bot/telegram/outbox.py) and
-        have the customer's chat sent: its outcome ("sent", why not, or None: Telegram is
-        away and the outbox goes on trying). `copy`: (chat, message) of a photo or file
-        sent as a copy. What Telegram refuses for good is told in the topic
-        (not_delivered). `bot` is the outbox's own."""
-        del bot  # the outbox sends with the application's bot
+        before: str | None = None,
+    ) -> None:
+        """Keep it in the transcript as a row for the outbox (bot/telegram/outbox.py),
+        which sends the customer's chat in order in the background. `copy`: (chat,
+        message) of a photo or file sent as a copy; `before`: a line sent just before it
+        (the agent's name), written in the same transaction. Nothing here waits for
+        Telegram, so the staff update that asked for it is marked handled right after
+        the row is written (a crash in between would relay it twice). What Telegram
+        refuses for good is told in the topic (not_delivered). `bot`: the outbox uses
+        the application's."""
+        del bot
         payload = Copy(*copy).payload() if copy is not None else None
-        row_id = self.engine.to_send(
-            ticket.conversation_id, text, response=response, payload=payload
-        )
-        if self.outbox is None:
-            return None
-        await self.outbox.deliver(chat_id)
-        return self.outbox.outcome(row_id)
+        rows = [(before, "relay", None)] if before else []
+        self.engine.to_send(ticket.conversation_id, [*rows, (text, response, payload)])
+        if self.outbox is not None:
+            self.outbox.kick(chat_id)
 
     async def not_delivered(self, bot: Bot, row: MessageRow, outcome: str, reason: str) -> None:
         """The outbox's word on a message Telegram refused for good: if the customer has a

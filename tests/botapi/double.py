@@ -198,6 +198,17 @@ class BotApiDouble:
         `refused` seconds of refused connections, then `bad_gateway` seconds of 502s."""
         self._outage_armed = (refused, bad_gateway)
 
+    async def end_outage(self) -> None:
+        """The API answers again now (whatever the outage had left to run)."""
+        if self.outage_task is not None:
+            self.outage_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.outage_task
+        if self._site is None:
+            await self.come_back()
+        self.bad_gateway = False
+        self.outage_ended_at = time.monotonic()
+
     async def _outage(self, refused: float, bad_gateway: float) -> None:
         await asyncio.sleep(refused)
         await self.come_back(bad_gateway=True)

@@ -9,15 +9,17 @@ arrives once, and each chat's messages in the order the bot wrote them.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlmodel import col, select
 
 from bot.store import Conversation, Customer, FollowUp, Message
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import taken, ticket_of
-from tests.telegram.conftest import AGENTS, STAFF_CHAT, texts
+from tests.telegram.conftest import AGENTS, STAFF_CHAT, BotProcess, free_port, texts
 
 ADA = next(iter(AGENTS))
 REFUSED, BAD_GATEWAY = 40.0, 20.0
@@ -101,3 +103,55 @@ async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
     with anna.db.session() as session:
         survey = session.exec(select(FollowUp).where(FollowUp.kind == "survey")).one()
     assert survey.attempts == 1  # asked once, not again because the first try failed
+
+
+def _waiting(customer: Any) -> list[Message]:
+    return [row for row in _written_for(customer) if row.outcome is None]
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.mark.flood(group_per_minute=600)
+@pytest.mark.staff(HANDOFF_TICK="0.2s")
+@pytest.mark.env(LISTEN=f"127.0.0.1:{free_port()}")
+async def test_kill_9_with_messages_waiting_for_telegram_sends_them_once_in_order(
+    double: BotApiDouble, bot: BotProcess, customers: Any
+) -> None:
+    anna, _, thread = await taken(double, customers, ADA)
+    ben = customers(602, "Ben", "en")
+    await ben.say("hello")
+    anna_before, ben_before = len(_written_for(anna)), len(_written_for(ben))
+
+    double.outage_after_next_delivery(refused=3600, bad_gateway=0)
+    double.user_sends(602, "the blender I bought smokes when I switch it on, I want a refund")
+    double.user_sends(ADA, "Anna, the refund left today.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(
+        lambda: len(_waiting(ben)) >= 1 and len(_waiting(anna)) >= 1, 30, "rows waiting"
+    )
+    await asyncio.sleep(1.5)
+    async with aiohttp.ClientSession() as http, http.get(bot.http + "/metrics") as answer:
+        metrics = await answer.text()
+    waiting = len(_waiting(ben)) + len(_waiting(anna))
+    assert _metric(metrics, "complaint_desk_messages_waiting") == waiting
+    assert _metric(metrics, "complaint_desk_messages_waiting_oldest_seconds") >= 1.0
+
+    bot.kill()
+    await double.end_outage()
+    await bot.start(double)
+    await double.wait_for(
+        lambda: not _waiting(ben) and not _waiting(anna), 60, "the waiting rows sent"
+    )
+    for customer, before in ((ben, ben_before), (anna, anna_before)):
+        rows = _written_for(customer)[before:]
+        assert [row.outcome for row in rows] == ["sent"] * len(rows)
+        _in_order_once(rows, _seen_by(double, customer.user_id))
+    assert "Anna, the refund left today." in texts(double.sent_to(anna.user_id))
+    async with aiohttp.ClientSession() as http, http.get(bot.http + "/metrics") as answer:
+        metrics = await answer.text()
+    assert _metric(metrics, "complaint_desk_messages_waiting") == 0
+    assert _metric(metrics, 'complaint_desk_messages_out_total{outcome="sent"}') >= 2
