@@ -213,17 +213,17 @@ SIGNAL_SETS = Path(__file__).parent / "signals"
 # Measured on tests/nlu/signals/ (written blind to the training data, never trained on;
 # docs/nlu.md). Floors at the measured figures: the goal is at most 2% false alarms and
 # recall 0.90 or better, and a change that moves away from it fails here.
-MAX_FALSE_ALARMS = {"zh": 1 / 133, "en": 4 / 134}  # measured: 0 and 3
+MAX_FALSE_ALARMS = {"zh": 1 / 133, "en": 2 / 134}  # measured: 0 and 2 (session 12)
 SIGNAL_RECALL_FLOORS = {
     ("zh", "major_media"): 0.97,
     ("zh", "repeat_contact"): 0.78,
     ("zh", "abusive"): 0.97,
     ("zh", "threat_of_harm"): 0.87,
-    ("en", "major_media"): 0.85,
+    ("en", "major_media"): 0.89,
     ("en", "repeat_contact"): 0.78,
     ("en", "abusive"): 0.91,
     ("en", "threat_of_harm"): 0.9,
-}  # fmt: skip  (measured, session 9: 1.00 0.84 1.00 0.91 / 0.89 0.81 0.94 0.94)
+}  # fmt: skip  (measured, session 12: 1.00 0.84 1.00 0.91 / 0.91 0.81 0.94 0.91)
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -271,7 +271,7 @@ DEV_FLOORS = {
     ("en", "complaint_type"): 0.60,
     ("zh", "motive"): 0.53,
     ("en", "motive"): 0.61,
-}  # fmt: skip  (measured, session 9: 0.833 0.736 / 0.632 0.621 / 0.555 0.638)
+}  # fmt: skip  (measured, session 12: 0.843 0.742 / 0.632 0.621 / 0.555 0.633)
 
 
 @pytest.mark.skipif(
