@@ -250,6 +250,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(str(error)) from None
         print(report)
         return 0
+    if args.telegram and args.outage:
+        from bot.telegram.bench import run_outage_bench
+
+        try:
+            report = asyncio.run(
+                run_outage_bench(
+                    settings,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    chats=args.chats,
+                    outage=args.outage,
+                )
+            )
+        except RuntimeError as error:
+            raise CliError(str(error)) from None
+        print(report)
+        return 0
     if args.telegram:
         from bot.telegram.bench import run_telegram_bench
 
@@ -389,6 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=300, help="--telegram: updates/s offered")
     bench.add_argument("--seconds", type=float, default=10, help="--telegram: sustained for")
     bench.add_argument("--chats", type=int, default=1000, help="--telegram: distinct chats")
+    bench.add_argument(
+        "--outage",
+        type=float,
+        default=0,
+        help="--telegram: Telegram away this many seconds from a third of the way in; "
+        "the same load without it first (lost, sent twice, backlog drain time)",
+    )
     bench.add_argument(
         "--handoff",
         type=int,

@@ -36,7 +36,7 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, TelegramError
 
 from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
@@ -49,6 +49,7 @@ from bot.store import (
     Evidence,
     FollowUp,
     HeldMessage,
+    StaffMessage,
     Ticket,
 )
 from bot.store import Message as MessageRow
@@ -104,6 +105,8 @@ class StaffDesk:
         """Tickets whose topic heard (in this process) that the customer blocked the bot."""
         self.outbox: Outbox | None = None
         """Sends what the desk has for customers (set by the Telegram front end)."""
+        self.staff_outbox: Outbox | None = None
+        """Sends alerts and notes for staff (set by the Telegram front end)."""
         self.unreachable: set[int] = set()
         """Members of staff the bot cannot write to privately (they never pressed Start,
         or blocked it): their alerts mention them in the staff group instead."""
@@ -282,39 +285,77 @@ class StaffDesk:
     async def alert_supervisors(self, bot: Bot, text: str, ticket: Ticket | None = None) -> None:
         """Each supervisor privately; those Telegram will not let the bot write to are
         mentioned in the staff group with the alert (in the ticket's topic if it has one),
-        so an alert always reaches a person."""
-        missed = [
-            supervisor
-            for supervisor in self.settings.supervisor_ids
-            if supervisor not in self.left  # not in the staff group: no ticket news
-            and not await self._private(bot, supervisor, escape(text))
-        ]
-        if missed:
-            await self._mention(bot, missed, text, ticket)
+        so an alert always reaches a person. Written as rows and sent by the staff outbox:
+        an alert raised while Telegram is away goes when it is back."""
+        del bot
+        self._to_staff(
+            [
+                self._private_row(supervisor, text, ticket)
+                for supervisor in self.settings.supervisor_ids
+                if supervisor not in self.left  # not in the staff group: no ticket news
+            ]
+        )
 
-    async def _private(
-        self, bot: Bot, user_id: int, html: str, markup: InlineKeyboardMarkup | None = None
-    ) -> bool:
-        try:
-            await bot.send_message(user_id, html, parse_mode=ParseMode.HTML, reply_markup=markup)
-        except (Forbidden, BadRequest) as error:  # never pressed Start, or blocked the bot
-            if user_id not in self.unreachable:
-                log.warning(
-                    "staff member %s cannot be messaged privately (%s): mentioned in the "
-                    "staff group instead; ask them to open a chat with the bot and press Start",
-                    user_id,
-                    error.message,
-                )
-            self.unreachable.add(user_id)
-            return False
-        self.unreachable.discard(user_id)
-        return True
+    def _private_row(
+        self,
+        user_id: int,
+        text: str,
+        ticket: Ticket | None,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> StaffMessage:
+        return StaffMessage(
+            chat_id=user_id,
+            text=escape(text),
+            markup=markup.to_dict() if markup is not None else {},
+            ticket_id=ticket.id if ticket is not None else None,
+            mention=text,
+        )
+
+    def _to_staff(self, rows: list[StaffMessage]) -> None:
+        """Rows for the staff outbox, in one transaction; their chats' lanes started."""
+        if not rows:
+            return
+        with self.engine.db.session() as session:
+            session.add_all(rows)
+            session.commit()
+            chats = list(dict.fromkeys(row.chat_id for row in rows))
+        if self.staff_outbox is not None:
+            for chat_id in chats:
+                self.staff_outbox.kick(chat_id)
+
+    async def staff_not_delivered(
+        self, bot: Bot, row: StaffMessage, outcome: str, reason: str
+    ) -> None:
+        """The staff outbox's word on a private message Telegram refused (never pressed
+        Start, or blocked the bot): the person is mentioned in the staff group with it."""
+        if row.mention is None:
+            log.error("staff message %s to chat %s not delivered: %s", row.id, row.chat_id, reason)
+            return
+        if row.chat_id not in self.unreachable:
+            log.warning(
+                "staff member %s cannot be messaged privately (%s): mentioned in the "
+                "staff group instead; ask them to open a chat with the bot and press Start",
+                row.chat_id,
+                reason,
+            )
+        self.unreachable.add(row.chat_id)
+        ticket = None
+        if row.ticket_id is not None:
+            with self.engine.db.session() as session:
+                ticket = session.get(Ticket, row.ticket_id)
+        await self._mention(bot, [row.chat_id], row.mention, ticket)
+
+    def staff_sent(self, row: StaffMessage) -> None:
+        """A private message went: the person can be reached privately (again)."""
+        if row.thread_id is None and row.chat_id != self.staff_chat_id:
+            self.unreachable.discard(row.chat_id)
 
     async def _mention(
         self, bot: Bot, user_ids: list[int], text: str, ticket: Ticket | None
     ) -> None:
         """The alert in the staff group, mentioning each of them by name (a text mention
-        notifies them even without a username): in the ticket's topic, else General."""
+        notifies them even without a username): in the ticket's topic, else General (the
+        staff outbox posts there if the topic is gone)."""
         if self.staff_chat_id is None:
             log.error("alert for staff %s reached nobody (no staff group): %s", user_ids, text)
             return
@@ -334,19 +375,16 @@ class StaffDesk:
             if ticket is not None and ticket.staff_chat_id == self.staff_chat_id
             else None
         )
-        for where in dict.fromkeys([thread, None]):
-            try:
-                await bot.send_message(
-                    self.staff_chat_id, html, parse_mode=ParseMode.HTML, message_thread_id=where
+        self._to_staff(
+            [
+                StaffMessage(
+                    chat_id=self.staff_chat_id,
+                    thread_id=thread,
+                    text=html,
+                    ticket_id=ticket.id if ticket is not None else None,
                 )
-                return
-            except BadRequest as error:
-                if where is None or not _topic_gone(error):
-                    log.error("alert for staff %s not posted: %s", user_ids, error)
-                    return
-            except TelegramError as error:
-                log.error("alert for staff %s not posted: %s", user_ids, error)
-                return
+            ]
+        )
 
     async def _first_name(self, bot: Bot, user_id: int) -> str:
         if self.staff_chat_id is not None:
@@ -484,7 +522,8 @@ class StaffDesk:
         elif action == "xfer":
             await self._transfer(bot, query, ticket_id, int(target) if target.isdigit() else -1)
         elif action == "escalate":
-            await query.answer(self.label("staff.escalated"))
+            # The escalation and its alert first: the answer only stops the spinner, and
+            # while Telegram is away it fails without taking the escalation with it
             with self.engine.db.session() as session:
                 ticket = session.get(Ticket, ticket_id)
                 if ticket is not None:
@@ -496,6 +535,8 @@ class StaffDesk:
                 self.label("staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name),
                 ticket,
             )
+            with contextlib.suppress(TelegramError):
+                await query.answer(self.label("staff.escalated"))
         elif action == "close":
             await query.answer(self.label("staff.close_how"), show_alert=True)
         elif action == "cb":
@@ -707,8 +748,10 @@ class StaffDesk:
     async def tell_staff(
         self, bot: Bot, user_id: int, text: str, ticket: Ticket | None = None
     ) -> bool:
-        """A private message to a member of staff (with a link to the ticket's topic);
-        none to someone who left the staff group."""
+        """A private message to a member of staff (with a link to the ticket's topic),
+        through the staff outbox (mentioned in the group if Telegram will not let the bot
+        write to them); none to someone who left the staff group."""
+        del bot
         if user_id in self.left:
             return False
         link = self.topic_link(ticket) if ticket is not None else None
@@ -717,10 +760,8 @@ class StaffDesk:
             if link
             else None
         )
-        if await self._private(bot, user_id, escape(text), markup):
-            return True
-        await self._mention(bot, [user_id], text, ticket)
-        return False
+        self._to_staff([self._private_row(user_id, text, ticket, markup)])
+        return True
 
     # --- members of staff who leave the group ----------------------------------------------
 

@@ -11,6 +11,7 @@ from bot.store.models import (
     HeldMessage,
     Message,
     ProcessedUpdate,
+    StaffMessage,
     StaffPost,
     Ticket,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "HeldMessage",
     "Message",
     "ProcessedUpdate",
+    "StaffMessage",
     "StaffPost",
     "Ticket",
 ]

@@ -84,6 +84,9 @@ class Conversation(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """Every message in (`direction` "in") and out ("out"), in order."""
 
+    __table_args__ = (sa.Index("ix_message_waiting", "outcome", "direction"),)
+    """The outbox's look-ups: messages out without an outcome (inbound ones have none)."""
+
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     direction: str
@@ -99,7 +102,7 @@ class Message(SQLModel, table=True):
     send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """When the request carrying it left for Telegram. Set without external_id after a
     crash: Telegram may have it, so it is not sent again (never twice)."""
-    outcome: str | None = Field(default=None, index=True)
+    outcome: str | None = None
     """For a message out: None while it waits for the sender (bot/telegram/outbox.py),
     then "sent", or why it never will be: "blocked", "chat_not_found", "refused" (another
     permanent error), "unconfirmed" (its request left and no answer came: Telegram may
@@ -284,4 +287,30 @@ class StaffPost(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     kind: str
     body: dict[str, Any] = _json()
+    created_at: datetime = _when()
+
+
+class StaffMessage(SQLModel, table=True):
+    """A message for a member of staff — an alert, a note — or for the staff group (the
+    same alert mentioning someone the bot cannot write to privately), written before it
+    is sent and delivered by the outbox (bot/telegram/outbox.py), as messages to
+    customers are. `outcome` as Message.outcome."""
+
+    __tablename__ = "staff_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
+    thread_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    """The staff group's topic for it (None: General, or a private chat)."""
+    text: str
+    """HTML, ready to send."""
+    markup: dict[str, Any] = _json()
+    """The inline keyboard as the Bot API has it ({} for none)."""
+    ticket_id: int | None = Field(default=None, index=True)
+    mention: str | None = None
+    """For a private message: the plain text to post in the staff group, mentioning the
+    person, if Telegram will not let the bot write to them (they never pressed Start)."""
+    send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, index=True)
+    external_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = _when()

@@ -53,7 +53,7 @@ from bot.telegram.intake import (
 )
 from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
-from bot.telegram.outbox import Outbox
+from bot.telegram.outbox import Outbox, StaffRows
 from bot.telegram.render import escape, keyboard
 from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
@@ -150,11 +150,21 @@ class TelegramFrontEnd:
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.outbox = Outbox(
             engine.db,
-            Leases(engine.db),
+            # several processes share a chat's rows only on PostgreSQL (as the inbox)
+            None if engine.db.url.startswith("sqlite") else Leases(engine.db),
             on_outcome=lambda outcome: self.metrics.sent.labels(outcome).inc(),
             on_failed=self.desk.not_delivered,
         )
         self.desk.outbox = self.outbox
+        self.staff_outbox = Outbox(
+            engine.db,
+            None if engine.db.url.startswith("sqlite") else Leases(engine.db),
+            rows=StaffRows(),
+            on_outcome=lambda outcome: self.metrics.staff_sent.labels(outcome).inc(),
+            on_failed=self.desk.staff_not_delivered,
+            on_sent=self.desk.staff_sent,
+        )
+        self.desk.staff_outbox = self.staff_outbox
         self.application: Application | None = None
         self._lag = 0.0
         """Seconds from a customer's update arriving to its replies having left, a moving
@@ -305,6 +315,7 @@ class TelegramFrontEnd:
         )
         # Messages a previous run left waiting go first, in order, then the new ones.
         self.outbox.start(application.bot)
+        self.staff_outbox.start(application.bot)
         if self.settings.run_scheduler:
             self._lease_task = asyncio.create_task(self._hold_scheduler(application))
 
@@ -374,6 +385,7 @@ class TelegramFrontEnd:
     async def stop(self, application: Application) -> None:
         await self.lanes.stop(STOP_GRACE)
         await self.outbox.stop(STOP_GRACE)
+        await self.staff_outbox.stop(STOP_GRACE)
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -258,6 +258,154 @@ async def _sustained(double: Any, rate: float, seconds: float, chats: int) -> li
     ]
 
 
+async def run_outage_bench(
+    settings: Settings, *, rate: float, seconds: float, chats: int, outage: float
+) -> str:
+    """The same load twice on one bot process: once with Telegram there throughout, once
+    with Telegram away for `outage` seconds (two thirds refused connections, one third
+    502 pages) from a third of the way in. Lost, sent twice, and the time from Telegram
+    answering again until every reply written has gone."""
+    try:
+        from tests.botapi.double import TOKEN, BotApiDouble
+    except ImportError as error:
+        raise RuntimeError("run the Telegram bench from a checkout (needs tests/botapi)") from error
+
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    double = BotApiDouble(per_chat_rate=1e6, per_chat_burst=1e6, global_rate=1e6)
+    await double.start()
+    folder = Path(tempfile.mkdtemp(prefix="tg-outage-"))
+    url = f"sqlite:///{folder / 'bot.db'}"
+    _seed_conversations(url, 1_000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=double.base_url,
+        TELEGRAM_MAX_RATE="0",
+        DATABASE_URL=url,
+        NLU_CACHE_DIR=str(settings.nlu_cache_dir),
+        LOG_LEVEL="WARNING",
+        MERGE_WINDOW="0",
+    )
+    runs: dict[str, dict[str, float]] = {}
+    try:
+        process = await _start(
+            double, [sys.executable, "-m", "bot", "run"], env, folder / "bot.log"
+        )
+        for run, base in (("no outage", 60_000), ("outage", 70_000)):
+            users = [base + index for index in range(chats)]
+            for user in users:
+                double.add_user(user, f"u{user}", "en")
+            runs[run] = await _load_with_outage(
+                double, url, users, rate, seconds, outage if run == "outage" else 0.0
+            )
+        await process.stop()
+    finally:
+        await double.stop()
+    print(f"logs and database: {folder}", file=sys.stderr)
+    lines = [
+        f"Outage bench: {rate:.0f} updates/s for {seconds:.0f} s across {chats} chats, "
+        f"Telegram away {outage:.0f} s from {seconds / 3:.0f} s in "
+        f"({2 * outage / 3:.0f} s refused, {outage / 3:.0f} s of 502)",
+        "",
+        f"{'':34}{'no outage':>12}{'outage':>12}",
+    ]
+    for key, label in (
+        ("offered", "customer messages"),
+        ("answered", "answered"),
+        ("rows", "messages written for customers"),
+        ("sent", "sent"),
+        ("lost", "lost (goal 0)"),
+        ("twice", "sent twice (goal 0)"),
+        ("unconfirmed", "in doubt at the cut, arrived once"),
+        ("drain", "backlog gone after recovery, s"),
+        ("p50", "reply latency p50, s"),
+        ("p99", "reply latency p99, s"),
+    ):
+        lines.append(
+            f"  {label:32}{runs['no outage'][key]:12.1f}{runs['outage'][key]:12.1f}"
+            if key in ("drain", "p50", "p99")
+            else f"  {label:32}{runs['no outage'][key]:12.0f}{runs['outage'][key]:12.0f}"
+        )
+    return "\n".join(lines)
+
+
+async def _load_with_outage(
+    double: Any, url: str, users: list[int], rate: float, seconds: float, outage: float
+) -> dict[str, float]:
+    from sqlmodel import col, select
+
+    from bot.store import Conversation, Database, Message
+
+    total = int(rate * seconds)
+    injected = []
+    began = time.monotonic()
+    cut = began + seconds / 3 if outage else None
+    for index in range(total):
+        if cut is not None and time.monotonic() >= cut:
+            double.outage_now(2 * outage / 3, outage / 3)
+            cut = None
+        due = began + index / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        user = users[(index * 7919) % len(users)]
+        injected.append(double.user_sends(user, TEXTS[(index // len(users)) % len(TEXTS)]))
+    if double.outage_task is not None:
+        await double.outage_task
+        double.outage_task = None
+    recovered = double.outage_ended_at if outage else began
+    db = Database(url)
+
+    def rows() -> list[tuple[int, Message]]:
+        with db.session() as session:
+            return list(
+                session.exec(
+                    select(Conversation.chat_id, Message)
+                    .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                    .where(col(Conversation.chat_id).in_(users), Message.direction == "out")
+                )
+            )
+
+    def settled() -> bool:
+        written = rows()
+        answered = {chat for chat, _ in written}
+        every = all(message["chat"]["id"] in answered for message in injected)
+        return every and all(row.outcome is not None for _, row in written)
+
+    await double.wait_for(settled, timeout=900, what="every reply sent")
+    latencies = await _answered(double, injected, timeout=60)
+    written = rows()
+    last = max((m["sent_at"] for m in double.outbox if m["chat"]["id"] in set(users)), default=0)
+    received: dict[tuple[int, str], int] = {}
+    for message in double.outbox:
+        if message["chat"]["id"] in set(users):
+            key = (message["chat"]["id"], message.get("text", ""))
+            received[key] = received.get(key, 0) + 1
+    expected: dict[tuple[int, str], int] = {}
+    for chat, row in written:
+        key = (chat, row.text.strip())
+        expected[key] = expected.get(key, 0) + 1
+    twice = sum(max(0, count - expected.get(key, 0)) for key, count in received.items())
+    unconfirmed = [(chat, row) for chat, row in written if row.outcome == "unconfirmed"]
+    arrived = sum(1 for chat, row in unconfirmed if received.get((chat, row.text.strip())))
+    lost = sum(1 for _, row in written if row.outcome not in ("sent", "unconfirmed"))
+    lost += len(unconfirmed) - arrived
+    ordered = sorted(latencies)
+    db.dispose()
+    return {
+        "offered": float(total),
+        "answered": float(len(latencies)),
+        "rows": float(len(written)),
+        "sent": float(sum(1 for _, row in written if row.outcome == "sent")),
+        "lost": float(lost),
+        "twice": float(twice),
+        "unconfirmed": float(arrived),
+        "drain": max(0.0, last - (recovered or began)) if outage else 0.0,
+        "p50": statistics.median(ordered) if ordered else 0.0,
+        "p99": ordered[int(0.99 * (len(ordered) - 1))] if ordered else 0.0,
+    }
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["echo"]:
         echo_main()

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlmodel import col, func, select
 
-from bot.store import Database, FollowUp, StaffPost, Ticket
+from bot.store import Database, FollowUp, StaffMessage, StaffPost, Ticket
 from bot.store.db import without_card
 from bot.store.models import InboundUpdate, utcnow
 from bot.telegram.outbox import waiting_out
@@ -65,6 +65,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.staff_sent = Counter(
+            "complaint_desk_staff_messages_out",
+            "Alerts and notes for staff by outcome: sent, or why never (a private message "
+            "refused is followed by a mention in the staff group)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.staff_queue = Gauge(
             "complaint_desk_staff_group_queue",
             "Staff-group jobs (cards, lines for topics) queued in this process, "
@@ -105,6 +112,7 @@ class DeskCollector(Collector):
             ).one()
             posts = session.exec(select(func.count()).select_from(StaffPost)).one()
             outbox, oldest = waiting_out(session)
+            staff_out, staff_oldest = waiting_out(session, StaffMessage)
             due = session.exec(
                 select(func.count())
                 .select_from(FollowUp)
@@ -153,6 +161,18 @@ class DeskCollector(Collector):
         )
         age.add_metric([], oldest)
         yield age
+        staff = GaugeMetricFamily(
+            "complaint_desk_staff_messages_waiting",
+            "Alerts and notes for staff written and not yet sent",
+        )
+        staff.add_metric([], float(staff_out))
+        yield staff
+        staff_age = GaugeMetricFamily(
+            "complaint_desk_staff_messages_waiting_oldest_seconds",
+            "How long the oldest alert or note for staff not yet sent has waited",
+        )
+        staff_age.add_metric([], staff_oldest)
+        yield staff_age
         waiting = GaugeMetricFamily(
             "complaint_desk_followups_due", "Follow-ups due now and not yet done"
         )

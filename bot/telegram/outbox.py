@@ -30,17 +30,17 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 from sqlmodel import update as sa_update
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.dialogue import Button
-from bot.store import Conversation, Database, Message
+from bot.store import Conversation, Database, Message, StaffMessage
 from bot.store.models import utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases
 from bot.telegram.render import escape, keyboard, split_text
@@ -61,7 +61,7 @@ LANE_LEASE = timedelta(minutes=2)
 PERMANENT = ("blocked", "chat_not_found", "refused")
 """Outcomes of rows Telegram will never take: the ticket's topic hears of them."""
 
-Failed = Callable[[Bot, Message, str, str], Awaitable[None]]
+Failed = Callable[[Bot, Any, str, str], Awaitable[None]]
 """Told of a row that cannot be delivered: (bot, row, outcome, Telegram's words)."""
 
 
@@ -83,21 +83,101 @@ class Copy:
         return Copy(int(chat), int(message))
 
 
+Row = Message | StaffMessage
+
+
+class CustomerRows:
+    """Messages to customers: `message` rows (direction "out") of the chat's
+    conversations."""
+
+    table: type[Row] = Message
+    lease = "send"
+
+    def next(self, session: Session, chat_id: int) -> Row | None:
+        return session.exec(
+            select(Message)
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .where(Conversation.chat_id == chat_id, *_pending(Message))
+            .order_by(col(Message.id))
+            .limit(1)
+        ).first()
+
+    def chats(self, session: Session, before: datetime) -> list[int]:
+        return list(
+            session.exec(
+                select(Conversation.chat_id)
+                .join(Message, col(Message.conversation_id) == col(Conversation.id))
+                .where(*_pending(Message), col(Message.created_at) <= before)
+                .distinct()
+                .limit(1000)
+            )
+        )
+
+    async def send(self, bot: Bot, chat_id: int, row: Row) -> int:
+        assert isinstance(row, Message)
+        copy = Copy.of(row)
+        if copy is not None:
+            copied = await bot.copy_message(chat_id, copy.from_chat_id, copy.message_id)
+            return copied.message_id
+        return await _send_text(bot, chat_id, escape(row.text), keyboard(_buttons(row)))
+
+
+class StaffRows:
+    """Alerts and notes for staff, and posts in the staff group: `staff_message` rows."""
+
+    table: type[Row] = StaffMessage
+    lease = "staff-send"
+
+    def next(self, session: Session, chat_id: int) -> Row | None:
+        return session.exec(
+            select(StaffMessage)
+            .where(StaffMessage.chat_id == chat_id, *_pending(StaffMessage))
+            .order_by(col(StaffMessage.id))
+            .limit(1)
+        ).first()
+
+    def chats(self, session: Session, before: datetime) -> list[int]:
+        return list(
+            session.exec(
+                select(StaffMessage.chat_id)
+                .where(*_pending(StaffMessage), col(StaffMessage.created_at) <= before)
+                .distinct()
+                .limit(1000)
+            )
+        )
+
+    async def send(self, bot: Bot, chat_id: int, row: Row) -> int:
+        assert isinstance(row, StaffMessage)
+        markup = InlineKeyboardMarkup.de_json(row.markup, bot) if row.markup else None
+        try:
+            return await _send_text(bot, chat_id, row.text, markup, row.thread_id)
+        except BadRequest as error:
+            if row.thread_id is None or "thread not found" not in error.message.lower():
+                raise
+            # the ticket's topic was deleted: the group's General topic instead
+            return await _send_text(bot, chat_id, row.text, markup)
+
+
 class Outbox:
     def __init__(
         self,
         db: Database,
-        leases: Leases,
+        leases: Leases | None,
         *,
+        rows: CustomerRows | StaffRows | None = None,
         on_outcome: Callable[[str], object] | None = None,
         on_failed: Failed | None = None,
+        on_sent: Callable[[Any], object] | None = None,
     ) -> None:
         self.db = db
+        self.rows = rows or CustomerRows()
         self.leases = leases
+        """None with one process (SQLite): its lanes are its own order."""
         self.bot: Bot | None = None
         self.on_outcome = on_outcome
         """Called with each row's outcome (counted in /metrics)."""
         self.on_failed = on_failed
+        self.on_sent = on_sent
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._held: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -143,11 +223,12 @@ class Outbox:
 
     def finish(self, row_id: int, outcome: str, external_id: int | None = None) -> None:
         with self.db.session() as session:
-            row = session.get(Message, row_id)
+            row = self._get(session, row_id)
             if row is None:
                 return
             row.outcome = outcome
-            row.delivered = outcome == "sent" or outcome == "unconfirmed"
+            if isinstance(row, Message):
+                row.delivered = outcome == "sent" or outcome == "unconfirmed"
             if external_id is not None:
                 row.external_id = external_id
             session.add(row)
@@ -157,7 +238,7 @@ class Outbox:
 
     def outcome(self, row_id: int) -> str | None:
         with self.db.session() as session:
-            row = session.get(Message, row_id)
+            row = self._get(session, row_id)
             return row.outcome if row is not None else None
 
     async def stop(self, timeout: float) -> None:
@@ -185,12 +266,12 @@ class Outbox:
         with self.db.session() as session:
             # Rows whose request left and never got an answer, from a run that stopped
             # or crashed meanwhile: Telegram may have them, so they are not sent again.
+            table = self.rows.table
             doubtful = session.execute(
-                sa_update(Message)
+                sa_update(table)
                 .where(
-                    col(Message.direction) == "out",
-                    col(Message.outcome).is_(None),
-                    col(Message.send_started_at) < utcnow() - LANE_LEASE,
+                    col(table.outcome).is_(None),
+                    col(table.send_started_at) < utcnow() - LANE_LEASE,
                 )
                 .values(outcome="unconfirmed")
             )
@@ -201,13 +282,7 @@ class Outbox:
                     "not sent again",
                     doubtful.rowcount,  # type: ignore[attr-defined]
                 )
-            chats = session.exec(
-                select(Conversation.chat_id)
-                .join(Message, col(Message.conversation_id) == col(Conversation.id))
-                .where(*_pending(), col(Message.created_at) <= before)
-                .distinct()
-                .limit(1000)
-            ).all()
+            chats = self.rows.chats(session, before)
         started = 0
         for chat_id in chats:
             if not self.busy(chat_id) and self.kick(chat_id) is not None:
@@ -227,14 +302,14 @@ class Outbox:
             await asyncio.sleep(SWEEP_EVERY)
 
     async def _lane(self, chat_id: int) -> None:
-        lease = f"send:{chat_id}"
+        lease = f"{self.rows.lease}:{chat_id}"
         delay = FIRST_DELAY
         renewed = utcnow()
         try:
-            if not self.leases.acquire(lease, LANE_LEASE):
+            if self.leases is not None and not self.leases.acquire(lease, LANE_LEASE):
                 return  # another process sends this chat's rows
             while True:
-                if utcnow() - renewed > LANE_LEASE / 3:
+                if self.leases is not None and utcnow() - renewed > LANE_LEASE / 3:
                     self.leases.acquire(lease, LANE_LEASE)
                     renewed = utcnow()
                 row = self._next(chat_id)
@@ -269,29 +344,30 @@ class Outbox:
                     delay = min(delay * 2, MAX_DELAY)
                     continue
                 self.finish(row.id or 0, "sent", external_id)
+                if self.on_sent is not None:
+                    self.on_sent(row)
                 delay = FIRST_DELAY
         except DATABASE_DOWN as error:  # the sweep starts the lane again
             log.warning("chat %s: the database is away; sending later (%s)", chat_id, error)
         except Exception:
             log.exception("chat %s: the sender stopped on an error; the sweep goes on", chat_id)
         finally:
-            with contextlib.suppress(Exception):
-                self.leases.release(lease)
+            if self.leases is not None:
+                with contextlib.suppress(Exception):
+                    self.leases.release(lease)
 
-    def _next(self, chat_id: int) -> Message | None:
+    def _get(self, session: Session, row_id: int) -> Row | None:
+        row = session.get(self.rows.table, row_id)
+        return row if isinstance(row, Message | StaffMessage) else None
+
+    def _next(self, chat_id: int) -> Row | None:
         with self.db.session() as session:
-            return session.exec(
-                select(Message)
-                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-                .where(Conversation.chat_id == chat_id, *_pending())
-                .order_by(col(Message.id))
-                .limit(1)
-            ).first()
+            return self.rows.next(session, chat_id)
 
     def left(self, row_id: int) -> bool:
         """Whether the row's request left for Telegram (its answer may not have come)."""
         with self.db.session() as session:
-            fresh = session.get(Message, row_id)
+            fresh = self._get(session, row_id)
             return fresh is not None and fresh.send_started_at is not None
 
     def first_waiting(self, chat_id: int) -> int | None:
@@ -301,39 +377,25 @@ class Outbox:
 
     def _marking(self, row_id: int, *, on_its_way: bool) -> None:
         with self.db.session() as session:
+            table = self.rows.table
             session.execute(
-                sa_update(Message)
-                .where(col(Message.id) == row_id)
+                sa_update(table)
+                .where(col(table.id) == row_id)
                 .values(send_started_at=utcnow() if on_its_way else None)
             )
             session.commit()
 
-    async def _send(self, chat_id: int, row: Message) -> int:
-        """One row to Telegram (a long text in pieces): the last piece's message id."""
+    async def _send(self, chat_id: int, row: Row) -> int:
+        """One row to Telegram: the (last) message id."""
         assert self.bot is not None and row.id is not None
         ON_SEND.set(ReplyMark(self._marking, row.id))
         try:
-            copy = Copy.of(row)
-            if copy is not None:
-                copied = await self.bot.copy_message(chat_id, copy.from_chat_id, copy.message_id)
-                return copied.message_id
-            pieces = split_text(row.text) or [" "]
-            markup = keyboard(_buttons(row))
-            sent_id = 0
-            for index, piece in enumerate(pieces):
-                sent = await self.bot.send_message(
-                    chat_id,
-                    escape(piece),
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup if index == len(pieces) - 1 else None,
-                )
-                sent_id = sent.message_id
-            return sent_id
+            return await self.rows.send(self.bot, chat_id, row)
         finally:
             ON_SEND.set(None)
 
-    async def _failed(self, row: Message, outcome: str, error: TelegramError) -> None:
-        log.warning("message %s (%s) not delivered: %s", row.id, row.response, error)
+    async def _failed(self, row: Row, outcome: str, error: TelegramError) -> None:
+        log.warning("%s %s not delivered: %s", self.rows.table.__name__, row.id, error)
         self.finish(row.id or 0, outcome)
         if self.on_failed is not None and self.bot is not None:
             try:
@@ -342,21 +404,40 @@ class Outbox:
                 log.warning("could not tell the staff about message %s: %s", row.id, told)
 
 
-def waiting_out(session: Session) -> tuple[int, float]:
+async def _send_text(
+    bot: Bot,
+    chat_id: int,
+    html: str,
+    markup: InlineKeyboardMarkup | None,
+    thread_id: int | None = None,
+) -> int:
+    """HTML in pieces within Telegram's limit, the keyboard on the last: its id."""
+    pieces = split_text(html) or [" "]
+    sent_id = 0
+    for index, piece in enumerate(pieces):
+        sent = await bot.send_message(
+            chat_id,
+            piece,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup if index == len(pieces) - 1 else None,
+            message_thread_id=thread_id,
+        )
+        sent_id = sent.message_id
+    return sent_id
+
+
+def waiting_out(session: Session, table: type[Row] = Message) -> tuple[int, float]:
     """Rows waiting for the sender: how many, and the oldest one's age in seconds."""
     count, oldest = session.exec(
-        select(func.count(), func.min(Message.created_at)).where(*_pending())
+        select(func.count(), func.min(table.created_at)).where(*_pending(table))
     ).one()
     age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
     return int(count), max(age, 0.0)
 
 
-def _pending() -> tuple[Any, ...]:
-    return (
-        Message.direction == "out",
-        col(Message.outcome).is_(None),
-        col(Message.send_started_at).is_(None),
-    )
+def _pending(table: type[Row]) -> tuple[Any, ...]:
+    waiting = (col(table.outcome).is_(None), col(table.send_started_at).is_(None))
+    return (col(Message.direction) == "out", *waiting) if table is Message else waiting
 
 
 def _buttons(row: Message) -> list[Button]:

@@ -198,6 +198,17 @@ class BotApiDouble:
         `refused` seconds of refused connections, then `bad_gateway` seconds of 502s."""
         self._outage_armed = (refused, bad_gateway)
 
+    def outage_now(self, refused: float, bad_gateway: float) -> None:
+        """The API goes away this moment, in the middle of whatever is in flight (a
+        request being answered may never get its answer): `refused` seconds of refused
+        connections, then `bad_gateway` seconds of 502s."""
+
+        async def run() -> None:
+            await self.go_down()
+            await self._outage(refused, bad_gateway)
+
+        self.outage_task = asyncio.create_task(run())
+
     async def end_outage(self) -> None:
         """The API answers again now (whatever the outage had left to run)."""
         if self.outage_task is not None:

@@ -18,10 +18,11 @@ from sqlmodel import col, select
 
 from bot.store import Conversation, Customer, FollowUp, Message
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import taken, ticket_of
-from tests.telegram.conftest import AGENTS, STAFF_CHAT, BotProcess, free_port, texts
+from tests.handoff.helpers import button, taken, ticket_of
+from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, BotProcess, free_port, texts
 
 ADA = next(iter(AGENTS))
+SUE = next(iter(SUPERVISORS))
 REFUSED, BAD_GATEWAY = 40.0, 20.0
 
 
@@ -60,14 +61,15 @@ def _in_order_once(rows: list[Message], seen: list[str]) -> None:
 async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
     double: BotApiDouble, customers: Any
 ) -> None:
-    anna, _, thread = await taken(double, customers, ADA)
+    anna, card, thread = await taken(double, customers, ADA)
     ben = customers(602, "Ben", "en")
     await ben.say("hello")
     anna_before, ben_before = len(_written_for(anna)), len(_written_for(ben))
 
     double.outage_after_next_delivery(refused=REFUSED, bad_gateway=BAD_GATEWAY)
-    # Pushed together: one getUpdates answer carries all three, then the API is away
+    # Pushed together: one getUpdates answer carries them all, then the API is away
     double.user_sends(602, "my parcel is two weeks late and nobody answers my emails, fix it")
+    double.user_presses(ADA, card["message_id"], button(card, "Escalate"), chat_id=STAFF_CHAT)
     double.user_sends(ADA, "Your refund is on its way, Anna.", chat_id=STAFF_CHAT, thread_id=thread)
     double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
 
@@ -99,6 +101,9 @@ async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
     _in_order_once(anna_written, _seen_by(double, anna.user_id))
     _in_order_once(_written_for(ben)[ben_before:], _seen_by(double, ben.user_id))
     assert "Your refund is on its way, Anna." in texts(double.sent_to(anna.user_id))
+    # The supervisors' alert, raised during the outage, reached Sue once
+    await double.wait_for(lambda: "was escalated by" in texts(double.sent_to(SUE)), 30)
+    assert texts(double.sent_to(SUE)).count(f"Ticket #{ticket_of(anna).id} was escalated") == 1
 
     with anna.db.session() as session:
         survey = session.exec(select(FollowUp).where(FollowUp.kind == "survey")).one()

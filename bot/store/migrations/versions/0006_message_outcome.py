@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.add_column(sa.Column("outcome", sa.String(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_message_outcome"), ["outcome"], unique=False)
+        batch_op.create_index("ix_message_waiting", ["outcome", "direction"], unique=False)
     op.execute(
         "UPDATE message SET outcome = CASE"
         " WHEN external_id IS NOT NULL THEN 'sent'"
@@ -37,5 +37,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("message", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_message_outcome"))
+        batch_op.drop_index("ix_message_waiting")
         batch_op.drop_column("outcome")
