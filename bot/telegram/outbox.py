@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 SEND_WAIT = 10.0
 """Seconds a turn waits for its chat's rows to go before it ends (the lane goes on)."""
 FIRST_DELAY = 0.5
-MAX_DELAY = 8.0
+MAX_DELAY = 4.0
 """The longest pause between two tries of a row while Telegram is away: the backlog
 starts moving within this long of Telegram coming back."""
 SWEEP_EVERY = 5.0
