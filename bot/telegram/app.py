@@ -163,6 +163,7 @@ class TelegramFrontEnd:
             on_outcome=lambda outcome: self.metrics.staff_sent.labels(outcome).inc(),
             on_failed=self.desk.staff_not_delivered,
             on_sent=self.desk.staff_sent,
+            on_migrated=self.desk.migrated,
         )
         self.desk.staff_outbox = self.staff_outbox
         self.application: Application | None = None

@@ -37,7 +37,7 @@ from sqlmodel import Session, col, func, select
 from sqlmodel import update as sa_update
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.dialogue import Button
 from bot.store import Conversation, Database, Message, StaffMessage
@@ -61,6 +61,8 @@ LANE_LEASE = timedelta(minutes=2)
 PERMANENT = ("blocked", "chat_not_found", "refused")
 """Outcomes of rows Telegram will never take: the ticket's topic hears of them."""
 
+TOPIC_GONE = ("thread not found", "topic_deleted")
+"""Telegram's words when a message goes to a forum topic that was deleted."""
 Failed = Callable[[Bot, Any, str, str], Awaitable[None]]
 """Told of a row that cannot be delivered: (bot, row, outcome, Telegram's words)."""
 
@@ -152,7 +154,8 @@ class StaffRows:
         try:
             return await _send_text(bot, chat_id, row.text, markup, row.thread_id)
         except BadRequest as error:
-            if row.thread_id is None or "thread not found" not in error.message.lower():
+            gone = any(words in error.message.lower() for words in TOPIC_GONE)
+            if row.thread_id is None or not gone:
                 raise
             # the ticket's topic was deleted: the group's General topic instead
             return await _send_text(bot, chat_id, row.text, markup)
@@ -168,6 +171,7 @@ class Outbox:
         on_outcome: Callable[[str], object] | None = None,
         on_failed: Failed | None = None,
         on_sent: Callable[[Any], object] | None = None,
+        on_migrated: Callable[[int, int], object] | None = None,
     ) -> None:
         self.db = db
         self.rows = rows or CustomerRows()
@@ -178,6 +182,7 @@ class Outbox:
         """Called with each row's outcome (counted in /metrics)."""
         self.on_failed = on_failed
         self.on_sent = on_sent
+        self.on_migrated = on_migrated
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._held: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -320,6 +325,9 @@ class Outbox:
                 except RetryAfter as error:
                     await asyncio.sleep(_seconds(error.retry_after))
                     continue
+                except ChatMigrated as error:  # the staff group became a supergroup
+                    self._moved(row, chat_id, int(error.new_chat_id))
+                    return
                 except Forbidden as error:
                     await self._failed(row, "blocked", error)
                     continue
@@ -355,6 +363,24 @@ class Outbox:
             if self.leases is not None:
                 with contextlib.suppress(Exception):
                     self.leases.release(lease)
+
+    def _moved(self, row: Row, old: int, new: int) -> None:
+        """The chat's rows go to the supergroup it became (a private chat never
+        migrates); `on_migrated` tells the rest of the bot."""
+        log.warning("chat %s is now %s: its waiting messages go there", old, new)
+        if isinstance(row, StaffMessage):
+            with self.db.session() as session:
+                session.execute(
+                    sa_update(StaffMessage)
+                    .where(col(StaffMessage.chat_id) == old, col(StaffMessage.outcome).is_(None))
+                    .values(chat_id=new)
+                )
+                session.commit()
+        else:
+            self.finish(row.id or 0, "refused")
+        if self.on_migrated is not None:
+            self.on_migrated(old, new)
+        self.kick(new)
 
     def _get(self, session: Session, row_id: int) -> Row | None:
         row = session.get(self.rows.table, row_id)

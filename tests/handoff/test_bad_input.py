@@ -23,7 +23,15 @@ from tests.handoff.helpers import (
     taken,
     ticket_of,
 )
-from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, BotProcess, texts
+from tests.telegram.conftest import (
+    AGENTS,
+    STAFF_CHAT,
+    SUPERVISORS,
+    UNSTARTED,
+    BotProcess,
+    mentioned,
+    texts,
+)
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]
 ADA, BO = AGENTS
@@ -243,3 +251,22 @@ async def test_an_agent_who_leaves_the_group_gives_their_tickets_back(
         held = session.exec(select(Ticket).where(Ticket.agent_id == ADA)).all()
     assert held == []
     assert _log(bot).count("left the staff group") == 1
+
+
+@pytest.mark.unstarted
+@pytest.mark.staff(STAFF_CHAT_ID=str(OLD_GROUP))
+async def test_an_alert_for_someone_unreachable_follows_the_group_to_its_supergroup(
+    double: BotApiDouble, customers: Any, bot: BotProcess
+) -> None:
+    """Max never pressed Start: a threat's alert mentions him in the staff group, which
+    Telegram has just upgraded (the bot missed the service messages): the mention
+    reaches the new group (whichever of the card and the mention meets the upgrade
+    first; the outbox's own move is tests/telegram/test_outbox.py)."""
+    double.chats[OLD_GROUP] = {"id": OLD_GROUP, "type": "group", "title": "Support desk"}
+    double.migrate_group(OLD_GROUP, STAFF_CHAT, announce=False)
+    ben = customers(603, "Ben", "zh")
+    await ben.say("再不给我解决我就去你们店里捅人")
+    await double.wait_for(lambda: mentioned(double, UNSTARTED[0], "Major complaint"), 30, "Max")
+    assert any("Major complaint" in m["text"] for m in double.sent_to(SUE))
+    assert double.sent_to(OLD_GROUP) == []
+    assert _log(bot).count(f"set STAFF_CHAT_ID={STAFF_CHAT}") == 1

@@ -1,0 +1,122 @@
+"""The outbox on its own: rows in a database, a real python-telegram-bot `Bot`, the Bot
+API double. What a customer or a member of staff would see: the messages, in order,
+once; and the rows' outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+from telegram import Bot
+
+from bot.store import Conversation, Customer, Database, Message, StaffMessage
+from bot.telegram.outbox import Outbox, StaffRows
+from tests.botapi.double import TOKEN, BotApiDouble
+
+OLD_GROUP, NEW_GROUP = -777, -100777
+
+
+@pytest.fixture
+async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=double.base_url) as running:
+        yield running
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    database = Database(database_url)
+    database.upgrade()
+    return database
+
+
+def _conversation(db: Database, user_id: int) -> int:
+    with db.session() as session:
+        customer = Customer(telegram_id=user_id, name="Anna", language="en")
+        session.add(customer)
+        session.flush()
+        conversation = Conversation(customer_id=customer.id or 0, chat_id=user_id)
+        session.add(conversation)
+        session.commit()
+        return conversation.id or 0
+
+
+def _write(db: Database, conversation_id: int, texts: list[str]) -> list[int]:
+    with db.session() as session:
+        rows = [Message(conversation_id=conversation_id, direction="out", text=t) for t in texts]
+        session.add_all(rows)
+        session.commit()
+        return [row.id or 0 for row in rows]
+
+
+def _outcomes(db: Database, table: Any = Message) -> list[str | None]:
+    with db.session() as session:
+        return list(session.exec(select(table.outcome).order_by(col(table.id))))
+
+
+@pytest.mark.flood(per_chat_rate=1.0, per_chat_burst=2.0)
+async def test_a_burst_over_telegrams_limit_arrives_complete_and_in_order(
+    double: BotApiDouble, bot: Bot, db: Database
+) -> None:
+    """Eight messages to one chat at once: Telegram answers 429 after the burst, the
+    lane waits each retry_after out and carries on; nothing skipped, nothing repeated."""
+    double.add_user(601, "Anna")
+    texts = [f"part {n} of the answer" for n in range(1, 9)]
+    _write(db, _conversation(db, 601), texts)
+    outbox = Outbox(db, None)
+    outbox.start(bot)
+    await double.wait_for(lambda: _outcomes(db) == ["sent"] * 8, 60, "all eight sent")
+    await outbox.stop(1)
+    assert [m["text"] for m in double.sent_to(601)] == texts
+    assert any(code == 429 for _, code, _ in double.errors)
+
+
+async def test_a_customer_who_blocked_the_bot_is_recorded_and_the_chat_goes_on(
+    double: BotApiDouble, bot: Bot, db: Database
+) -> None:
+    double.add_user(601, "Anna")
+    double.add_user(602, "Ben")
+    double.block(601)
+    told: list[tuple[int, str, str]] = []
+
+    async def failed(_: Bot, row: Message, outcome: str, reason: str) -> None:
+        told.append((row.conversation_id, outcome, reason))
+
+    anna, ben = _conversation(db, 601), _conversation(db, 602)
+    _write(db, anna, ["Sorry about the wait, Anna."])
+    _write(db, ben, ["Hello Ben."])
+    outbox = Outbox(db, None, on_failed=failed)
+    outbox.start(bot)
+    await double.wait_for(lambda: None not in _outcomes(db), 20, "both outcomes")
+    await outbox.stop(1)
+    assert _outcomes(db) == ["blocked", "sent"]
+    assert told == [(anna, "blocked", "Forbidden: bot was blocked by the user")]
+    assert [m["text"] for m in double.sent_to(602)] == ["Hello Ben."]
+    with db.session() as session:
+        assert session.exec(select(Message.delivered).order_by(col(Message.id))).all() == [
+            False,
+            True,
+        ]
+
+
+async def test_staff_messages_follow_a_group_upgraded_to_a_supergroup(
+    double: BotApiDouble, bot: Bot, db: Database
+) -> None:
+    """Rows for a group Telegram upgraded (400 with migrate_to_chat_id) move to the
+    supergroup, in order, and the rest of the bot is told the new id once."""
+    double.add_group(OLD_GROUP, "Support desk", forum=False)
+    double.chats[OLD_GROUP] = {"id": OLD_GROUP, "type": "group", "title": "Support desk"}
+    double.migrate_group(OLD_GROUP, NEW_GROUP, announce=False)
+    with db.session() as session:
+        session.add_all([StaffMessage(chat_id=OLD_GROUP, text=f"alert {n}") for n in (1, 2, 3)])
+        session.commit()
+    moved: list[tuple[int, int]] = []
+    outbox = Outbox(db, None, rows=StaffRows(), on_migrated=lambda a, b: moved.append((a, b)))
+    outbox.start(bot)
+    await double.wait_for(lambda: _outcomes(db, StaffMessage) == ["sent"] * 3, 20, "sent")
+    await outbox.stop(1)
+    assert [m["text"] for m in double.sent_to(NEW_GROUP)] == ["alert 1", "alert 2", "alert 3"]
+    assert moved == [(OLD_GROUP, NEW_GROUP)]
+    with db.session() as session:
+        assert set(session.exec(select(StaffMessage.chat_id))) == {NEW_GROUP}
