@@ -118,11 +118,9 @@ class DeskCollector(Collector):
                 .select_from(FollowUp)
                 .where(FollowUp.status == "pending", col(FollowUp.due_at) <= now)
             ).one()
-        queue = GaugeMetricFamily(
-            "complaint_desk_inbox_pending", "Updates stored and not yet handled"
+        yield GaugeMetricFamily(
+            "complaint_desk_inbox_pending", "Updates stored and not yet handled", value=pending
         )
-        queue.add_metric([], float(pending))
-        yield queue
         by_state = GaugeMetricFamily(
             "complaint_desk_tickets", "Tickets by state", labels=["status"]
         )
@@ -137,44 +135,33 @@ class DeskCollector(Collector):
         for kind, count in breaches:
             breached.add_metric([kind], float(count))
         yield breached
-        cards = GaugeMetricFamily(
-            "complaint_desk_cards_waiting",
-            "Open tickets whose card is not in the staff group yet",
-        )
-        cards.add_metric([], float(no_card))
-        yield cards
-        lines = GaugeMetricFamily(
-            "complaint_desk_staff_posts_waiting",
-            "Lines and notes for tickets' topics written and not yet in the staff group",
-        )
-        lines.add_metric([], float(posts))
-        yield lines
-        out = GaugeMetricFamily(
-            "complaint_desk_messages_waiting",
-            "Messages to customers written and not yet sent (Telegram away, or queued)",
-        )
-        out.add_metric([], float(outbox))
-        yield out
-        age = GaugeMetricFamily(
-            "complaint_desk_messages_waiting_oldest_seconds",
-            "How long the oldest message to a customer not yet sent has waited",
-        )
-        age.add_metric([], oldest)
-        yield age
-        staff = GaugeMetricFamily(
-            "complaint_desk_staff_messages_waiting",
-            "Alerts and notes for staff written and not yet sent",
-        )
-        staff.add_metric([], float(staff_out))
-        yield staff
-        staff_age = GaugeMetricFamily(
-            "complaint_desk_staff_messages_waiting_oldest_seconds",
-            "How long the oldest alert or note for staff not yet sent has waited",
-        )
-        staff_age.add_metric([], staff_oldest)
-        yield staff_age
-        waiting = GaugeMetricFamily(
-            "complaint_desk_followups_due", "Follow-ups due now and not yet done"
-        )
-        waiting.add_metric([], float(due))
-        yield waiting
+        for name, text, value in (
+            ("cards_waiting", "Open tickets whose card is not in the staff group yet", no_card),
+            (
+                "staff_posts_waiting",
+                "Lines and notes for tickets' topics written and not yet in the staff group",
+                posts,
+            ),
+            (
+                "messages_waiting",
+                "Messages to customers written and not yet sent (Telegram away, or queued)",
+                outbox,
+            ),
+            (
+                "messages_waiting_oldest_seconds",
+                "How long the oldest message to a customer not yet sent has waited",
+                oldest,
+            ),
+            (
+                "staff_messages_waiting",
+                "Alerts and notes for staff written and not yet sent",
+                staff_out,
+            ),
+            (
+                "staff_messages_waiting_oldest_seconds",
+                "How long the oldest alert or note for staff not yet sent has waited",
+                staff_oldest,
+            ),
+            ("followups_due", "Follow-ups due now and not yet done", due),
+        ):
+            yield GaugeMetricFamily(f"complaint_desk_{name}", text, value=float(value))
