@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -36,7 +37,14 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
@@ -55,6 +63,7 @@ from bot.store import (
 from bot.store import Message as MessageRow
 from bot.telegram.outbox import Copy, Outbox
 from bot.telegram.render import escape, split_text
+from bot.telegram.request import ON_SEND, LeftProbe
 from handoff import queue
 from handoff.coaching import phrase_to_avoid
 
@@ -87,6 +96,34 @@ def _topic_gone(error: BadRequest) -> bool:
     """Telegram's answer when a message goes to a forum topic that was deleted."""
     text = error.message.lower()
     return "thread not found" in text or "topic_deleted" in text
+
+
+async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` (one Bot API request), tried again while Telegram is away — refused
+    connections, 5xx, a 429 past the rate limiter — every 0.5 → 4 s for as long as it
+    takes, unless its request left and no answer came: Telegram may have it, so it is
+    not sent twice (the error goes up, as before)."""
+    delay = 0.5
+    while True:
+        probe = LeftProbe()
+        token = ON_SEND.set(probe)
+        try:
+            return await call()
+        except RetryAfter as error:
+            await asyncio.sleep(_seconds(error.retry_after))
+        except (BadRequest, Forbidden, ChatMigrated):
+            raise
+        except NetworkError:
+            if probe.left:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
+        finally:
+            ON_SEND.reset(token)
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
 class StaffDesk:
@@ -457,7 +494,7 @@ class StaffDesk:
             topic_id = ticket.topic_id if ticket is not None else None
             assert chat_id is not None
             try:
-                return await call(chat_id, topic_id)
+                return await _once_telegram_answers(functools.partial(call, chat_id, topic_id))
             except ChatMigrated as error:
                 if attempt == 3:
                     raise

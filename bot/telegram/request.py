@@ -57,6 +57,20 @@ class ReplyMark:
             self.marked = False
 
 
+class LeftProbe:
+    """Whether a request left for Telegram without an answer: set around one call, so
+    that after a network error the caller knows if trying again could send it twice."""
+
+    def __init__(self) -> None:
+        self.left = False
+
+    def leaving(self) -> None:
+        self.left = True
+
+    def refused(self) -> None:
+        self.left = False
+
+
 class AiohttpRequest(BaseRequest):
     def __init__(
         self,

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from bot.store import Conversation, Customer, FollowUp, Message
 from tests.botapi.double import BotApiDouble
-from tests.handoff.helpers import button, taken, ticket_of
+from tests.handoff.helpers import BILLING, answer_until, button, card_of, taken, ticket_of
 from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, BotProcess, free_port, texts
 
 ADA = next(iter(AGENTS))
@@ -64,11 +64,17 @@ async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
     anna, card, thread = await taken(double, customers, ADA)
     ben = customers(602, "Ben", "en")
     await ben.say("hello")
+    carl = customers(603, "Carl", "en")  # at the read-back: confirming makes his card
+    await carl.say(BILLING)
+    await carl.tap("Yes")
+    await answer_until(carl, "Yes, all correct", "bought it online last month")
+    read_back = next(m for m in reversed(double.sent_to(603)) if m.get("reply_markup"))
     anna_before, ben_before = len(_written_for(anna)), len(_written_for(ben))
 
     double.outage_after_next_delivery(refused=REFUSED, bad_gateway=BAD_GATEWAY)
     # Pushed together: one getUpdates answer carries them all, then the API is away
     double.user_sends(602, "my parcel is two weeks late and nobody answers my emails, fix it")
+    double.user_presses(603, read_back["message_id"], button(read_back, "Yes, all correct"))
     double.user_presses(ADA, card["message_id"], button(card, "Escalate"), chat_id=STAFF_CHAT)
     double.user_sends(ADA, "Your refund is on its way, Anna.", chat_id=STAFF_CHAT, thread_id=thread)
     double.user_sends(ADA, "/close Refunded $45.90.", chat_id=STAFF_CHAT, thread_id=thread)
@@ -101,6 +107,13 @@ async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(
     _in_order_once(anna_written, _seen_by(double, anna.user_id))
     _in_order_once(_written_for(ben)[ben_before:], _seen_by(double, ben.user_id))
     assert "Your refund is on its way, Anna." in texts(double.sent_to(anna.user_id))
+    # Carl's card, made during the outage, is in the staff group once; the desk's own
+    # line in Anna's topic ("Closed by") too
+    await double.wait_for(lambda: card_of(double, "Carl") is not None, 30, "Carl's card")
+    cards = [m for m in double.sent_to(STAFF_CHAT) if "Customer: Carl " in m.get("text", "")]
+    assert len(cards) == 1
+    await double.wait_for(lambda: "Closed by Ada" in texts(double.sent_to(STAFF_CHAT)), 30)
+    assert texts(double.sent_to(STAFF_CHAT)).count("Closed by Ada") == 1
     # The supervisors' alert, raised during the outage, reached Sue once
     await double.wait_for(lambda: "was escalated by" in texts(double.sent_to(SUE)), 30)
     assert texts(double.sent_to(SUE)).count(f"Ticket #{ticket_of(anna).id} was escalated") == 1
