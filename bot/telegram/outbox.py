@@ -1,9 +1,11 @@
-"""Every message to a customer is a row, and one sender delivers the rows.
+"""Every message to a customer or to staff is a row, and one sender delivers the rows.
 
 What the bot says to a customer — a turn's replies, an agent's words, a status, a
 check-in, a follow-up question — is a ``Message`` row (direction "out") written in the
-same transaction as the decision that made it. Its ``outcome`` stays empty until it has
-gone ("sent") or never will ("blocked", "chat_not_found", "refused", "unconfirmed").
+same transaction as the decision that made it; an alert or a note for staff is a
+``StaffMessage`` row (:class:`StaffRows`, a second :class:`Outbox`). A row's ``outcome``
+stays empty until it has gone ("sent") or never will ("blocked", "chat_not_found",
+"refused", "unconfirmed").
 
 The :class:`Outbox` delivers them, one *lane* (a task) per chat, in id order: a chat's
 later rows wait behind an earlier one that has not gone, so a customer never reads reply
