@@ -63,7 +63,7 @@ from bot.store import (
 from bot.store import Message as MessageRow
 from bot.telegram.outbox import Copy, Outbox
 from bot.telegram.render import escape, split_text
-from bot.telegram.request import ON_SEND, LeftProbe
+from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
 from handoff import queue
 from handoff.coaching import phrase_to_avoid
 
@@ -110,7 +110,7 @@ async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
         except RetryAfter as error:
-            await asyncio.sleep(_seconds(error.retry_after))
+            await asyncio.sleep(retry_seconds(error.retry_after))
         except (BadRequest, Forbidden, ChatMigrated):
             raise
         except NetworkError:
@@ -120,10 +120,6 @@ async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, 4.0)
         finally:
             ON_SEND.reset(token)
-
-
-def _seconds(value: Any) -> float:
-    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
 class StaffDesk:

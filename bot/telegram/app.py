@@ -55,7 +55,7 @@ from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
 from bot.telegram.outbox import Outbox, StaffRows
 from bot.telegram.render import escape, keyboard
-from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark
+from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark, retry_seconds
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
 from handoff.private import AgentChat
 from handoff.staff import StaffDesk
@@ -649,7 +649,7 @@ class TelegramFrontEnd:
             except RetryAfter as error:
                 if attempt == SEND_ATTEMPTS:
                     raise
-                await asyncio.sleep(_seconds(error.retry_after))
+                await asyncio.sleep(retry_seconds(error.retry_after))
             except (BadRequest, Forbidden):
                 raise
             except NetworkError:
@@ -703,10 +703,6 @@ def _kinds(data: dict[str, Any]) -> str:
 
 def _known_kind(data: dict[str, Any]) -> bool:
     return any(key in HANDLED_KINDS for key in data)
-
-
-def _seconds(value: Any) -> float:
-    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
 def _media(message: Message) -> dict[str, Any] | None:

@@ -46,7 +46,7 @@ from bot.store import Conversation, Database, Message, StaffMessage
 from bot.store.models import utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases
 from bot.telegram.render import escape, keyboard, split_text
-from bot.telegram.request import ON_SEND, ReplyMark
+from bot.telegram.request import ON_SEND, ReplyMark, retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class Outbox:
                 try:
                     external_id = await self._send(chat_id, row)
                 except RetryAfter as error:
-                    await asyncio.sleep(_seconds(error.retry_after))
+                    await asyncio.sleep(retry_seconds(error.retry_after))
                     continue
                 except ChatMigrated as error:  # the staff group became a supergroup
                     self._moved(row, chat_id, int(error.new_chat_id))
@@ -474,7 +474,3 @@ def _buttons(row: Message) -> list[Button]:
 
 def _aware(moment: Any) -> Any:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _seconds(value: Any) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)

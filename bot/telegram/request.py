@@ -195,3 +195,8 @@ async def _body_leaving(
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:
     return default if isinstance(given, DefaultValue) else given
+
+
+def retry_seconds(value: Any) -> float:
+    """A 429's retry_after as seconds (PTB gives an int or a timedelta)."""
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
