@@ -11,8 +11,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 from bot.nlu.data import NluDataError
@@ -196,6 +197,16 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _report(bench: Coroutine[Any, Any, str]) -> int:
+    """Run a bench and print its report; its RuntimeError is a clear one-line error."""
+    try:
+        report = asyncio.run(bench)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+    print(report)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogue.bench import run_bench
 
@@ -209,81 +220,54 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         if count < 1 or args.minutes <= 0:
             raise CliError("--load needs --customers >= 1 and --minutes > 0")
         databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-        try:
-            report = asyncio.run(
-                run_load_bench(
-                    settings,
-                    customers=count,
-                    minutes=args.minutes,
-                    databases=databases,
-                    seed=args.seed,
-                    timeout=args.timeout,
-                    baseline=not args.no_baseline,
-                    staff=not args.no_staff_group,
-                )
+        return _report(
+            run_load_bench(
+                settings,
+                customers=count,
+                minutes=args.minutes,
+                databases=databases,
+                seed=args.seed,
+                timeout=args.timeout,
+                baseline=not args.no_baseline,
+                staff=not args.no_staff_group,
             )
-        except RuntimeError as error:
-            raise CliError(str(error)) from None
-        print(report)
-        return 0
+        )
     if args.followups:
         from bot.followups.bench import run_followups_bench
 
-        try:
-            report = asyncio.run(
-                run_followups_bench(
-                    settings, scheduled=args.scheduled, due=args.due, burst=args.at_once
-                )
+        return _report(
+            run_followups_bench(
+                settings, scheduled=args.scheduled, due=args.due, burst=args.at_once
             )
-        except RuntimeError as error:
-            raise CliError(str(error)) from None
-        print(report)
-        return 0
+        )
     if args.handoff:
         from handoff.bench import run_handoff_bench
 
-        try:
-            report = asyncio.run(
-                run_handoff_bench(settings, customers=args.handoff, burst=args.burst)
-            )
-        except RuntimeError as error:
-            raise CliError(str(error)) from None
-        print(report)
-        return 0
+        return _report(run_handoff_bench(settings, customers=args.handoff, burst=args.burst))
     if args.telegram and args.outage:
         from bot.telegram.bench import run_outage_bench
 
-        try:
-            report = asyncio.run(
-                run_outage_bench(
-                    settings,
-                    rate=args.rate,
-                    seconds=args.seconds,
-                    chats=args.chats,
-                    outage=args.outage,
-                )
+        return _report(
+            run_outage_bench(
+                settings,
+                rate=args.rate,
+                seconds=args.seconds,
+                chats=args.chats,
+                outage=args.outage,
             )
-        except RuntimeError as error:
-            raise CliError(str(error)) from None
-        print(report)
-        return 0
+        )
     if args.telegram:
         from bot.telegram.bench import run_telegram_bench
 
-        try:
-            report = asyncio.run(
-                run_telegram_bench(
-                    settings,
-                    updates=args.updates,
-                    rate=args.rate,
-                    seconds=args.seconds,
-                    chats=args.chats,
-                )
+        return _report(
+            run_telegram_bench(
+                settings,
+                updates=args.updates,
+                rate=args.rate,
+                seconds=args.seconds,
+                chats=args.chats,
             )
-        except RuntimeError as error:
-            raise CliError(str(error)) from None
-        print(report)
-        return 0
+        )
 
     customers = Path(args.customers or PROJECT_ROOT / "tests" / "dialogue" / "customers.yml")
     if not customers.is_file():
