@@ -4,7 +4,7 @@ once; and the rows' outcomes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -25,10 +25,11 @@ async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
 
 
 @pytest.fixture
-def db(database_url: str) -> Database:
+def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     database.upgrade()
-    return database
+    yield database
+    database.dispose()  # PostgreSQL: no pooled connection left for the garbage collector
 
 
 def _conversation(db: Database, user_id: int) -> int:
