@@ -61,7 +61,7 @@ from bot.store import (
     Ticket,
 )
 from bot.store import Message as MessageRow
-from bot.telegram.outbox import Copy, Outbox
+from bot.telegram.outbox import FIRST_DELAY, MAX_DELAY, Copy, Outbox, topic_gone
 from bot.telegram.render import escape, split_text
 from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
 from handoff import queue
@@ -92,18 +92,12 @@ def _gone(member: Any) -> bool:
     return member.status == ChatMemberStatus.RESTRICTED and not getattr(member, "is_member", True)
 
 
-def _topic_gone(error: BadRequest) -> bool:
-    """Telegram's answer when a message goes to a forum topic that was deleted."""
-    text = error.message.lower()
-    return "thread not found" in text or "topic_deleted" in text
-
-
 async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
     """`call()` (one Bot API request), tried again while Telegram is away — refused
     connections, 5xx, a 429 past the rate limiter — every 0.5 → 4 s for as long as it
     takes, unless its request left and no answer came: Telegram may have it, so it is
     not sent twice (the error goes up, as before)."""
-    delay = 0.5
+    delay = FIRST_DELAY
     while True:
         probe = LeftProbe()
         token = ON_SEND.set(probe)
@@ -117,7 +111,7 @@ async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
             if probe.left:
                 raise
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 4.0)
+            delay = min(delay * 2, MAX_DELAY)
         finally:
             ON_SEND.reset(token)
 
@@ -498,7 +492,7 @@ class StaffDesk:
                 if ticket is not None:
                     ticket.staff_chat_id = int(error.new_chat_id)
             except BadRequest as error:
-                if ticket is None or topic_id is None or replaced or not _topic_gone(error):
+                if ticket is None or topic_id is None or replaced or not topic_gone(error):
                     raise
                 await self._replace_topic(bot, ticket, topic_id)
                 replaced = True

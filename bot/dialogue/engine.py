@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, func, select
 
 from actions.facts import NOT_GIVEN, load_facts
@@ -393,17 +392,6 @@ class Engine:
             )
         )
         return result
-
-    def sending(self, row_id: int, *, on_its_way: bool) -> None:
-        """A reply's request is leaving for Telegram now, or Telegram refused it (see
-        Message.send_started_at)."""
-        with self.db.session() as session:
-            session.execute(
-                sa_update(Message)
-                .where(col(Message.id) == row_id)
-                .values(send_started_at=self.clock() if on_its_way else None)
-            )
-            session.commit()
 
     def to_send(
         self, conversation_id: int, messages: list[tuple[str, str, str | None]]

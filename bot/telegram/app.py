@@ -525,7 +525,7 @@ class TelegramFrontEnd:
         text = f"{message.text}\n\n✓ {label}\n\n{reply.text}"
         if len(text) > MAX_TEXT or self.outbox.first_waiting(message.chat.id) != reply.row_id:
             return False
-        ON_SEND.set(ReplyMark(self.engine.sending, reply.row_id))
+        ON_SEND.set(ReplyMark(self.outbox.marking, reply.row_id))
         try:
             # An edit may be repeated: the same text again changes nothing
             await self._retrying(

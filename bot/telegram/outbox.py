@@ -63,8 +63,6 @@ LANE_LEASE = timedelta(minutes=2)
 PERMANENT = ("blocked", "chat_not_found", "refused")
 """Outcomes of rows Telegram will never take: the ticket's topic hears of them."""
 
-TOPIC_GONE = ("thread not found", "topic_deleted")
-"""Telegram's words when a message goes to a forum topic that was deleted."""
 Failed = Callable[[Bot, Any, str, str], Awaitable[None]]
 """Told of a row that cannot be delivered: (bot, row, outcome, Telegram's words)."""
 
@@ -123,7 +121,9 @@ class CustomerRows:
         if copy is not None:
             copied = await bot.copy_message(chat_id, copy.from_chat_id, copy.message_id)
             return copied.message_id
-        return await _send_text(bot, chat_id, escape(row.text), keyboard(_buttons(row)))
+        # cut the plain text, then escape each piece: a cut never falls inside "&amp;"
+        pieces = [escape(piece) for piece in split_text(row.text)] or [" "]
+        return await _send_pieces(bot, chat_id, pieces, keyboard(_buttons(row)))
 
 
 class StaffRows:
@@ -154,13 +154,12 @@ class StaffRows:
         assert isinstance(row, StaffMessage)
         markup = InlineKeyboardMarkup.de_json(row.markup, bot) if row.markup else None
         try:
-            return await _send_text(bot, chat_id, row.text, markup, row.thread_id)
+            return await _send_pieces(bot, chat_id, [row.text], markup, row.thread_id)
         except BadRequest as error:
-            gone = any(words in error.message.lower() for words in TOPIC_GONE)
-            if row.thread_id is None or not gone:
+            if row.thread_id is None or not topic_gone(error):
                 raise
             # the ticket's topic was deleted: the group's General topic instead
-            return await _send_text(bot, chat_id, row.text, markup)
+            return await _send_pieces(bot, chat_id, [row.text], markup)
 
 
 class Outbox:
@@ -403,7 +402,8 @@ class Outbox:
         row = self._next(chat_id)
         return row.id if row is not None else None
 
-    def _marking(self, row_id: int, *, on_its_way: bool) -> None:
+    def marking(self, row_id: int, *, on_its_way: bool) -> None:
+        """Message.send_started_at set as the row's request leaves, cleared if refused."""
         with self.db.session() as session:
             table = self.rows.table
             session.execute(
@@ -416,7 +416,7 @@ class Outbox:
     async def _send(self, chat_id: int, row: Row) -> int:
         """One row to Telegram: the (last) message id."""
         assert self.bot is not None and row.id is not None
-        ON_SEND.set(ReplyMark(self._marking, row.id))
+        ON_SEND.set(ReplyMark(self.marking, row.id))
         try:
             return await self.rows.send(self.bot, chat_id, row)
         finally:
@@ -432,15 +432,14 @@ class Outbox:
                 log.warning("could not tell the staff about message %s: %s", row.id, told)
 
 
-async def _send_text(
+async def _send_pieces(
     bot: Bot,
     chat_id: int,
-    html: str,
+    pieces: list[str],
     markup: InlineKeyboardMarkup | None,
     thread_id: int | None = None,
 ) -> int:
-    """HTML in pieces within Telegram's limit, the keyboard on the last: its id."""
-    pieces = split_text(html) or [" "]
+    """HTML pieces, each within Telegram's limit, the keyboard on the last: its id."""
     sent_id = 0
     for index, piece in enumerate(pieces):
         sent = await bot.send_message(
@@ -452,6 +451,12 @@ async def _send_text(
         )
         sent_id = sent.message_id
     return sent_id
+
+
+def topic_gone(error: BadRequest) -> bool:
+    """Telegram's answer when a message goes to a forum topic that was deleted."""
+    text = error.message.lower()
+    return "thread not found" in text or "topic_deleted" in text
 
 
 def waiting_out(session: Session, table: type[Row] = Message) -> tuple[int, float]:

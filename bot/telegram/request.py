@@ -39,7 +39,7 @@ ON_SEND: ContextVar[SendMark | None] = ContextVar("on_send", default=None)
 
 class ReplyMark:
     """A stored message's Message.send_started_at, set as its request leaves, cleared if
-    Telegram refuses it (a 429 to be retried, say). `sending` is Engine.sending."""
+    Telegram refuses it (a 429 to be retried, say). `sending` is Outbox.marking."""
 
     def __init__(self, sending: Callable[..., None], row_id: int) -> None:
         self.sending = sending
