@@ -10,6 +10,7 @@ classifiers, backed by key phrases and regexes in nlu_data/.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import re
@@ -17,7 +18,7 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from itertools import pairwise
@@ -448,15 +449,57 @@ def load_or_train(
     config = config or ModelConfig()
     data_hash = fingerprint(data_dir)  # hashing the files is enough on a cache hit
     path = cache_path(cache_dir, data_hash, config)
-    if path.exists():
+    cached = _load_cached(path, data_hash, default_language)
+    if cached is not None:
+        return cached
+    # Several processes starting on a cold cache (web workers, test workers) train once:
+    # the first holds the lock while it trains, the others then load what it wrote.
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache_dir / "train.lock"):
+        cached = _load_cached(path, data_hash, default_language)
+        if cached is not None:
+            return cached
+        return _train_and_cache(data_dir, cache_dir, path, config, default_language, embeddings_dir)
+
+
+def _load_cached(path: Path, data_hash: str, default_language: str) -> TriageModel | None:
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            model = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None  # a stale or broken cache is rebuilt
+    if not isinstance(model, TriageModel) or model.fingerprint != data_hash:
+        return None
+    model.default_language = default_language
+    return model
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An advisory lock on a file (where the platform has one: fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: at worst two processes train the same model
+        yield
+        return
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            with path.open("rb") as handle:
-                model = pickle.load(handle)
-            if isinstance(model, TriageModel) and model.fingerprint == data_hash:
-                model.default_language = default_language
-                return model
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            pass  # a stale or broken cache is rebuilt below
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _train_and_cache(
+    data_dir: Path,
+    cache_dir: Path,
+    path: Path,
+    config: ModelConfig,
+    default_language: str,
+    embeddings_dir: Path | None,
+) -> TriageModel:
     embeddings = embedding_cache(embeddings_dir or cache_dir, config)
     model = TriageModel.train(
         load_training_data(data_dir),
