@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from bot.store import Customer, Ticket
 from tests.botapi.double import BotApiDouble
-from tests.telegram.conftest import STAFF_CHAT
+from tests.telegram.conftest import AGENTS, STAFF_CHAT
 
 BILLING = "I was charged twice for order SO20241105123, $45.90 each time, refund please"
 
@@ -40,6 +40,14 @@ async def taken(
     """Anna's complaint, taken by `agent`: (the customer, the card, the topic's id)."""
     anna, card, thread = await complained(double, customers)
     assert (await press(double, agent, card, "Take")).startswith("It's yours")
+    # The customer is told who has the case by the outbox, after the press is answered:
+    # wait for it, so it is not taken for the answer to what the customer says next.
+    name = AGENTS[agent]
+    await double.wait_for(
+        lambda: any(name in m.get("text", "") for m in double.sent_to(anna.user_id)),
+        30,
+        "the customer told who has the case",
+    )
     return anna, card, thread
 
 
