@@ -66,16 +66,23 @@ def run_tests(extra: list[str]) -> int:
             if _run(*command) != 0:
                 _say(f"{name} failed")
                 return 1
-    # The whole suite runs on SQLite, then again on PostgreSQL when its server is
-    # installed (a throwaway one, bot/store/testpg.py) or TEST_DATABASE_URL names one.
+    # The whole suite runs on SQLite; then the part of it that exercises SQL, leases,
+    # several workers and the job store runs again on PostgreSQL (POSTGRES_SUITE), when
+    # its server is installed (a throwaway one, bot/store/testpg.py) or
+    # TEST_DATABASE_URL names one. Both runs spread the tests over the machine's cores.
+    parallel = [] if _chooses_workers(extra) else ["-n", str(_workers()), "--dist", "worksteal"]
     sqlite_env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
-    status = _pytest("SQLite", [PYTHON, "-m", "pytest", *extra], sqlite_env)
+    status = _pytest("SQLite", [PYTHON, "-m", "pytest", *parallel, *extra], sqlite_env)
     if status != 0:
         return status
+    # Test paths given on the command line are run on PostgreSQL as given.
+    chosen = [
+        arg for arg in extra if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()
+    ]
+    suite = [] if chosen else list(POSTGRES_SUITE)
+    pytest = [PYTHON, "-m", "pytest", *parallel, *extra, *suite]
     if os.environ.get("TEST_DATABASE_URL"):
-        return _pytest(
-            "PostgreSQL (TEST_DATABASE_URL)", [PYTHON, "-m", "pytest", *extra], dict(os.environ)
-        )
+        return _pytest("PostgreSQL (TEST_DATABASE_URL)", pytest, dict(os.environ))
     found = subprocess.run(
         [PYTHON, "-m", "bot.store.testpg", "--find"], cwd=ROOT, capture_output=True, text=True
     )
@@ -88,9 +95,47 @@ def run_tests(extra: list[str]) -> int:
             return 1
         _say("PostgreSQL is not installed: the suite ran on SQLite only")
         return 0
-    command = [PYTHON, "-m", "bot.store.testpg", "--", PYTHON, "-m", "pytest", *extra]
+    command = [PYTHON, "-m", "bot.store.testpg", "--", *pytest]
     where = found.stdout.strip()
     return _pytest(f"PostgreSQL (a throwaway server from {where})", command, dict(os.environ))
+
+
+POSTGRES_SUITE = (
+    # What behaves differently on PostgreSQL: the schema and its migrations, the leases
+    # (intake, outbox, cards, scheduler: PostgreSQL only), several bot processes on one
+    # database, the APScheduler job store, the reports' SQL, privacy deletes, the
+    # production set-up. Every test here runs the real bot or its SQL.
+    "tests/store",
+    "tests/telegram",
+    "tests/handoff",
+    "tests/followups",
+    "tests/actions",
+    "tests/test_reports.py",
+    "tests/test_cli.py",
+    "tests/test_docker.py",
+    "tests/dialogue/test_privacy.py",
+    "tests/dialogue/test_staff_posts.py",
+    # Left to SQLite: the NLU and the Bot API double (no database), the settings, and
+    # the dialogue's conversations (the engine's plain ORM statements, which the
+    # end-to-end tests above run on PostgreSQL through the same engine).
+)
+
+
+def _workers() -> int:
+    """Test processes: TEST_WORKERS, else one per core up to 4 (each test may start a
+    bot process and the double; more would only wait for the CPU)."""
+    wanted = os.environ.get("TEST_WORKERS")
+    if wanted:
+        return max(1, int(wanted))
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _chooses_workers(extra: list[str]) -> bool:
+    """The caller set pytest-xdist up (or off) themselves."""
+    return any(
+        arg in ("-n", "--numprocesses", "no:xdist") or arg.startswith(("-n", "--numprocesses="))
+        for arg in extra
+    )
 
 
 def _pytest(backend: str, command: list[str | Path], env: dict[str, str]) -> int:
