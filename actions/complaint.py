@@ -337,6 +337,10 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
             return found, None
         if slot.negative and (intent in NEGATIVE_INTENTS or _not_known(answer, language)):
             return slot.negative, None
+        if not any(char.isdigit() for char in answer):
+            # "what?", "你说什么?", "where do I find that": no try at a number; the
+            # question said again, with where to find one.
+            return None, "utter_invalid_order_id_words"
         return None, "utter_invalid_order_id"
     if slot.kind == "amount":
         for entity in parse.get("entities") or []:

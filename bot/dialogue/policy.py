@@ -11,6 +11,7 @@ The conversation's ``stage`` says which question is open.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -650,6 +651,18 @@ class Policy:
         if turn.payload is not None:
             self.reprompt(turn)
             return
+        if turn.text and waiting_topic(turn.text, turn.language) == "bot":
+            # "are you a bot?": said plainly, with what the bot is for; not a question
+            # to page a person about.
+            self._greet_briefly(turn)
+            turn.say("utter_who_am_i", MENU_BUTTONS)
+            return
+        if turn.text and turn.intent != "greet" and _confused(turn.text, turn.language):
+            # "what?", "huh?", "你说什么?": nothing to act on yet, nor to page a person
+            # for; say what the bot does and let them choose.
+            self._greet_briefly(turn)
+            turn.say("utter_idle_confused", MENU_BUTTONS)
+            return
         intent = turn.intent
         answer = self.engine.faq.answer(turn.text, turn.language) if intent == "inquiry" else None
         if _is_complaint(turn, faq_matched=answer is not None):
@@ -1242,6 +1255,32 @@ def _fragment(turn: Turn) -> bool:
     if turn.text.strip().endswith(("?", "？")):
         return False
     return _size(turn) < (4 if turn.language == "en" else 6)
+
+
+CONFUSED_EN = frozenset(
+    (  # noqa: SIM905 - a word list reads better as words
+        "what whats what's huh eh hm hmm um uh why how who sorry pardon come again say "
+        "said mean meant you your do does did is it this that are the a now so ok okay "
+        "wait i i'm im don't dont not understand get confused lost me"
+    ).split()
+)
+"""Words of a message that only says the customer is lost ("what do you mean?",
+"sorry, I don't understand"): no fact, no request."""
+CONFUSED_ZH = frozenset(
+    "什么啥你您说的意思啊嗯哦呃怎么了回事谁是吗呢吧这那个没懂不明白听看我哈干嘛"
+)
+
+
+def _confused(text: str, language: str) -> bool:
+    """A short message made only of confusion words, in either language."""
+    letters = re.sub(r"[^\w\s']", " ", text.lower())
+    words = letters.split()
+    if not words:
+        return False
+    if all(word in CONFUSED_EN for word in words):
+        return len(words) <= 6
+    han = "".join(words)
+    return len(han) <= 8 and all(char in CONFUSED_ZH for char in han)
 
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")

@@ -54,6 +54,22 @@ async def test_the_form_asks_only_what_is_missing(model: TriageModel) -> None:
     assert dispatcher.messages == []
 
 
+async def test_a_number_too_short_for_an_order_is_called_incomplete(model: TriageModel) -> None:
+    first = model.parse("my parcel never came", today=None)
+    answer = model.parse("8823", today=None)
+    dispatcher = CollectingDispatcher()
+    await ValidateComplaintForm().run(
+        dispatcher,
+        tracker(
+            {"complaint_type": "delivery", "requested_slot": "order_id"},
+            [first, answer],
+            candidate={"order_id": "8823"},
+        ),
+        build_domain(),
+    )
+    assert [m["response"] for m in dispatcher.messages] == ["utter_invalid_order_id"]
+
+
 async def test_an_invalid_answer_says_why_and_keeps_the_buttons(model: TriageModel) -> None:
     first = model.parse("my parcel never came", today=None)
     answer = model.parse("the blue one", today=None)
@@ -68,7 +84,7 @@ async def test_an_invalid_answer_says_why_and_keeps_the_buttons(model: TriageMod
         build_domain(),
     )
     assert {"event": "slot", "timestamp": None, "name": "order_id", "value": None} in events
-    assert dispatcher.messages[0]["response"] == "utter_invalid_order_id"
+    assert dispatcher.messages[0]["response"] == "utter_invalid_order_id_words"
     assert dispatcher.messages[0]["buttons"] == [
         {"title": "button.no_order_id", "payload": "slot:order_id=no_order_id"}
     ]

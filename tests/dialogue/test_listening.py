@@ -7,6 +7,11 @@ asserts what the customer reads and what the ticket stores.
 
 from __future__ import annotations
 
+import pytest
+from sqlmodel import select
+
+from bot.dialogue import Engine
+from bot.store import Ticket
 from tests.dialogue.conftest import Customer
 
 
@@ -21,8 +26,9 @@ async def test_a_question_back_is_not_an_order_number_and_twice_means_not_given(
 ) -> None:
     await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
     await anna.say("what?")
-    assert anna.keys == ["utter_invalid_order_id"]  # asked again, with where to find it
+    assert anna.keys == ["utter_invalid_order_id_words"]  # asked again, with where to find it
     assert "confirmation email" in anna.text
+    assert "complete" not in anna.text  # no number was typed: none is called incomplete
     await anna.say("the one from last week?")
     assert anna.keys[0] == "utter_fact_not_given"
     assert "without it" in anna.text or "open for the agent" in anna.text
@@ -76,7 +82,7 @@ async def test_an_email_typed_for_the_order_number_is_kept_as_the_contact(
 ) -> None:
     await _to_order_question(anna, "my parcel never arrived, it says delivered", "Refund")
     await anna.say("anna.k@example.com")
-    assert anna.keys == ["utter_invalid_order_id"]
+    assert anna.keys == ["utter_invalid_order_id_words"]
     await anna.say("SO20241105123")
     await anna.answer_questions()
     assert "Contact: anna.k@example.com" in anna.text
@@ -444,3 +450,50 @@ async def test_how_to_send_a_video_at_the_open_question_is_answered_not_noted(
     await li.say("就在你们天猫店买的")
     await li.answer_questions()
     assert "视频怎么发" not in li.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "what?"),
+        ("en", "huh?"),
+        ("en", "sorry, what do you mean?"),
+        ("en", "I don't understand"),
+        ("zh", "你说什么?"),
+        ("zh", "啥？"),
+        ("zh", "什么意思"),
+    ],
+)
+async def test_a_confused_first_message_is_answered_not_handed_off(
+    engine: Engine, lang: str, text: str
+) -> None:
+    customer = Customer(engine, user_id=3003, name="Sam", lang=lang)
+    await customer.say(text)
+    assert customer.keys == ["utter_greet_brief", "utter_idle_confused"]
+    assert customer.buttons[:2] == (
+        ["Make a complaint", "Ask a question"] if lang == "en" else ["我要投诉", "咨询问题"]
+    )
+    with engine.db.session() as session:
+        assert session.exec(select(Ticket)).first() is None  # nobody paged for "what?"
+    await customer.say("my parcel never arrived" if lang == "en" else "我的快递一直没到")
+    assert "utter_idle_confused" not in customer.keys  # the story that follows is heard
+
+
+@pytest.mark.parametrize(("lang", "text"), [("en", "are you a bot?"), ("zh", "你是机器人吗")])
+async def test_are_you_a_bot_is_answered_plainly(engine: Engine, lang: str, text: str) -> None:
+    customer = Customer(engine, user_id=3004, name="Sam", lang=lang)
+    await customer.say(text)
+    assert customer.keys == ["utter_greet_brief", "utter_who_am_i"]
+    assert (
+        ("bot" in customer.text.lower() or "assistant" in customer.text)
+        if lang == "en"
+        else ("机器人" in customer.text or "自动助手" in customer.text)
+    )
+    with engine.db.session() as session:
+        assert session.exec(select(Ticket)).first() is None
+
+
+async def test_hello_is_still_a_greeting(anna: Customer) -> None:
+    await anna.say("hello?")
+    assert "utter_idle_confused" not in anna.keys
+    assert "utter_who_am_i" not in anna.keys
