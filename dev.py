@@ -79,7 +79,7 @@ def run_tests(extra: list[str]) -> int:
     chosen = [
         arg for arg in extra if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()
     ]
-    suite = [] if chosen else list(POSTGRES_SUITE)
+    suite = [] if chosen else [*POSTGRES_SUITE, *(f"--deselect={t}" for t in POSTGRES_SKIP)]
     pytest = [PYTHON, "-m", "pytest", *parallel, *extra, *suite]
     if os.environ.get("TEST_DATABASE_URL"):
         return _pytest("PostgreSQL (TEST_DATABASE_URL)", pytest, dict(os.environ))
@@ -118,6 +118,13 @@ POSTGRES_SUITE = (
     # Left to SQLite: the NLU and the Bot API double (no database), the settings, and
     # the dialogue's conversations (the engine's plain ORM statements, which the
     # end-to-end tests above run on PostgreSQL through the same engine).
+)
+
+
+POSTGRES_SKIP = (
+    # In those folders but with no database: the NLU's reports and a thousand parses.
+    "tests/test_cli.py::test_nlu_test_writes_reports",
+    "tests/test_cli.py::test_parse_file_keeps_order_for_a_thousand_lines",
 )
 
 
