@@ -377,6 +377,9 @@ class Policy:
             return
         if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
             return
+        if tickets and _safety_said(turn):
+            self._raise_for_safety(turn, tickets[-1])
+            return
         topic = waiting_topic(turn.text, turn.language)
         parse = turn.parse or {}
         scores, phrases = parse.get("signal_scores") or {}, set(parse.get("signal_phrases") or [])
@@ -489,6 +492,29 @@ class Policy:
             )
         )
         turn.say("utter_waiting_raised")
+
+    def _raise_for_safety(self, turn: Turn, ticket: Ticket) -> None:
+        """A waiting customer (a question passed on, say) now reports something unsafe:
+        "the heater caught fire and burned my hand" is not a note for the case. They
+        hear the safety advice first; the ticket goes to the front (urgent: safety
+        first, shared/domain.md §5) and a supervisor is told, once per ticket."""
+        if ticket.priority >= 2 and ticket.supervisor_flag:
+            turn.say("utter_safety_while_waiting_again")
+            return
+        ticket.priority, ticket.supervisor_flag = 2, True
+        turn.session.add(ticket)
+        label = self.engine.responses.label(
+            "staff.flag_safety", self.engine.settings.default_language
+        )
+        turn.staff_events.append(
+            StaffEvent(
+                ticket.id or 0,
+                "staff.raised_while_waiting",
+                {"ticket": f"#{ticket.id}", "signals": label},
+                alert=True,
+            )
+        )
+        turn.say("utter_safety_while_waiting")
 
     def _book_callback(self, turn: Turn, ticket: Any) -> None:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""
@@ -1353,6 +1379,21 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
     if turn.intent not in ("inquiry", "praise"):
         return False  # a greeting, thanks or goodbye is what it says
     return turn.intent_confidence - complain <= NEAR_TIE
+
+
+SAFETY_WHILE_WAITING = 0.7
+"""How sure the type model must be that a waiting customer's complaint is about safety
+before the ticket jumps the queue."""
+
+
+def _safety_said(turn: Turn) -> bool:
+    """A complaint about something unsafe (fire, injury, health), said plainly."""
+    if not _is_complaint(turn, faq_matched=False):
+        return False
+    kind = (turn.parse or {}).get("complaint_type") or {}
+    return (
+        kind.get("name") == "safety" and float(kind.get("confidence") or 0) >= SAFETY_WHILE_WAITING
+    )
 
 
 def _threat(turn: Turn) -> bool:

@@ -195,3 +195,53 @@ async def test_a_place_that_moves_back_is_explained(engine: Engine) -> None:
     assert "from number 1 to number 2" in anna.text and "urgent" in anna.text
     await anna.say("and how long now?")
     assert anna.keys == ["utter_waiting_place"]  # explained once, while it stays
+
+
+async def _asked_a_question(customer: Customer, question: str) -> None:
+    await customer.say(question)
+    assert "utter_faq_no_match" in customer.keys  # passed to a person: a ticket waits
+    assert customer.status == "handed_off"
+
+
+async def test_something_unsafe_said_while_a_question_waits_goes_to_the_front(
+    staffed: Engine,
+) -> None:
+    anna = Customer(staffed)
+    await _asked_a_question(anna, "do you have the corner sofa in dark green?")
+    assert anna.ticket().priority == 0
+    await anna.say(
+        "also the heater I bought from you last week caught fire last night and burned my hand"
+    )
+    assert anna.keys == ["utter_safety_while_waiting"]  # not "added to your case"
+    assert "medical help" in anna.text and "stop using" in anna.text
+    ticket = anna.ticket()
+    assert (ticket.priority, ticket.supervisor_flag) == (2, True)
+    with staffed.db.session() as session:
+        rows = session.exec(select(StaffPost).order_by(col(StaffPost.id))).all()
+    events = [row.body for row in rows if row.kind == "event"]
+    assert [(e["key"], e["alert"]) for e in events] == [("staff.raised_while_waiting", True)]
+    assert events[0]["values"]["signals"] in (  # in the desk's language
+        "reports a safety problem (fire, injury, health)",
+        "反映安全问题（起火、受伤、健康）",
+    )
+    assert any("caught fire" in (row.body or {}).get("text", "") for row in rows)  # the words too
+    await anna.say(
+        "the heater is a BrandX 2000, it smelled of burning plastic before it caught fire"
+    )
+    assert anna.keys in (["utter_safety_while_waiting_again"], ["utter_handoff_waiting"], [])
+    with staffed.db.session() as session:
+        alerts = [
+            row
+            for row in session.exec(select(StaffPost))
+            if row.kind == "event" and (row.body or {}).get("alert")
+        ]
+    assert len(alerts) == 1  # the supervisor is told once
+
+
+async def test_something_unsafe_said_in_chinese_while_a_question_waits(staffed: Engine) -> None:
+    li = Customer(staffed, user_id=2002, name="李雷", lang="zh")
+    await _asked_a_question(li, "你们的沙发有墨绿色的吗？")
+    await li.say("另外上周在你们这买的取暖器昨晚起火了，把我手烫伤了")
+    assert li.keys == ["utter_safety_while_waiting"]
+    assert "就医" in li.text and "紧急" in li.text
+    assert (li.ticket().priority, li.ticket().supervisor_flag) == (2, True)
