@@ -377,7 +377,7 @@ class Policy:
             return
         if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
             return
-        if tickets and _safety_said(turn):
+        if tickets and _safety_said(turn) and not _about_safety(tickets[-1]):
             self._raise_for_safety(turn, tickets[-1])
             return
         topic = waiting_topic(turn.text, turn.language)
@@ -1384,6 +1384,12 @@ def _is_complaint(turn: Turn, faq_matched: bool) -> bool:
 SAFETY_WHILE_WAITING = 0.7
 """How sure the type model must be that a waiting customer's complaint is about safety
 before the ticket jumps the queue."""
+
+
+def _about_safety(ticket: Ticket) -> bool:
+    """A safety complaint's ticket: its safety question and priority were settled when it
+    was made, and more about the hazard is more of the same case."""
+    return (ticket.summary_data or {}).get("complaint_type") == "safety"
 
 
 def _safety_said(turn: Turn) -> bool:

@@ -245,3 +245,17 @@ async def test_something_unsafe_said_in_chinese_while_a_question_waits(staffed: 
     assert li.keys == ["utter_safety_while_waiting"]
     assert "就医" in li.text and "紧急" in li.text
     assert (li.ticket().priority, li.ticket().supervisor_flag) == (2, True)
+
+
+async def test_more_about_a_hazard_already_reported_is_not_raised_again(staffed: Engine) -> None:
+    anna = Customer(staffed)
+    await anna.say("the heater you sold me sparked and there was smoke everywhere")
+    await anna.tap("Yes, everyone is safe")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    await anna.tap("Yes, all")
+    assert anna.status == "handed_off"
+    before = anna.ticket().priority
+    await anna.say("it also left a burn mark on the carpet and smelled of burning plastic")
+    assert "utter_safety_while_waiting" not in anna.keys  # told once, at the start
+    assert anna.ticket().priority == before
