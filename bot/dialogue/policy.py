@@ -378,7 +378,16 @@ class Policy:
         if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
             return
         if tickets and _safety_said(turn) and not _about_safety(tickets[-1]):
-            self._raise_for_safety(turn, tickets[-1])
+            # "the heater caught fire and burned my hand" after a question was passed on:
+            # the safety advice first, and the ticket urgent (safety first, domain §5).
+            self._raise_waiting(
+                turn,
+                tickets[-1],
+                ["safety"],
+                priority=2,
+                said="utter_safety_while_waiting",
+                again="utter_safety_while_waiting_again",
+            )
             return
         topic = waiting_topic(turn.text, turn.language)
         parse = turn.parse or {}
@@ -464,14 +473,27 @@ class Policy:
         turn.slots["callback_offered"] = True
         turn.say("utter_offer_callback_long", buttons)
 
-    def _raise_waiting(self, turn: Turn, ticket: Ticket, signals: list[str]) -> None:
-        """A waiting customer now mentions the press or an earlier contact: the ticket
-        moves up and a supervisor hears of it (in the topic and privately), once: a
-        ticket already raised is not raised again on every such message."""
-        if ticket.supervisor_flag and ticket.priority >= 1:
-            self._acknowledge_waiting(turn)
+    def _raise_waiting(
+        self,
+        turn: Turn,
+        ticket: Ticket,
+        signals: list[str],
+        *,
+        priority: int = 1,
+        said: str = "utter_waiting_raised",
+        again: str | None = None,
+    ) -> None:
+        """A waiting customer now mentions the press or an earlier contact (or something
+        unsafe: priority 2): the ticket moves up and a supervisor hears of it (in the
+        topic and privately), once: a ticket already raised is not raised again on every
+        such message (`again` is said then, else the usual acknowledgement)."""
+        if ticket.supervisor_flag and ticket.priority >= priority:
+            if again is None:
+                self._acknowledge_waiting(turn)
+            else:
+                turn.say(again)
             return
-        ticket.priority = max(ticket.priority, 1)
+        ticket.priority = max(ticket.priority, priority)
         ticket.supervisor_flag = True
         turn.session.add(ticket)
         turn.staff_events.append(
@@ -491,30 +513,7 @@ class Policy:
                 alert=True,
             )
         )
-        turn.say("utter_waiting_raised")
-
-    def _raise_for_safety(self, turn: Turn, ticket: Ticket) -> None:
-        """A waiting customer (a question passed on, say) now reports something unsafe:
-        "the heater caught fire and burned my hand" is not a note for the case. They
-        hear the safety advice first; the ticket goes to the front (urgent: safety
-        first, shared/domain.md §5) and a supervisor is told, once per ticket."""
-        if ticket.priority >= 2 and ticket.supervisor_flag:
-            turn.say("utter_safety_while_waiting_again")
-            return
-        ticket.priority, ticket.supervisor_flag = 2, True
-        turn.session.add(ticket)
-        label = self.engine.responses.label(
-            "staff.flag_safety", self.engine.settings.default_language
-        )
-        turn.staff_events.append(
-            StaffEvent(
-                ticket.id or 0,
-                "staff.raised_while_waiting",
-                {"ticket": f"#{ticket.id}", "signals": label},
-                alert=True,
-            )
-        )
-        turn.say("utter_safety_while_waiting")
+        turn.say(said)
 
     def _book_callback(self, turn: Turn, ticket: Any) -> None:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""
