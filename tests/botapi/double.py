@@ -137,6 +137,7 @@ class BotApiDouble:
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._ids = itertools.count(1)
         self._new_update = asyncio.Event()
+        self._closing = False
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
         self.webhook_answers: list[tuple[int, int]] = []
@@ -228,6 +229,10 @@ class BotApiDouble:
         self.outage_ended_at = time.monotonic()
 
     async def stop(self) -> None:
+        # A long poll still open (the bot stopped or was killed while it waited) would
+        # hold the server's shutdown for its whole timeout: it returns now, empty.
+        self._closing = True
+        self._new_update.set()
         if self._delivery is not None:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -574,7 +579,7 @@ class BotApiDouble:
         timeout = float(params.get("timeout") or 0)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
-        if not self._updates and timeout:
+        if not self._updates and timeout and not self._closing:
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
