@@ -15,6 +15,7 @@ from bot.config import PROJECT_ROOT, Settings
 from bot.nlu.model import TriageModel, load_or_train
 from bot.store.db import normalize_url
 from bot.store.testpg import create_database, drop_database
+from tests.support.forkserver import fresh_processes, shared
 
 NLU_DATA = PROJECT_ROOT / "nlu_data"
 
@@ -36,6 +37,29 @@ trained instead of embedding and training again."""
 def nlu_cache_dir() -> Path:
     NLU_TEST_CACHE.mkdir(parents=True, exist_ok=True)
     return NLU_TEST_CACHE
+
+
+SMALL_NLU_FILES = (
+    "intents.yml",
+    "complaints_short.yml",
+    "motives.yml",
+    "motives_unspecified.yml",
+    "signals.yml",
+    "entities.yml",
+)
+"""A third of nlu_data/ with every label in it: for tests of what is done *with* the data
+(caching, retraining, reports) rather than of what the model learns from it, which train
+in seconds on it instead of a minute on the whole."""
+
+
+def copy_small_nlu_data(folder: Path) -> Path:
+    """SMALL_NLU_FILES of both languages, copied into ``folder`` (a data folder)."""
+    for language in ("zh", "en"):
+        (folder / language).mkdir(parents=True)
+        for name in SMALL_NLU_FILES:
+            (folder / language / name).write_bytes((NLU_DATA / language / name).read_bytes())
+    (folder / "README.md").write_bytes((NLU_DATA / "README.md").read_bytes())
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +114,11 @@ def cli_env(nlu_cache_dir: Path, model: TriageModel, tmp_path: Path) -> Iterator
 def run_cli(
     *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` to its end: forked from the worker's fork server (the same code
+    after the imports, tests/support/forkserver.py), or a new interpreter with
+    TEST_BOT_EXEC=1."""
+    if not fresh_processes():
+        return shared().run(list(args), env, stdin, cwd or PROJECT_ROOT, timeout=600)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,

@@ -138,6 +138,8 @@ class BotApiDouble:
         self._ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
+        """Set by stop(): a request held back (slow(), a long poll) is let go."""
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
         self.webhook_answers: list[tuple[int, int]] = []
@@ -229,9 +231,11 @@ class BotApiDouble:
         self.outage_ended_at = time.monotonic()
 
     async def stop(self) -> None:
-        # A long poll still open (the bot stopped or was killed while it waited) would
-        # hold the server's shutdown for its whole timeout: it returns now, empty.
+        # A long poll or a request held back by slow() still open (the bot stopped or was
+        # killed meanwhile) would hold the server's shutdown for its whole wait (10-30 s
+        # per test): it is answered now.
         self._closing = True
+        self._closed.set()
         self._new_update.set()
         if self._delivery is not None:
             self._delivery.cancel()
@@ -294,7 +298,8 @@ class BotApiDouble:
             delay, jitter = self.slow_chats.get(_chat_id(params.get("chat_id")), (0.0, 0.0))
             delay = max(0.0, delay + self._jitter.uniform(-jitter, jitter))
             if delay:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), delay)
             if method.lower() in SENDING:
                 self._flood(_chat_id(params.get("chat_id")))
             result = await handler(params) if handler else True

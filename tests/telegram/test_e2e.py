@@ -22,6 +22,7 @@ def said(key: str, language: str, messages: list[dict]) -> bool:
     return any(p.match(m.get("text", "")) for m in messages for p in patterns)
 
 
+@pytest.mark.exec  # one conversation through a new interpreter, as an operator starts it
 async def test_a_complaint_through_buttons_and_free_text(double: BotApiDouble, customers) -> None:
     anna = customers(501, "Anna", "en")
     first = await anna.say(
