@@ -24,6 +24,7 @@ from actions.facts import (
     Slot,
     amount_in,
     bucket,
+    confused,
     find_term,
     load_facts,
     order_id_in,
@@ -229,8 +230,20 @@ class ValidateComplaintForm(FormValidationAction):
                 dispatcher.utter_message(response="utter_correction_done")
             dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
             return [*events, *corrected, SlotSet(requested, None)]
+        raw = candidates[requested]
         if problem is None:
             events += [SlotSet(requested, value), SlotSet("invalid_attempts", 0)]
+        elif (
+            problem in ("utter_invalid_choice", "utter_invalid_amount")
+            and isinstance(raw, str)
+            and confused(raw)
+            and attempts == 0
+        ):
+            # "what?", "你说什么?" to a question: not a wrong answer but a question back.
+            # Said another way (the question's next wording), as a person would.
+            dispatcher.utter_message(response="utter_invalid_choice_confused")
+            dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
+            events += [SlotSet(requested, None), SlotSet("invalid_attempts", attempts + 1)]
         elif attempts >= 1:
             # Second answer we cannot read: go on without it. The fact is recorded as not
             # given (the agent asks), never as "idk" or "the blue one" under its name.

@@ -182,6 +182,33 @@ def find_term(slot: Slot, text: str, language: str) -> str | None:
     return longest_match(slot.terms, text, language)
 
 
+CONFUSED_EN = frozenset(
+    (  # noqa: SIM905 - a word list reads better as words
+        "what whats what's huh eh hm hmm um uh why how who sorry pardon come again say "
+        "said mean meant you your do does did is it this that are the a now so ok okay "
+        "wait i i'm im don't dont not understand get confused lost me"
+    ).split()
+)
+"""Words of a message that only says the customer is lost ("what do you mean?",
+"sorry, I don't understand"): no fact, no request."""
+CONFUSED_ZH = frozenset(
+    "什么啥你您说的意思啊嗯哦呃怎么了回事谁是吗呢吧这那个没懂不明白听看我哈干嘛"
+)
+
+
+def confused(text: str) -> bool:
+    """A short message made only of confusion words, in either language: "what?",
+    "huh", "what do you mean", "你说什么?", "啥意思"."""
+    letters = re.sub(r"[^\w\s']", " ", text.lower())
+    words = letters.split()
+    if not words:
+        return False
+    if all(word in CONFUSED_EN for word in words):
+        return len(words) <= 6
+    han = "".join(words)
+    return len(han) <= 8 and all(char in CONFUSED_ZH for char in han)
+
+
 def asks_back(text: str) -> bool:
     """Whether a reply is put as a question ("what repair?", "你说啥", "有吗")."""
     core = text.strip().strip(_EDGE_PUNCTUATION).lower()

@@ -11,7 +11,6 @@ The conversation's ``stage`` says which question is open.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ import yaml
 from sqlmodel import select
 
 from actions.complaint import MOTIVE_THRESHOLD, mostly_entity, slot_buttons
-from actions.facts import OTHER, asks_back, find_term, load_facts, order_id_in
+from actions.facts import OTHER, asks_back, confused, find_term, load_facts, order_id_in
 from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
@@ -682,7 +681,7 @@ class Policy:
             self._greet_briefly(turn)
             turn.say("utter_who_am_i", MENU_BUTTONS)
             return
-        if turn.text and turn.intent != "greet" and _confused(turn.text, turn.language):
+        if turn.text and turn.intent != "greet" and confused(turn.text):
             # "what?", "huh?", "你说什么?": nothing to act on yet, nor to page a person
             # for; say what the bot does and let them choose.
             self._greet_briefly(turn)
@@ -1280,32 +1279,6 @@ def _fragment(turn: Turn) -> bool:
     if turn.text.strip().endswith(("?", "？")):
         return False
     return _size(turn) < (4 if turn.language == "en" else 6)
-
-
-CONFUSED_EN = frozenset(
-    (  # noqa: SIM905 - a word list reads better as words
-        "what whats what's huh eh hm hmm um uh why how who sorry pardon come again say "
-        "said mean meant you your do does did is it this that are the a now so ok okay "
-        "wait i i'm im don't dont not understand get confused lost me"
-    ).split()
-)
-"""Words of a message that only says the customer is lost ("what do you mean?",
-"sorry, I don't understand"): no fact, no request."""
-CONFUSED_ZH = frozenset(
-    "什么啥你您说的意思啊嗯哦呃怎么了回事谁是吗呢吧这那个没懂不明白听看我哈干嘛"
-)
-
-
-def _confused(text: str, language: str) -> bool:
-    """A short message made only of confusion words, in either language."""
-    letters = re.sub(r"[^\w\s']", " ", text.lower())
-    words = letters.split()
-    if not words:
-        return False
-    if all(word in CONFUSED_EN for word in words):
-        return len(words) <= 6
-    han = "".join(words)
-    return len(han) <= 8 and all(char in CONFUSED_ZH for char in han)
 
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")

@@ -66,6 +66,42 @@ async def test_non_answers_to_a_closed_question_are_not_stored_in_chinese(li: Cu
     assert li.ticket().summary_data["facts"]["product"] == "not_given"
 
 
+async def _lost_at_the_purchase_date(
+    customer: Customer, complaint: str, outcome: str, lost: str, choice: str
+) -> None:
+    await customer.say(complaint)
+    await customer.agree(outcome)
+    while customer.keys[-1] != "utter_ask_purchase_date":  # the product first, if asked
+        await customer.tap(customer.replies[-1].buttons[0].label)
+    first = customer.replies[-1].text
+    buttons = customer.buttons
+    await customer.say(lost)
+    # not "I didn't catch which one you chose": sorry for being unclear, and the
+    # question in its other wording, with the same buttons
+    assert customer.keys == ["utter_invalid_choice_confused", "utter_ask_purchase_date"]
+    assert customer.replies[-1].text != first
+    assert customer.buttons == buttons
+    await customer.tap(choice)
+    assert customer.keys[-1] != "utter_ask_purchase_date"
+    assert "utter_fact_not_given" not in customer.keys
+
+
+@pytest.mark.parametrize("lost", ["what?", "huh", "sorry, what do you mean?"])
+async def test_a_question_back_at_a_closed_question_gets_it_said_another_way(
+    anna: Customer, lost: str
+) -> None:
+    await _lost_at_the_purchase_date(
+        anna, "my headphones broke, the left side is silent", "Refund", lost, "Within a month"
+    )
+
+
+@pytest.mark.parametrize("lost", ["你说什么?", "啥意思", "没懂"])
+async def test_a_question_back_at_a_closed_question_gets_it_said_another_way_in_chinese(
+    li: Customer, lost: str
+) -> None:
+    await _lost_at_the_purchase_date(li, "买的耳机坏了，左边没声音", "退款", lost, "一个月内")
+
+
 async def test_own_words_that_describe_are_still_taken(li: Customer) -> None:
     await li.say("买的东西用了两天就坏了，太失望了")
     await li.agree("退款")
