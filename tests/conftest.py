@@ -119,6 +119,13 @@ def run_cli(
     TEST_BOT_EXEC=1."""
     if not fresh_processes():
         return shared().run(list(args), env, stdin, cwd or PROJECT_ROOT, timeout=600)
+    return run_fresh(*args, env=env, stdin=stdin, cwd=cwd)
+
+
+def run_fresh(
+    *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` to its end in a new interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.config import PROJECT_ROOT
+from tests.conftest import run_fresh
 from tests.support.forkserver import shared
 
 COMMANDS = [
@@ -19,21 +18,6 @@ COMMANDS = [
 ]
 
 
-def fresh(
-    args: tuple[str, ...], env: dict[str, str], stdin: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: " ".join(args[:2]))
 def test_a_forked_command_prints_and_exits_as_a_new_interpreter(
     args: tuple[str, ...], cli_env: dict[str, str], database_url: str
@@ -41,7 +25,7 @@ def test_a_forked_command_prints_and_exits_as_a_new_interpreter(
     env = {**cli_env, "DATABASE_URL": database_url}
     stdin = "hi\n我的快递丢了\n"
     forked = shared().run(list(args), env, stdin, PROJECT_ROOT, timeout=300)
-    new = fresh(args, env, stdin)
+    new = run_fresh(*args, env=env, stdin=stdin)
     assert (forked.returncode, forked.stdout, forked.stderr) == (
         new.returncode,
         new.stdout,
