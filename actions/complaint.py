@@ -230,18 +230,12 @@ class ValidateComplaintForm(FormValidationAction):
                 dispatcher.utter_message(response="utter_correction_done")
             dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
             return [*events, *corrected, SlotSet(requested, None)]
-        raw = candidates[requested]
         if problem is None:
             events += [SlotSet(requested, value), SlotSet("invalid_attempts", 0)]
-        elif (
-            problem in ("utter_invalid_choice", "utter_invalid_amount")
-            and isinstance(raw, str)
-            and confused(raw)
-            and attempts == 0
-        ):
+        elif problem == "utter_invalid_choice_confused" and attempts == 0:
             # "what?", "你说什么?" to a question: not a wrong answer but a question back.
             # Said another way (the question's next wording), as a person would.
-            dispatcher.utter_message(response="utter_invalid_choice_confused")
+            dispatcher.utter_message(response=problem)
             dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
             events += [SlotSet(requested, None), SlotSet("invalid_attempts", attempts + 1)]
         elif attempts >= 1:
@@ -365,7 +359,7 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
             return number, None
         if slot.negative and (intent in NEGATIVE_INTENTS or _not_known(answer, language)):
             return slot.negative, None
-        return None, "utter_invalid_amount"
+        return None, _unread(answer, "utter_invalid_amount")
     if slot.kind == "date":
         for entity in parse.get("entities") or []:
             day = (entity.get("additional_info") or {}).get("date")
@@ -383,7 +377,13 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     if slot.kind in ("choice", "date") and _describes(slot, answer, parse, language):
         # The customer described it in their own words: that is the "other" answer.
         return answer, None
-    return None, "utter_invalid_choice"
+    return None, _unread(answer, "utter_invalid_choice")
+
+
+def _unread(answer: str, problem: str) -> str:
+    """What to say to an answer that could not be read: a question back ("what?",
+    "你说什么?") gets the question said another way, anything else ``problem``."""
+    return "utter_invalid_choice_confused" if confused(answer) else problem
 
 
 def _not_known(answer: str, language: str) -> bool:

@@ -137,7 +137,6 @@ class BotApiDouble:
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._ids = itertools.count(1)
         self._new_update = asyncio.Event()
-        self._closing = False
         self._closed = asyncio.Event()
         """Set by stop(): a request held back (slow(), a long poll) is let go."""
         self._runner: web.AppRunner | None = None
@@ -234,7 +233,6 @@ class BotApiDouble:
         # A long poll or a request held back by slow() still open (the bot stopped or was
         # killed meanwhile) would hold the server's shutdown for its whole wait (10-30 s
         # per test): it is answered now.
-        self._closing = True
         self._closed.set()
         self._new_update.set()
         if self._delivery is not None:
@@ -584,7 +582,7 @@ class BotApiDouble:
         timeout = float(params.get("timeout") or 0)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
-        if not self._updates and timeout and not self._closing:
+        if not self._updates and timeout and not self._closed.is_set():
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
