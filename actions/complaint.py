@@ -387,9 +387,14 @@ def _unread(answer: str, problem: str) -> str:
 
 
 def _not_known(answer: str, language: str) -> bool:
-    """ "idk", "不记得" to a number: the customer does not have it (not a question back)."""
+    """ "idk", "不记得" to a number: the customer does not have it (not a question back,
+    with a question mark or without one: "什么意思", "what")."""
     stripped = answer.strip()
-    return load_facts().is_non_answer(answer, language) and not stripped.endswith(("?", "？"))
+    return (
+        load_facts().is_non_answer(answer, language)
+        and not stripped.endswith(("?", "？"))
+        and not confused(stripped)
+    )
 
 
 def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) -> bool:

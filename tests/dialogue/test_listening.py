@@ -40,6 +40,21 @@ async def test_a_question_back_is_not_an_order_number_and_twice_means_not_given(
     assert anna.ticket().summary_data["facts"]["order_id"] == "not_given"
 
 
+@pytest.mark.parametrize("lost", ["什么意思", "啥"])
+async def test_a_question_back_without_a_question_mark_is_not_i_do_not_have_it(
+    li: Customer, lost: str
+) -> None:
+    await li.say("我的快递说签收了，但是我根本没收到")
+    await li.agree("退款")
+    while li.keys[-1] != "utter_ask_order_id":
+        await li.tap(li.replies[-1].buttons[0].label)
+    await li.say(lost)
+    assert li.keys == ["utter_invalid_order_id_words"]  # what it is and where to find it
+    assert "utter_ask_order_id_open" not in li.keys
+    await li.say("订单号 30012288776")
+    assert li.keys[-1] != "utter_ask_order_id"
+
+
 async def test_i_dont_know_to_the_order_number_means_they_do_not_have_it(
     anna: Customer,
 ) -> None:
