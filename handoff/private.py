@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, or_, select
 from telegram import Bot, Message
-from telegram.constants import ParseMode
 
-from bot.store import Agent, Customer, FollowUp, Ticket
+from bot.store import Agent, Customer, FollowUp, StaffMessage, Ticket
 from bot.telegram.render import escape, split_text
 from handoff import queue
 from handoff.staff import StaffDesk
@@ -175,5 +174,12 @@ class AgentChat:
         return customer.name if customer is not None else "?"
 
     async def _reply(self, bot: Bot, message: Message, text: str) -> None:
-        for piece in split_text(text):
-            await bot.send_message(message.chat.id, escape(piece), parse_mode=ParseMode.HTML)
+        """The answer as rows for the staff outbox: Telegram away or a restart meanwhile,
+        the agent still gets it when it can go."""
+        del bot
+        self.desk.to_staff(
+            [
+                StaffMessage(chat_id=message.chat.id, text=escape(piece))
+                for piece in split_text(text)
+            ]
+        )

@@ -58,6 +58,7 @@ from bot.store import (
     FollowUp,
     HeldMessage,
     StaffMessage,
+    StaffPost,
     Ticket,
 )
 from bot.store import Message as MessageRow
@@ -134,6 +135,9 @@ class StaffDesk:
         """Sends what the desk has for customers (set by the Telegram front end)."""
         self.staff_outbox: Outbox | None = None
         """Sends alerts and notes for staff (set by the Telegram front end)."""
+        self.posting: Callable[[Bot, int], None] | None = None
+        """Starts the lane that posts a ticket's StaffPost rows (bot/telegram/lanes.py;
+        set by the Telegram front end). Without it, lines for topics go at once."""
         self.unreachable: set[int] = set()
         """Members of staff the bot cannot write to privately (they never pressed Start,
         or blocked it): their alerts mention them in the staff group instead."""
@@ -315,7 +319,7 @@ class StaffDesk:
         so an alert always reaches a person. Written as rows and sent by the staff outbox:
         an alert raised while Telegram is away goes when it is back."""
         del bot
-        self._to_staff(
+        self.to_staff(
             [
                 self._private_row(supervisor, text, ticket)
                 for supervisor in self.settings.supervisor_ids
@@ -338,7 +342,7 @@ class StaffDesk:
             mention=text,
         )
 
-    def _to_staff(self, rows: list[StaffMessage]) -> None:
+    def to_staff(self, rows: list[StaffMessage]) -> None:
         """Rows for the staff outbox, in one transaction; their chats' lanes started."""
         if not rows:
             return
@@ -354,7 +358,13 @@ class StaffDesk:
         self, bot: Bot, row: StaffMessage, outcome: str, reason: str
     ) -> None:
         """The staff outbox's word on a private message Telegram refused (never pressed
-        Start, or blocked the bot): the person is mentioned in the staff group with it."""
+        Start, or blocked the bot): the person is mentioned in the staff group with it.
+        One that left and got no answer ("unconfirmed") may have arrived: logged only."""
+        if outcome == "unconfirmed":
+            log.warning(
+                "staff message %s to chat %s perhaps not delivered: %s", row.id, row.chat_id, reason
+            )
+            return
         if row.mention is None:
             log.error("staff message %s to chat %s not delivered: %s", row.id, row.chat_id, reason)
             return
@@ -402,7 +412,7 @@ class StaffDesk:
             if ticket is not None and ticket.staff_chat_id == self.staff_chat_id
             else None
         )
-        self._to_staff(
+        self.to_staff(
             [
                 StaffMessage(
                     chat_id=self.staff_chat_id,
@@ -787,7 +797,7 @@ class StaffDesk:
             if link
             else None
         )
-        self._to_staff([self._private_row(user_id, text, ticket, markup)])
+        self.to_staff([self._private_row(user_id, text, ticket, markup)])
         return True
 
     # --- members of staff who leave the group ----------------------------------------------
@@ -1025,7 +1035,7 @@ class StaffDesk:
                     await bot.delete_forum_topic(ticket.staff_chat_id, ticket.topic_id)
             return
         text = self.label(event.key, **event.values)
-        await self.to_topic(bot, ticket, text)
+        await self.say_in_topic(bot, ticket, text)
         if event.alert:
             await self.alert_supervisors(
                 bot, text + ("\n\n" + self.history(ticket) if event.transcript else ""), ticket
@@ -1129,10 +1139,7 @@ class StaffDesk:
             "utter_ticket_resolved", language, ticket=f"#{ticket.id}", resolution=resolution
         )
         await self.to_customer(bot, ticket, chat_id, resolved, response="utter_ticket_resolved")
-        await self.to_topic(bot, ticket, self.label("staff.closed_by", agent=agent))
-        if ticket.topic_id is not None and ticket.staff_chat_id is not None:
-            with contextlib.suppress(BadRequest):
-                await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+        await self.to_topic(bot, ticket, self.label("staff.closed_by", agent=agent), close=True)
 
     def _after_close(self, session: Any, ticket: Ticket) -> None:
         """The work is not done when the ticket closes (shared/domain.md §5, §6): a
@@ -1192,7 +1199,7 @@ class StaffDesk:
             with contextlib.suppress(BadRequest):
                 await bot.reopen_forum_topic(ticket.staff_chat_id, ticket.topic_id)
         days = max(1, self.settings.reopen_window.days)
-        await self.to_topic(bot, ticket, self.label("staff.reopened", days=days))
+        await self.say_in_topic(bot, ticket, self.label("staff.reopened", days=days))
 
     async def from_customer(
         self,
@@ -1212,9 +1219,9 @@ class StaffDesk:
         if ticket is None or ticket.staff_chat_id is None:
             return
         if not copy or message_id is None:
-            await self.to_topic(bot, ticket, f"👤 {name or '?'}: {text}")
+            await self.say_in_topic(bot, ticket, f"👤 {name or '?'}: {text}")
         else:
-            await self.to_topic(bot, ticket, f"👤 {name or '?'}:")
+            await self.say_in_topic(bot, ticket, f"👤 {name or '?'}:")
             with contextlib.suppress(TelegramError):
                 await self._in_group(
                     bot,
@@ -1240,10 +1247,68 @@ class StaffDesk:
             return conversation.language, conversation.chat_id
 
     async def to_topic(
+        self,
+        bot: Bot,
+        ticket: Ticket,
+        text: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        close: bool = False,
+    ) -> None:
+        """A line for the ticket's topic ("Taken by", "Closed by", a promise, an SLA
+        breach, a message the customer did not get…), written as a StaffPost row and
+        posted by the ticket's lane after what is already queued for the topic (its
+        card first). Telegram being away, or the bot stopping or crashing before it is
+        posted, loses nothing: the lane waits Telegram out and the next sweep posts
+        what is left. `close`: the topic is closed after the line (a row too, so it
+        never closes before the line is in it)."""
+        if self.posting is None:  # no lanes (a desk used on its own): at once
+            await self.say_in_topic(bot, ticket, text, markup=markup)
+            if close:
+                await self.close_topic(bot, ticket.id or 0)
+            return
+        if self.staff_chat_id is None or ticket.id is None:
+            return
+        if ticket.staff_chat_id is None and ticket.status not in queue.OPEN:
+            return  # closed before it had a topic: there is nowhere to say it
+        body = {"text": text, "markup": markup.to_dict() if markup is not None else None}
+        rows = [StaffPost(ticket_id=ticket.id, kind="note", body=body)]
+        if close:
+            rows.append(StaffPost(ticket_id=ticket.id, kind="close_topic"))
+        with self.engine.db.session() as session:
+            session.add_all(rows)
+            session.commit()
+        self.posting(bot, ticket.id)
+
+    async def post_note(self, bot: Bot, ticket_id: int, body: dict[str, Any]) -> None:
+        """A "note" row of the ticket's lane, to its topic now."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return
+        markup = body.get("markup")
+        await self.say_in_topic(
+            bot,
+            ticket,
+            str(body.get("text", "")),
+            markup=InlineKeyboardMarkup.de_json(markup, bot) if markup else None,
+        )
+
+    async def close_topic(self, bot: Bot, ticket_id: int) -> None:
+        """Close the ticket's forum topic (already closed or deleted: nothing to do)."""
+        with self.engine.db.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+        if ticket is None or ticket.topic_id is None or ticket.staff_chat_id is None:
+            return
+        with contextlib.suppress(BadRequest):
+            await bot.close_forum_topic(ticket.staff_chat_id, ticket.topic_id)
+
+    async def say_in_topic(
         self, bot: Bot, ticket: Ticket, text: str, *, markup: InlineKeyboardMarkup | None = None
     ) -> None:
-        """A line (or lines) in the ticket's topic; without topics, a reply to its card
-        tagged with the ticket's number. Survives a deleted topic and a moved group."""
+        """A line (or lines) in the ticket's topic now; without topics, a reply to its
+        card tagged with the ticket's number. Survives a deleted topic and a moved group,
+        and waits Telegram out."""
         if ticket.staff_chat_id is None:
             return
 
@@ -1289,8 +1354,9 @@ class StaffDesk:
             self.outbox.kick(chat_id)
 
     async def not_delivered(self, bot: Bot, row: MessageRow, outcome: str, reason: str) -> None:
-        """The outbox's word on a message Telegram refused for good: if the customer has a
-        ticket, its topic says so (a routine one once per ticket)."""
+        """The outbox's word on a message Telegram refused for good, or that left and
+        never got an answer (it may not have arrived): if the customer has a ticket, its
+        topic says so (a routine one once per ticket)."""
         with self.engine.db.session() as session:
             ticket = session.exec(
                 select(Ticket)
@@ -1308,9 +1374,9 @@ class StaffDesk:
             return
         self._told_blocked.add(ticket.id or 0)
         shown = row.text if len(row.text) <= 120 else row.text[:119] + "…"
-        await self.to_topic(
-            bot, ticket, self.label("staff.not_delivered", text=shown, reason=reason)
-        )
+        # "unconfirmed": it left and no answer came; Telegram may have it (not resent)
+        key = "staff.maybe_not_delivered" if outcome == "unconfirmed" else "staff.not_delivered"
+        await self.to_topic(bot, ticket, self.label(key, text=shown, reason=reason))
 
     async def undelivered(
         self, bot: Bot, ticket: Ticket, what: str, *, routine: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from PIL import Image
+from sqlmodel import col, select
 from telegram import Bot
 
 from bot.config import PROJECT_ROOT, Settings
@@ -26,11 +28,12 @@ from bot.reports import (
     render_charts,
     render_csv,
     render_markdown,
-    send_report,
+    report_rows,
 )
 from bot.reports import charts as charts_module
 from bot.reports.text import LABELS_FILE, report_labels
-from bot.store import Complaint, Conversation, Customer, Database, FollowUp, Ticket
+from bot.store import Complaint, Conversation, Customer, Database, FollowUp, StaffMessage, Ticket
+from bot.telegram.outbox import Outbox, StaffRows
 from tests.botapi.double import TOKEN, BotApiDouble
 from tests.botapi.spec import Upload
 from tests.conftest import run_cli
@@ -605,9 +608,45 @@ def test_a_missing_database_is_one_line(report_env: dict[str, str], tmp_path: Pa
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 on the 23rd in Shanghai
 
 
-async def test_supervisors_get_the_text_and_the_charts(
-    seeded: Settings, caplog: pytest.LogCaptureFixture
+async def _deliver(
+    double: BotApiDouble,
+    settings: Settings,
+    period: str,
+    now: datetime,
+    *,
+    outage: float = 0.0,
 ) -> None:
+    """What the bot does when a report falls due: the report's rows written in one
+    transaction, then sent by the staff outbox (as in `python -m bot run`). With
+    `outage`, Telegram is away for that many seconds from the moment the rows are
+    written (nothing arrives meanwhile)."""
+    rows = report_rows(settings, period, now)
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            session.add_all(rows)
+            session.commit()
+        async with Bot(TOKEN, base_url=double.base_url) as bot:
+            outbox = Outbox(db, None, rows=StaffRows())
+            if outage:
+                await double.go_down()
+            outbox.start(bot)
+            if outage:
+                await asyncio.sleep(outage)
+                assert double.sent_to(settings.supervisor_ids[0]) == []
+                await double.come_back()
+            await double.wait_for(lambda: None not in _outcomes(db), 60, "every row's outcome")
+            await outbox.stop(1)
+    finally:
+        db.dispose()
+
+
+def _outcomes(db: Database) -> list[str | None]:
+    with db.session() as session:
+        return list(session.exec(select(StaffMessage.outcome).order_by(col(StaffMessage.id))))
+
+
+async def test_supervisors_get_the_text_and_the_charts(seeded: Settings) -> None:
     double = BotApiDouble()
     await double.start()
     double.add_user(501, "Sue")
@@ -616,9 +655,7 @@ async def test_supervisors_get_the_text_and_the_charts(
     # 503 never started the bot: Telegram answers "chat not found"
     settings = seeded.model_copy(update={"supervisor_ids": [502, 503, 501]})
     try:
-        async with Bot(TOKEN, base_url=double.base_url) as bot:
-            with caplog.at_level(logging.WARNING, logger="bot.reports.send"):
-                await send_report(bot, settings, "week", NOW)
+        await _deliver(double, settings, "week", NOW)
     finally:
         await double.stop()
     assert double.violations == []
@@ -633,15 +670,48 @@ async def test_supervisors_get_the_text_and_the_charts(
         f"Satisfaction (1–5) · {SPAN}",
         f"Complaints per day · {SPAN}",
     ]
-    photos = [params["photo"] for method, params in double.requests if method == "sendPhoto"]
+    photos = [
+        params["photo"]
+        for method, params in double.requests
+        if method == "sendPhoto" and str(params["chat_id"]) == "501"
+    ]
     assert len(photos) == 3
     for photo in photos:
         assert isinstance(photo, Upload)
         with Image.open(io.BytesIO(photo.data)) as image:
             assert image.size == PHONE
     assert double.sent_to(502) == [] and double.sent_to(503) == []
-    assert "report not sent to supervisor 502" in caplog.text
-    assert "report not sent to supervisor 503" in caplog.text
+    # Each row has its outcome; the charts' pictures are not kept once they have one
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            rows = session.exec(select(StaffMessage).order_by(col(StaffMessage.id))).all()
+    finally:
+        db.dispose()
+    outcomes = {chat: [r.outcome for r in rows if r.chat_id == chat] for chat in (501, 502, 503)}
+    assert outcomes == {
+        501: ["sent"] * 4,
+        502: ["blocked"] * 4,
+        503: ["chat_not_found"] * 4,
+    }
+    assert all(row.photo is None for row in rows)
+
+
+async def test_a_report_due_while_telegram_is_away_arrives_when_it_is_back(
+    seeded: Settings,
+) -> None:
+    double = BotApiDouble()
+    await double.start()
+    double.add_user(501, "Sue")
+    settings = seeded.model_copy(update={"supervisor_ids": [501]})
+
+    try:
+        await _deliver(double, settings, "week", NOW, outage=3.0)
+    finally:
+        await double.stop()
+    sent = double.sent_to(501)
+    assert [bool(message.get("photo")) for message in sent] == [False, True, True, True]
+    assert sent[0]["text"].startswith(f"# Weekly complaint report: {SPAN}")
 
 
 async def test_an_empty_period_still_sends_a_short_report(seeded: Settings) -> None:
@@ -650,8 +720,7 @@ async def test_an_empty_period_still_sends_a_short_report(seeded: Settings) -> N
     double.add_user(501, "Sue")
     settings = seeded.model_copy(update={"supervisor_ids": [501]})
     try:
-        async with Bot(TOKEN, base_url=double.base_url) as bot:
-            await send_report(bot, settings, "day", datetime(2027, 1, 10, 3, 0, tzinfo=UTC))
+        await _deliver(double, settings, "day", datetime(2027, 1, 10, 3, 0, tzinfo=UTC))
     finally:
         await double.stop()
     assert double.violations == []
@@ -675,8 +744,7 @@ async def test_a_long_report_is_split_and_markup_in_names_is_text(seeded: Settin
     double.add_user(501, "Sue")
     settings = seeded.model_copy(update={"supervisor_ids": [501]})
     try:
-        async with Bot(TOKEN, base_url=double.base_url) as bot:
-            await send_report(bot, settings, "week", NOW)
+        await _deliver(double, settings, "week", NOW)
     finally:
         await double.stop()
     assert double.violations == []

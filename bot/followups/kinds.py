@@ -102,9 +102,18 @@ class FollowUpKinds:
         )
 
     async def report(self, period: str) -> None:
-        from bot.reports.send import send_report  # matplotlib: loaded when first needed
+        """The scheduled report, as rows for the staff outbox (sent when Telegram can
+        take them, after a restart if need be)."""
+        from bot.reports.send import report_rows  # matplotlib: loaded when first needed
 
-        await send_report(self.bot, self.settings, period, datetime.now(UTC))
+        rows = await asyncio.to_thread(report_rows, self.settings, period, datetime.now(UTC))
+        self.desk.to_staff(rows)
+        log.info(
+            "%s report: %s message(s) for %s supervisor(s) queued",
+            period,
+            len(rows),
+            len(self.settings.supervisor_ids),
+        )
 
     async def fire(self, follow_up_id: int) -> None:
         # Many due at once (after an outage) all start together; each does database work

@@ -10,7 +10,7 @@ for types, motives and facts, in ``DEFAULT_LANGUAGE``.
 from bot.reports.charts import Chart, render_charts, write_charts
 from bot.reports.figures import Report, build_report
 from bot.reports.period import PERIODS, Period, period_at, period_ending
-from bot.reports.send import send_report
+from bot.reports.send import report_rows
 from bot.reports.text import render_csv, render_markdown
 
 __all__ = [
@@ -24,6 +24,6 @@ __all__ = [
     "render_charts",
     "render_csv",
     "render_markdown",
-    "send_report",
+    "report_rows",
     "write_charts",
 ]

@@ -271,14 +271,17 @@ class Lease(SQLModel, table=True):
 
 
 class StaffPost(SQLModel, table=True):
-    """Something for a ticket's topic in the staff group, written in the customer's turn
-    (the same transaction) and deleted once it is posted: a line the customer wrote
-    while a person has the case, a "reopened" note, an event (a call-back booked, a
-    cancellation, a low score). Rows of a ticket are posted in id order by one process
-    at a time; rows left by a stop or a crash are posted by the next sweep.
+    """Something for a ticket's topic in the staff group, deleted once it is posted: a
+    line the customer wrote while a person has the case, a "reopened" note, an event (a
+    call-back booked, a cancellation, a low score) — written in the customer's turn (the
+    same transaction) — or a line of the desk's own (taken, transferred, closed, a
+    promise, an SLA breach) and the topic's closing. Rows of a ticket are posted in id
+    order by one process at a time; rows left by a stop or a crash are posted by the next
+    sweep.
 
     kind: "line" (body: name, text, chat_id, message_id, copy), "reopened" (body: {}),
-    "event" (body: the StaffEvent's fields).
+    "event" (body: the StaffEvent's fields), "note" (the desk's own line: body text and
+    markup, an inline keyboard as a dict or None), "close_topic" (body: {}).
     """
 
     __tablename__ = "staff_post"
@@ -291,10 +294,11 @@ class StaffPost(SQLModel, table=True):
 
 
 class StaffMessage(SQLModel, table=True):
-    """A message for a member of staff — an alert, a note — or for the staff group (the
-    same alert mentioning someone the bot cannot write to privately), written before it
-    is sent and delivered by the outbox (bot/telegram/outbox.py), as messages to
-    customers are. `outcome` as Message.outcome."""
+    """A message for a member of staff — an alert, a note, a scheduled report and its
+    charts — or for the staff group (the same alert mentioning someone the bot cannot
+    write to privately), written before it is sent and delivered by the outbox
+    (bot/telegram/outbox.py), as messages to customers are. `outcome` as
+    Message.outcome."""
 
     __tablename__ = "staff_message"
 
@@ -310,6 +314,9 @@ class StaffMessage(SQLModel, table=True):
     mention: str | None = None
     """For a private message: the plain text to post in the staff group, mentioning the
     person, if Telegram will not let the bot write to them (they never pressed Start)."""
+    photo: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    """A picture (a report's chart, PNG) sent with `text` as its caption; let go once
+    the row has its outcome."""
     send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, index=True)
     external_id: int | None = Field(default=None, sa_type=sa.BigInteger)

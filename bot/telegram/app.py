@@ -146,6 +146,7 @@ class TelegramFrontEnd:
         self.followups: FollowUpKinds | None = None
         self.inbox = Inbox(engine.db)
         self.lanes = StaffLanes(self.desk, Leases(engine.db))
+        self.desk.posting = self.lanes.posts
         self.metrics = Metrics(engine.db)
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.outbox = Outbox(

@@ -13,7 +13,9 @@ Nothing is lost at a stop or a crash. A ticket whose card was never posted is fo
 then. One process posts a given card: it holds the lease ``card:<ticket>`` while it does,
 renewed while the card waits for the group; a card that failed is tried again when its
 lease has run out. Everything else for a topic — the customer's lines, "reopened",
-events — is a ``StaffPost`` row written in the customer's turn; a lane posts a ticket's
+events written in the customer's turn; the desk's own lines ("Taken by", "Closed by", a
+promise, an SLA breach, a message not delivered) and the closing of the topic — is a
+``StaffPost`` row; a lane posts a ticket's
 rows in id order under the lease ``posts:<ticket>`` (so with several workers they still
 arrive in order) and deletes each once posted. Rows a stop or a crash left behind are
 posted by the next sweep. (A crash between a post reaching Telegram and its row being
@@ -304,6 +306,10 @@ class StaffLanes:
                 await self.desk.reopen(bot, row.ticket_id)
             elif row.kind == "event":
                 await self.desk.event(bot, StaffEvent(**row.body))
+            elif row.kind == "note":
+                await self.desk.post_note(bot, row.ticket_id, row.body)
+            elif row.kind == "close_topic":
+                await self.desk.close_topic(bot, row.ticket_id)
             else:
                 log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
         except TelegramError as error:

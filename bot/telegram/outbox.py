@@ -11,11 +11,14 @@ The :class:`Outbox` delivers them, one *lane* (a task) per chat, in id order: a 
 later rows wait behind an earlier one that has not gone, so a customer never reads reply
 2 without reply 1. Telegram being away — refused connections, 5xx answers, timeouts of a
 request that never left — is waited out with backoff and no limit on how long a row may
-wait; a 429 is waited out for its ``retry_after`` (PTB's ``AIORateLimiter`` keeps to the
-30/s overall and 20/min per group before that). A row is sent at most once: the request
-marks ``send_started_at`` as its body leaves (:class:`bot.telegram.request.ReplyMark`)
-and a row so marked whose answer never came is not sent again ("unconfirmed"); one whose
-request provably never left, or that Telegram refused with an answer, is tried again.
+wait; a 429 is waited out for its ``retry_after``. Telegram's limits are kept before
+that: PTB's ``AIORateLimiter`` keeps to 30/s overall and 20/min per group, and each lane
+to about one message a second per private chat (:class:`Pace`: a turn's two or three
+replies go at once, a longer run — a backlog after an outage — one a second). A row is
+sent at most once: the request marks ``send_started_at`` as its body leaves
+(:class:`bot.telegram.request.ReplyMark`) and a row so marked whose answer never came is
+not sent again ("unconfirmed"); one whose request provably never left, or that Telegram
+refused with an answer, is tried again.
 
 A turn awaits its chat's lane for a while (``SEND_WAIT``); if Telegram is away the turn
 ends and the lane goes on. After a crash or a stop, :meth:`Outbox.sweep` (at start-up
@@ -37,7 +40,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 from sqlmodel import update as sa_update
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
@@ -60,6 +63,10 @@ SWEEP_EVERY = 5.0
 SWEEP_AGE = timedelta(seconds=10)
 """The sweep leaves rows this young to the turn that wrote them (it is sending them)."""
 LANE_LEASE = timedelta(minutes=2)
+PER_CHAT_RATE = 1.0
+"""Messages a second to one private chat, on average (Telegram asks for about one)."""
+PER_CHAT_BURST = 3.0
+"""Messages to one private chat that may go at once (a turn's replies)."""
 PERMANENT = ("blocked", "chat_not_found", "refused")
 """Outcomes of rows Telegram will never take: the ticket's topic hears of them."""
 
@@ -86,6 +93,32 @@ class Copy:
 
 
 Row = Message | StaffMessage
+
+
+class Pace:
+    """A token bucket per private chat: `burst` messages at once, then `rate` a second.
+    Group chats are left to PTB's AIORateLimiter (20 a minute per group)."""
+
+    def __init__(self, rate: float = PER_CHAT_RATE, burst: float = PER_CHAT_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[int, tuple[float, float]] = {}  # chat -> (tokens, when)
+
+    def delay(self, chat_id: int, now: float) -> float:
+        """Seconds to wait before the chat's next message may go; takes its token."""
+        if chat_id < 0:
+            return 0.0
+        tokens, then = self._buckets.get(chat_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate) - 1.0
+        self._buckets[chat_id] = (tokens, now)
+        if len(self._buckets) > 10_000:  # chats idle long enough are full again anyway
+            self._forget(now)
+        return max(0.0, -tokens / self.rate)
+
+    def _forget(self, now: float) -> None:
+        full = self.burst / self.rate
+        for chat_id, (_, then) in list(self._buckets.items()):
+            if now - then > full:
+                del self._buckets[chat_id]
 
 
 class CustomerRows:
@@ -152,6 +185,12 @@ class StaffRows:
 
     async def send(self, bot: Bot, chat_id: int, row: Row) -> int:
         assert isinstance(row, StaffMessage)
+        if row.photo is not None:  # a report's chart, its title the caption
+            picture = InputFile(row.photo, filename=f"chart-{row.id}.png")
+            sent = await bot.send_photo(
+                chat_id, picture, caption=row.text, parse_mode=ParseMode.HTML
+            )
+            return sent.message_id
         markup = InlineKeyboardMarkup.de_json(row.markup, bot) if row.markup else None
         try:
             return await _send_pieces(bot, chat_id, [row.text], markup, row.thread_id)
@@ -187,6 +226,7 @@ class Outbox:
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._held: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.pace = Pace()
 
     # --- the turn's side ---------------------------------------------------------------
 
@@ -235,6 +275,8 @@ class Outbox:
             row.outcome = outcome
             if isinstance(row, Message):
                 row.delivered = outcome == "sent" or outcome == "unconfirmed"
+            elif row.photo is not None:
+                row.photo = None  # a report's chart: the database need not keep it
             if external_id is not None:
                 row.external_id = external_id
             session.add(row)
@@ -321,6 +363,9 @@ class Outbox:
                 row = self._next(chat_id)
                 if row is None:
                     return
+                wait = self.pace.delay(chat_id, asyncio.get_running_loop().time())
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 try:
                     external_id = await self._send(chat_id, row)
                 except RetryAfter as error:
@@ -346,6 +391,7 @@ class Outbox:
                             error,
                         )
                         self.finish(row.id or 0, "unconfirmed")
+                        await self._tell(row, "unconfirmed", str(error))
                         continue
                     if delay == FIRST_DELAY:
                         log.warning("chat %s: Telegram is away (%s); trying again", chat_id, error)
@@ -425,9 +471,13 @@ class Outbox:
     async def _failed(self, row: Row, outcome: str, error: TelegramError) -> None:
         log.warning("%s %s not delivered: %s", self.rows.table.__name__, row.id, error)
         self.finish(row.id or 0, outcome)
+        await self._tell(row, outcome, error.message)
+
+    async def _tell(self, row: Row, outcome: str, reason: str) -> None:
+        """`on_failed` hears of a row that did not (or may not have) reached its chat."""
         if self.on_failed is not None and self.bot is not None:
             try:
-                await self.on_failed(self.bot, row, outcome, error.message)
+                await self.on_failed(self.bot, row, outcome, reason)
             except TelegramError as told:
                 log.warning("could not tell the staff about message %s: %s", row.id, told)
 

@@ -128,6 +128,9 @@ class BotApiDouble:
         """(chat, user) -> status where it is not "member" (member_leaves)."""
         self.slow_chats: dict[int, tuple[float, float]] = {}
         """Chats whose requests Telegram answers only after so many seconds (slow)."""
+        self.swallowing: set[int] = set()
+        """Chats whose next sending request is read and then met with a dropped
+        connection, no answer (swallow_next): the bot cannot tell whether it arrived."""
         self.allowed_updates: list[str] | None = None
         """As the bot last asked (getUpdates, setWebhook); None: Telegram's default."""
         self._updates: list[dict[str, Any]] = []
@@ -299,6 +302,12 @@ class BotApiDouble:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), delay)
             if method.lower() in SENDING:
+                if _chat_id(params.get("chat_id")) in self.swallowing:
+                    self.swallowing.discard(_chat_id(params.get("chat_id")))
+                    self.errors.append((method, 0, "connection dropped, no answer"))
+                    assert request.transport is not None
+                    request.transport.close()
+                    return web.Response(status=500)  # never reaches the bot
                 self._flood(_chat_id(params.get("chat_id")))
             result = await handler(params) if handler else True
         except ApiError as error:
@@ -626,6 +635,12 @@ class BotApiDouble:
         With `jitter`, each request waits `seconds` ± up to `jitter`, so two requests in
         flight at once may land in either order, as on the real network."""
         self.slow_chats[chat_id] = (seconds, jitter)
+
+    def swallow_next(self, chat_id: int) -> None:
+        """The next message the bot sends to this chat is read, and the connection drops
+        before any answer: the request left, the message is not in the chat (the case of
+        a network cut in the middle of a request)."""
+        self.swallowing.add(chat_id)
 
     def never_started(self, user_id: int) -> None:
         """The user has not pressed Start in a private chat with the bot: Telegram refuses

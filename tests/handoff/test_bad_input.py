@@ -96,6 +96,38 @@ async def test_a_customer_who_blocked_the_bot(
     assert _log(bot).count("not delivered, the customer blocked the bot") == 3
 
 
+@pytest.mark.staff(HANDOFF_TICK="0.2s")
+async def test_a_reply_that_may_not_have_arrived_is_shown_in_the_topic(
+    double: BotApiDouble, customers: Any, bot: BotProcess
+) -> None:
+    anna, _, thread = await taken(double, customers, ADA)
+    await double.wait_for(lambda: "Ada from our support team" in texts(double.sent_to(601)), 20)
+    # The connection drops after Telegram has read the agent's reply, before it answers
+    double.swallow_next(601)
+    double.user_sends(ADA, "Hi Anna, refunding it now.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(
+        lambda: "Perhaps not delivered" in texts(_topic(double, thread)), 20, "the topic told"
+    )
+    line = next(m["text"] for m in _topic(double, thread) if "Perhaps not" in m["text"])
+    assert "Hi Anna, refunding it now." in line and "say it again here" in line
+    # Not sent again (it may have arrived: twice would be worse), and recorded so
+    sent = [
+        p
+        for _, p in double.requests
+        if p.get("chat_id") == "601" and "refunding" in p.get("text", "")
+    ]
+    assert len(sent) == 1
+    with anna.db.session() as session:
+        outcome = session.exec(
+            select(Message.outcome).where(Message.text.contains("refunding it now"))  # type: ignore[attr-defined]
+        ).one()
+    assert outcome == "unconfirmed"
+    # The agent says it again: it arrives, and the topic hears nothing more
+    double.user_sends(ADA, "Anna, your refund is on its way.", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "refund is on its way" in texts(double.sent_to(601)), 20)
+    assert texts(_topic(double, thread)).count("Perhaps not delivered") == 1
+
+
 def _survey(customer: Any) -> FollowUp:
     with customer.db.session() as session:
         row = session.exec(select(FollowUp).where(FollowUp.kind == "survey")).first()

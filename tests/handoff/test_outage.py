@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
-from bot.store import Conversation, Customer, FollowUp, Message
+from bot.store import Conversation, Customer, FollowUp, Message, StaffPost
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, answer_until, button, card_of, taken, ticket_of
 from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, BotProcess, free_port, texts
@@ -127,6 +127,16 @@ def _waiting(customer: Any) -> list[Message]:
     return [row for row in _written_for(customer) if row.outcome is None]
 
 
+def _topic_rows(customer: Any) -> list[str]:
+    """The kinds of the StaffPost rows waiting for the customer's ticket's topic."""
+    ticket_id = ticket_of(customer).id
+    with customer.db.session() as session:
+        rows = session.exec(
+            select(StaffPost).where(StaffPost.ticket_id == ticket_id).order_by(col(StaffPost.id))
+        )
+        return [row.kind for row in rows]
+
+
 def _metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -148,9 +158,12 @@ async def test_kill_9_with_messages_waiting_for_telegram_sends_them_once_in_orde
     double.outage_after_next_delivery(refused=3600, bad_gateway=0)
     double.user_sends(602, "the blender I bought smokes when I switch it on, I want a refund")
     double.user_sends(ADA, "Anna, the refund left today.", chat_id=STAFF_CHAT, thread_id=thread)
+    double.user_sends(ADA, "/close Refunded.", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(
-        lambda: len(_waiting(ben)) >= 1 and len(_waiting(anna)) >= 1, 30, "rows waiting"
+        lambda: len(_waiting(ben)) >= 1 and len(_waiting(anna)) >= 2, 30, "rows waiting"
     )
+    # The desk's own line for the topic ("Closed by") and the topic's closing wait too
+    await double.wait_for(lambda: _topic_rows(anna) == ["note", "close_topic"], 30, "topic rows")
     await asyncio.sleep(1.5)
     async with aiohttp.ClientSession() as http, http.get(bot.http + "/metrics") as answer:
         metrics = await answer.text()
@@ -169,6 +182,15 @@ async def test_kill_9_with_messages_waiting_for_telegram_sends_them_once_in_orde
         assert [row.outcome for row in rows] == ["sent"] * len(rows)
         _in_order_once(rows, _seen_by(double, customer.user_id))
     assert "Anna, the refund left today." in texts(double.sent_to(anna.user_id))
+    # "Closed by" reached the topic once, and the topic was closed after it, not before
+    await double.wait_for(lambda: not _topic_rows(anna), 30, "the topic's rows posted")
+    staff_texts = [m.get("text", "") for m in double.sent_to(STAFF_CHAT)]
+    assert sum("Closed by Ada" in text for text in staff_texts) == 1, staff_texts
+    assert double.topics[(STAFF_CHAT, thread)].get("closed") is True
+    calls = [(method, params) for method, params in double.requests]
+    said = max(i for i, (m, p) in enumerate(calls) if "Closed by Ada" in str(p.get("text", "")))
+    closed = max(i for i, (m, _) in enumerate(calls) if m.lower() == "closeforumtopic")
+    assert said < closed
     async with aiohttp.ClientSession() as http, http.get(bot.http + "/metrics") as answer:
         metrics = await answer.text()
     assert _metric(metrics, "complaint_desk_messages_waiting") == 0

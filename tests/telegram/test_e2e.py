@@ -163,7 +163,9 @@ async def test_a_burst_of_50_messages_is_answered_in_order(double: BotApiDouble,
     assert [row.external_id for row in stored] == sent_ids  # handled in the order sent
     assert undelivered == []
     assert len(double.sent_to(508)) >= 50
-    assert any(code == 429 for _, code, _ in double.errors)  # the limit was hit, and honoured
+    # The bot keeps to about one message a second per chat itself: Telegram never had to
+    # refuse one (a 429 being waited out: tests/telegram/test_outbox.py)
+    assert [code for _, code, _ in double.errors if code == 429] == []
 
 
 async def test_deep_link_voice_sticker_and_contact(double: BotApiDouble, customers) -> None:

@@ -73,6 +73,23 @@ async def test_a_burst_over_telegrams_limit_arrives_complete_and_in_order(
     assert any(code == 429 for _, code, _ in double.errors)
 
 
+@pytest.mark.flood(per_chat_rate=1.0, per_chat_burst=3.0)
+async def test_a_long_run_to_one_chat_keeps_to_one_a_second_without_a_429(
+    double: BotApiDouble, bot: Bot, db: Database
+) -> None:
+    """Eight messages for one customer (a backlog after an outage): the first three go at
+    once, the rest about one a second, so Telegram never has to refuse one."""
+    double.add_user(601, "Anna")
+    texts = [f"part {n} of the answer" for n in range(1, 9)]
+    _write(db, _conversation(db, 601), texts)
+    outbox = Outbox(db, None)
+    outbox.start(bot)
+    await double.wait_for(lambda: _outcomes(db) == ["sent"] * 8, 60, "all eight sent")
+    await outbox.stop(1)
+    assert [m["text"] for m in double.sent_to(601)] == texts
+    assert [code for _, code, _ in double.errors] == []
+
+
 async def test_a_customer_who_blocked_the_bot_is_recorded_and_the_chat_goes_on(
     double: BotApiDouble, bot: Bot, db: Database
 ) -> None:
