@@ -99,8 +99,9 @@ async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
     takes, unless its request left and no answer came: Telegram may have it, so it is
     not sent twice (the error goes up, as before)."""
     delay = FIRST_DELAY
+    around = ON_SEND.get()  # a row's mark (bot/telegram/lanes.py) hears of each request
     while True:
-        probe = LeftProbe()
+        probe = LeftProbe(around)
         token = ON_SEND.set(probe)
         try:
             return await call()

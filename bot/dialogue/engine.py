@@ -387,7 +387,11 @@ class Engine:
             session.exec(
                 select(StaffPost.ticket_id)
                 .join(Ticket, col(Ticket.id) == col(StaffPost.ticket_id))
-                .where(Ticket.conversation_id == conversation.id)
+                .where(
+                    Ticket.conversation_id == conversation.id,
+                    col(StaffPost.outcome).is_(None),
+                    col(StaffPost.send_started_at).is_(None),
+                )
                 .distinct()
             )
         )

@@ -37,7 +37,7 @@ from bot.followups.scheduler import Scheduler
 from bot.store import Agent, Conversation, FollowUp, ProcessedUpdate, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
-from bot.store.privacy import expire
+from bot.store.privacy import expire, prune_posted
 from bot.telegram.intake import Inbox
 from handoff.staff import StaffDesk
 
@@ -85,13 +85,20 @@ class FollowUpKinds:
         now = datetime.now(UTC)
         inbox = Inbox(self.db).prune(now - INBOX_KEPT)
         with self.db.session() as session:
+            # lines posted in topics (they may quote the customer): kept as the raw updates
+            posted = prune_posted(session, before=now - INBOX_KEPT)
             marks = session.execute(
                 sa_delete(ProcessedUpdate).where(
                     col(ProcessedUpdate.processed_at) < now - PROCESSED_KEPT
                 )
             )
             session.commit()
-        log.info("clean-up: %s handled updates, %s redelivery marks deleted", inbox, _count(marks))
+        log.info(
+            "clean-up: %s handled updates, %s redelivery marks, %s posted topic lines deleted",
+            inbox,
+            _count(marks),
+            posted,
+        )
         if self.settings.retention_days is None:
             return
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)

@@ -271,13 +271,17 @@ class Lease(SQLModel, table=True):
 
 
 class StaffPost(SQLModel, table=True):
-    """Something for a ticket's topic in the staff group, deleted once it is posted: a
-    line the customer wrote while a person has the case, a "reopened" note, an event (a
-    call-back booked, a cancellation, a low score) — written in the customer's turn (the
-    same transaction) — or a line of the desk's own (taken, transferred, closed, a
-    promise, an SLA breach) and the topic's closing. Rows of a ticket are posted in id
-    order by one process at a time; rows left by a stop or a crash are posted by the next
-    sweep.
+    """Something for a ticket's topic in the staff group: a line the customer wrote
+    while a person has the case, a "reopened" note, an event (a call-back booked, a
+    cancellation, a low score) — written in the customer's turn (the same transaction) —
+    or a line of the desk's own (taken, transferred, closed, a promise, an SLA breach)
+    and the topic's closing. Rows of a ticket are posted in id order by one process at a
+    time; rows left by a stop or a crash are posted by the next sweep. At most once, as
+    messages: `send_started_at` is set as the row's first request leaves, and a row so
+    marked that never got its outcome is not posted again ("unconfirmed"). `outcome`:
+    None while waiting, then "sent", "refused" (Telegram said no), "unconfirmed",
+    "no_ticket", "failed" (a fault, in the log). Rows with an outcome are deleted after
+    two days by the nightly clean-up (they may hold what customers wrote).
 
     kind: "line" (body: name, text, chat_id, message_id, copy), "reopened" (body: {}),
     "event" (body: the StaffEvent's fields), "note" (the desk's own line: body text and
@@ -291,6 +295,8 @@ class StaffPost(SQLModel, table=True):
     kind: str
     body: dict[str, Any] = _json()
     created_at: datetime = _when()
+    send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, index=True)
 
 
 class StaffMessage(SQLModel, table=True):

@@ -63,7 +63,7 @@ def forget(session: Session, customer: Customer, *, keep_message: int | None = N
     tickets = list(session.exec(select(Ticket).where(Ticket.customer_id == customer.id)))
     ticket_ids = [t.id for t in tickets if t.id is not None]
     session.execute(delete(HeldMessage).where(col(HeldMessage.ticket_id).in_(ticket_ids)))
-    # lines for the staff group not posted yet carry the customer's words too
+    # lines for the staff group (posted or not) carry the customer's words too
     session.execute(delete(StaffPost).where(col(StaffPost.ticket_id).in_(ticket_ids)))
     for ticket in tickets:
         data = ticket.summary_data or {}
@@ -82,6 +82,18 @@ def forget(session: Session, customer: Customer, *, keep_message: int | None = N
     customer.telegram_id = -(customer.id or 0)  # never a real Telegram id
     session.add(customer)
     return ticket_ids
+
+
+def prune_posted(session: Session, *, before: datetime) -> int:
+    """Lines for topics that have their outcome and were written before `before` are
+    deleted (the nightly clean-up: they may quote the customer); rows still waiting stay.
+    Returns how many went. The caller commits."""
+    gone = session.execute(
+        delete(StaffPost).where(
+            col(StaffPost.outcome).is_not(None), col(StaffPost.created_at) < before
+        )
+    )
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 def expire(session: Session, *, before: datetime) -> int:

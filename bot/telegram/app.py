@@ -145,9 +145,13 @@ class TelegramFrontEnd:
         self._lease_task: asyncio.Task[None] | None = None
         self.followups: FollowUpKinds | None = None
         self.inbox = Inbox(engine.db)
-        self.lanes = StaffLanes(self.desk, Leases(engine.db))
-        self.desk.posting = self.lanes.posts
         self.metrics = Metrics(engine.db)
+        self.lanes = StaffLanes(
+            self.desk,
+            Leases(engine.db),
+            on_outcome=lambda outcome: self.metrics.posted.labels(outcome).inc(),
+        )
+        self.desk.posting = self.lanes.posts
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.outbox = Outbox(
             engine.db,

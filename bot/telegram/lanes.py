@@ -15,12 +15,13 @@ renewed while the card waits for the group; a card that failed is tried again wh
 lease has run out. Everything else for a topic — the customer's lines, "reopened",
 events written in the customer's turn; the desk's own lines ("Taken by", "Closed by", a
 promise, an SLA breach, a message not delivered) and the closing of the topic — is a
-``StaffPost`` row; a lane posts a ticket's
-rows in id order under the lease ``posts:<ticket>`` (so with several workers they still
-arrive in order) and deletes each once posted. Rows a stop or a crash left behind are
-posted by the next sweep. (A crash between a post reaching Telegram and its row being
-deleted shows that one line twice: at least once, never lost.)
-"""
+``StaffPost`` row; a lane posts a ticket's rows in id order under the lease
+``posts:<ticket>`` (so with several workers they still arrive in order) and records
+each one's outcome. Rows a stop or a crash left behind are posted by the next sweep. At
+most once, as every message the bot sends: a row is marked as its first request leaves
+(``send_started_at``, the outbox's :class:`bot.telegram.request.ReplyMark`), and a row
+so marked without an outcome — the request left and no answer came, or the process died
+meanwhile — is not posted again ("unconfirmed")."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
-from sqlmodel import col, delete, func, select
+from sqlmodel import col, func, select, update
 from telegram import Bot
 from telegram.error import TelegramError
 
@@ -41,6 +43,7 @@ from bot.dialogue.turn import StaffEvent
 from bot.store.db import without_card
 from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
+from bot.telegram.request import ON_SEND, ReplyMark
 from handoff.queue import OPEN
 from handoff.staff import StaffDesk
 
@@ -55,6 +58,9 @@ SWEEP_BATCH = 100
 POSTS_BATCH = 20
 POSTS_LEASE = timedelta(minutes=3)
 """How long a claim on posting a ticket's rows lasts unrenewed."""
+IN_DOUBT = timedelta(minutes=3)
+"""A row marked as leaving this long ago and still without an outcome: its process
+stopped or died with the request on its way; Telegram may have it ("unconfirmed")."""
 CARD_WAIT = 600.0
 """Seconds a line for a topic waits for a card another process is posting."""
 CARDS_AT_ONCE = 8
@@ -111,8 +117,12 @@ class Turns:
 class StaffLanes:
     """One queue of staff-group work per ticket, each worked through by its own task."""
 
-    def __init__(self, desk: StaffDesk, leases: Leases) -> None:
+    def __init__(
+        self, desk: StaffDesk, leases: Leases, on_outcome: Callable[[str], object] | None = None
+    ) -> None:
         self.desk = desk
+        self.on_outcome = on_outcome
+        """Called with each row's outcome (counted in /metrics)."""
         self.db = desk.engine.db
         self.leases = leases
         self._queues: dict[int, deque[tuple[str, Job]]] = {}
@@ -169,9 +179,24 @@ class StaffLanes:
         if self.desk.staff_chat_id is None:
             return 0
         with self.db.session() as session:
+            doubtful = session.execute(
+                update(StaffPost)
+                .where(
+                    col(StaffPost.outcome).is_(None),
+                    col(StaffPost.send_started_at) < utcnow() - IN_DOUBT,
+                )
+                .values(outcome="unconfirmed")
+            )
+            session.commit()
+            if getattr(doubtful, "rowcount", 0):
+                log.warning(
+                    "%s line(s) for topics were on their way to Telegram when the bot "
+                    "stopped; not posted again",
+                    doubtful.rowcount,  # type: ignore[attr-defined]
+                )
             left = session.exec(
                 select(StaffPost.ticket_id)
-                .where(col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
+                .where(*pending(), col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
                 .group_by(col(StaffPost.ticket_id))
                 .order_by(func.min(StaffPost.id))
                 .limit(SWEEP_BATCH)
@@ -290,15 +315,17 @@ class StaffLanes:
             if ticket is not None and ticket.staff_chat_id is None and ticket.status in OPEN:
                 return False
             for row in rows:
-                if ticket is not None:  # without a card (closed before it): alerts only
-                    await self._post_row(bot, row)
-                self._delete(row)
+                # a ticket closed before its card: nowhere to post (alerts went as rows)
+                outcome = await self._post_row(bot, row) if ticket is not None else "no_ticket"
+                self._finish(row, outcome)
                 self.leases.acquire(lease, POSTS_LEASE)  # renewed: it may wait long
         return True
 
-    async def _post_row(self, bot: Bot, row: StaffPost) -> None:
-        """One row to the topic. Telegram refusing it, or a fault, is logged and the row
-        goes (as a message that cannot be delivered); a database outage keeps it."""
+    async def _post_row(self, bot: Bot, row: StaffPost) -> str:
+        """One row to the topic; its outcome. Telegram refusing it, or a fault, is logged
+        and the row is done with (as a message that cannot be delivered); one whose
+        request left and got no answer is "unconfirmed"; a database outage keeps it."""
+        token = ON_SEND.set(ReplyMark(self._marking, row.id or 0))
         try:
             if row.kind == "line":
                 await self.desk.from_customer(bot, row.ticket_id, **row.body)
@@ -312,28 +339,64 @@ class StaffLanes:
                 await self.desk.close_topic(bot, row.ticket_id)
             else:
                 log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
+                return "failed"
         except TelegramError as error:
+            if self._left(row):
+                log.warning(
+                    "staff group, ticket #%s, %s %s left and got no answer (%s); not posted "
+                    "again: Telegram may have it",
+                    row.ticket_id,
+                    row.kind,
+                    row.id,
+                    error,
+                )
+                return "unconfirmed"
             log.error("staff group, ticket #%s, %s: %s", row.ticket_id, row.kind, error)
+            return "refused"
         except DATABASE_DOWN:
             raise
         except Exception:
             log.exception("staff group, ticket #%s, %s failed", row.ticket_id, row.kind)
+            return "failed"
+        finally:
+            ON_SEND.reset(token)
+        return "sent"
 
     def _rows(self, ticket_id: int, limit: int = POSTS_BATCH) -> list[StaffPost]:
         with self.db.session() as session:
             return list(
                 session.exec(
                     select(StaffPost)
-                    .where(StaffPost.ticket_id == ticket_id)
+                    .where(StaffPost.ticket_id == ticket_id, *pending())
                     .order_by(col(StaffPost.id))
                     .limit(limit)
                 )
             )
 
-    def _delete(self, row: StaffPost) -> None:
+    def _marking(self, row_id: int, *, on_its_way: bool) -> None:
+        """send_started_at set as the row's request leaves, cleared if Telegram answered
+        with an error (it does not have it)."""
         with self.db.session() as session:
-            session.execute(delete(StaffPost).where(col(StaffPost.id) == row.id))
+            session.execute(
+                update(StaffPost)
+                .where(col(StaffPost.id) == row_id)
+                .values(send_started_at=utcnow() if on_its_way else None)
+            )
             session.commit()
+
+    def _left(self, row: StaffPost) -> bool:
+        with self.db.session() as session:
+            fresh = session.get(StaffPost, row.id)
+            return fresh is not None and fresh.send_started_at is not None
+
+    def _finish(self, row: StaffPost, outcome: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(StaffPost).where(col(StaffPost.id) == row.id).values(outcome=outcome)
+            )
+            session.commit()
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     async def _card_ready(self, ticket_id: int) -> None:
         """A line for a topic waits while another process is posting the ticket's card
@@ -358,3 +421,9 @@ class StaffLanes:
                 except DATABASE_DOWN as error:
                     log.warning("card lease not renewed: %s", first_line(error))
                     break
+
+
+def pending() -> tuple[Any, ...]:
+    """A StaffPost still to post: no outcome, and not on its way (a row whose request
+    left waits for its outcome, or for the sweep to call it unconfirmed)."""
+    return (col(StaffPost.outcome).is_(None), col(StaffPost.send_started_at).is_(None))

@@ -72,6 +72,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.posted = Counter(
+            "complaint_desk_staff_posts_out",
+            "Lines for tickets' topics by outcome: sent, or why not (refused, "
+            "unconfirmed: left with no answer, not posted again; no_ticket; failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.staff_queue = Gauge(
             "complaint_desk_staff_group_queue",
             "Staff-group jobs (cards, lines for topics) queued in this process, "
@@ -110,7 +117,11 @@ class DeskCollector(Collector):
             no_card = session.exec(
                 select(func.count()).select_from(Ticket).where(*without_card())
             ).one()
-            posts = session.exec(select(func.count()).select_from(StaffPost)).one()
+            posts = session.exec(
+                select(func.count())
+                .select_from(StaffPost)
+                .where(col(StaffPost.outcome).is_(None), col(StaffPost.send_started_at).is_(None))
+            ).one()
             outbox, oldest = waiting_out(session)
             staff_out, staff_oldest = waiting_out(session, StaffMessage)
             due = session.exec(

@@ -59,16 +59,22 @@ class ReplyMark:
 
 class LeftProbe:
     """Whether a request left for Telegram without an answer: set around one call, so
-    that after a network error the caller knows if trying again could send it twice."""
+    that after a network error the caller knows if trying again could send it twice.
+    `then`: a mark set around the whole job (a row being posted) that hears the same."""
 
-    def __init__(self) -> None:
+    def __init__(self, then: SendMark | None = None) -> None:
         self.left = False
+        self.then = then
 
     def leaving(self) -> None:
         self.left = True
+        if self.then is not None:
+            self.then.leaving()
 
     def refused(self) -> None:
         self.left = False
+        if self.then is not None:
+            self.then.refused()
 
 
 class AiohttpRequest(BaseRequest):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.store import Agent, FollowUp, Message, Ticket
+from bot.store import Agent, FollowUp, Message, StaffPost, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import (
     BILLING,
@@ -126,6 +126,37 @@ async def test_a_reply_that_may_not_have_arrived_is_shown_in_the_topic(
     double.user_sends(ADA, "Anna, your refund is on its way.", chat_id=STAFF_CHAT, thread_id=thread)
     await double.wait_for(lambda: "refund is on its way" in texts(double.sent_to(601)), 20)
     assert texts(_topic(double, thread)).count("Perhaps not delivered") == 1
+
+
+@pytest.mark.staff(HANDOFF_TICK="0.2s")
+async def test_a_topic_line_that_may_have_arrived_is_not_posted_twice(
+    double: BotApiDouble, customers: Any, bot: BotProcess
+) -> None:
+    anna, _, thread = await taken(double, customers, ADA)
+    # The staff group's connection drops after Telegram has read the line for the topic
+    double.swallow_next(STAFF_CHAT)
+    double.user_sends(ADA, "/promise 2d send the repair date", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "unconfirmed" in _outcomes(anna), 20, "the line's outcome")
+    await asyncio.sleep(1.5)  # several sweeps (HANDOFF_TICK): none posts it again
+    asked = [p for _, p in double.requests if "send the repair date" in str(p.get("text", ""))]
+    assert len(asked) == 1
+    assert "send the repair date" not in texts(_topic(double, thread))
+    # The next line goes as usual
+    double.user_sends(ADA, "/promise 1d call Anna back", chat_id=STAFF_CHAT, thread_id=thread)
+    await double.wait_for(lambda: "call Anna back" in texts(_topic(double, thread)), 20)
+    await double.wait_for(lambda: _outcomes(anna)[-1] == "sent", 20, "its outcome")
+
+
+def _outcomes(customer: Any) -> list[str | None]:
+    """The outcomes of the lines for the customer's ticket's topic, in order."""
+    with customer.db.session() as session:
+        return list(
+            session.exec(
+                select(StaffPost.outcome)
+                .where(StaffPost.ticket_id == ticket_of(customer).id)
+                .order_by(col(StaffPost.id))
+            )
+        )
 
 
 def _survey(customer: Any) -> FollowUp:

@@ -127,14 +127,17 @@ def _waiting(customer: Any) -> list[Message]:
     return [row for row in _written_for(customer) if row.outcome is None]
 
 
-def _topic_rows(customer: Any) -> list[str]:
-    """The kinds of the StaffPost rows waiting for the customer's ticket's topic."""
+def _topic_rows(customer: Any, *, waiting: bool = True) -> list[str]:
+    """The kinds of the StaffPost rows waiting for the customer's ticket's topic (with
+    `waiting` False: the outcomes of all of them)."""
     ticket_id = ticket_of(customer).id
     with customer.db.session() as session:
         rows = session.exec(
             select(StaffPost).where(StaffPost.ticket_id == ticket_id).order_by(col(StaffPost.id))
-        )
-        return [row.kind for row in rows]
+        ).all()
+    if not waiting:
+        return [f"{row.kind}:{row.outcome}" for row in rows]
+    return [row.kind for row in rows if row.outcome is None]
 
 
 def _metric(text: str, name: str) -> float:
@@ -191,6 +194,7 @@ async def test_kill_9_with_messages_waiting_for_telegram_sends_them_once_in_orde
     said = max(i for i, (m, p) in enumerate(calls) if "Closed by Ada" in str(p.get("text", "")))
     closed = max(i for i, (m, _) in enumerate(calls) if m.lower() == "closeforumtopic")
     assert said < closed
+    assert _topic_rows(anna, waiting=False)[-2:] == ["note:sent", "close_topic:sent"]
     async with aiohttp.ClientSession() as http, http.get(bot.http + "/metrics") as answer:
         metrics = await answer.text()
     assert _metric(metrics, "complaint_desk_messages_waiting") == 0

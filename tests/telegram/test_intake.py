@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from bot.store import Customer, Database
+from bot.store import Conversation, Customer, Database, StaffPost, Ticket
 from bot.store.models import InboundUpdate, utcnow
-from bot.store.privacy import forget
+from bot.store.privacy import forget, prune_posted
 from bot.telegram.intake import Dispatcher, Inbox, Leases, chat_key
 
 
@@ -55,6 +55,44 @@ def test_stored_once_handed_out_in_order_per_chat_and_pruned(db: Database) -> No
     assert inbox.failed(12, "boom") == 1 and inbox.failed(12, "boom") == 2
     assert inbox.prune(utcnow() + timedelta(seconds=1)) == 1  # only the handled one
     assert sorted(row.update_id for row in inbox.pending(1) + inbox.pending(2)) == [12, 13]
+
+
+def test_posted_topic_lines_are_pruned_and_waiting_ones_kept(db: Database) -> None:
+    """The nightly clean-up: lines for topics with an outcome, older than the cut-off,
+    go (they may quote the customer); a line still waiting stays, however old."""
+    with db.session() as session:
+        customer = Customer(telegram_id=601, name="Anna")
+        session.add(customer)
+        session.flush()
+        conversation = Conversation(customer_id=customer.id or 0, chat_id=601)
+        session.add(conversation)
+        session.flush()
+        ticket = Ticket(customer_id=customer.id or 0, conversation_id=conversation.id or 0)
+        session.add(ticket)
+        session.flush()
+        old = utcnow() - timedelta(days=3)
+        for outcome, created in (
+            ("sent", old),
+            (None, old),
+            ("unconfirmed", old),
+            ("sent", utcnow()),
+        ):
+            body = {"text": f"{outcome} {created:%d}"}
+            session.add(
+                StaffPost(
+                    ticket_id=ticket.id or 0,
+                    kind="note",
+                    body=body,
+                    outcome=outcome,
+                    created_at=created,
+                )
+            )
+        session.commit()
+    with db.session() as session:
+        assert prune_posted(session, before=utcnow() - timedelta(days=2)) == 2
+        session.commit()
+        left = session.exec(select(StaffPost.outcome).order_by(col(StaffPost.id))).all()
+    assert left == [None, "sent"]
 
 
 def test_forget_deletes_the_customers_raw_updates(db: Database) -> None:
