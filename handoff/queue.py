@@ -109,9 +109,16 @@ def recently_resolved(session: Session, *, customer_id: int, since: datetime) ->
 
 
 def take(
-    session: Session, *, ticket_id: int, agent_id: int, agent_name: str, now: datetime
+    session: Session,
+    *,
+    ticket_id: int,
+    agent_id: int,
+    agent_name: str,
+    now: datetime,
+    commit: bool = True,
 ) -> bool:
-    """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins."""
+    """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins.
+    `commit` False: the caller commits, with what the decision says (handoff/staff.py)."""
     result = session.execute(
         sa.update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.status) == "waiting")
@@ -123,12 +130,19 @@ def take(
             updated_at=now,
         )
     )
-    session.commit()
+    if commit:
+        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def transfer(
-    session: Session, *, ticket_id: int, agent_id: int | None, agent_name: str | None, now: datetime
+    session: Session,
+    *,
+    ticket_id: int,
+    agent_id: int | None,
+    agent_name: str | None,
+    now: datetime,
+    commit: bool = True,
 ) -> bool:
     """Hand an open ticket to another agent, or back to the queue (agent_id None, where
     the waiting clock's check-ins and alerts start again)."""
@@ -142,17 +156,21 @@ def transfer(
         .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN))
         .values(**values)
     )
-    session.commit()
+    if commit:
+        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime) -> bool:
+def resolve(
+    session: Session, *, ticket_id: int, resolution: str, now: datetime, commit: bool = True
+) -> bool:
     result = session.execute(
         sa.update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.status) != "resolved")
         .values(status="resolved", resolution=resolution, resolved_at=now, updated_at=now)
     )
-    session.commit()
+    if commit:
+        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -20,11 +20,12 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 from telegram import (
     Bot,
     BotCommand,
@@ -62,6 +63,7 @@ from bot.store import (
     Ticket,
 )
 from bot.store import Message as MessageRow
+from bot.store.db import add_message
 from bot.telegram.outbox import FIRST_DELAY, MAX_DELAY, Copy, Outbox, topic_gone
 from bot.telegram.render import escape, split_text
 from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
@@ -116,6 +118,21 @@ async def _once_telegram_answers(call: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, MAX_DELAY)
         finally:
             ON_SEND.reset(token)
+
+
+@dataclass
+class Outgoing:
+    """What a decision of the desk says (lines for topics, messages for customers), as
+    rows written in the decision's own transaction (:meth:`write`), their lanes started
+    once it has committed (:meth:`StaffDesk.deliver`): a crash never leaves a ticket
+    taken, moved or closed without its "Taken by", the customer's message, "Closed by"."""
+
+    posts: list[StaffPost] = field(default_factory=list)
+    chats: set[int] = field(default_factory=set)
+    """Customers' chats with message rows in the transaction (added there directly)."""
+
+    def write(self, session: Session) -> None:
+        session.add_all(self.posts)
 
 
 class StaffDesk:
@@ -600,26 +617,33 @@ class StaffDesk:
                 held = len(queue.held_by(session, agent_id))
                 return "full", self.label("staff.you_are_full", count=held)
             won = queue.take(
-                session, ticket_id=ticket_id, agent_id=agent_id, agent_name=name, now=now
+                session,
+                ticket_id=ticket_id,
+                agent_id=agent_id,
+                agent_name=name,
+                now=now,
+                commit=False,
             )
             session.refresh(ticket)
             agent = session.get(Agent, agent_id)
             back = agent is not None and not agent.available
-            if won and back:
-                assert agent is not None
-                agent.available = True
-                session.add(agent)
-                session.commit()
+            out = Outgoing()
+            if won:  # the ticket, its line and the customer's message: one transaction
+                if back:
+                    assert agent is not None
+                    agent.available = True
+                    session.add(agent)
+                self.topic_line(out, ticket, self.label("staff.taken_by", agent=name))
+                self.customer_line(out, session, ticket, "utter_agent_joined", agent=name)
+                out.write(session)
+            session.commit()
         if not won and ticket.status not in queue.OPEN:
             return "closed", self.label(
                 "staff.not_waiting", ticket=f"#{ticket_id}", status=ticket.status
             )
         if not won:
             return "taken", self.label("staff.already_taken", agent=ticket.agent_name or "?")
-        await self.to_topic(bot, ticket, self.label("staff.taken_by", agent=name))
-        language, chat_id = self.customer_chat(ticket)
-        joined = self.customer_text("utter_agent_joined", language, agent=name)
-        await self.to_customer(bot, ticket, chat_id, joined, response="utter_agent_joined")
+        self.deliver(bot, out)
         answer = self.label("staff.you_have_it")
         return "won", answer + (" " + self.label("staff.back_from_away") if back else "")
 
@@ -752,29 +776,31 @@ class StaffDesk:
                 agent_id=target or None,
                 agent_name=name if target else None,
                 now=now,
+                commit=False,
             )
             session.refresh(ticket)
+            ref = f"#{ticket_id}"
+            out = Outgoing()
+            if moved and target:  # the move, its line and the customer's message together
+                line = self.label("staff.transferred", ticket=ref, old=old, new=name, by=by)
+                self.topic_line(out, ticket, line)
+                self.customer_line(out, session, ticket, "utter_agent_transfer", agent=name)
+            elif moved:
+                self.topic_line(out, ticket, self.label("staff.requeued", ticket=ref, by=by))
+                self.customer_line(out, session, ticket, "utter_agent_requeue")
+            out.write(session)
+            session.commit()
         if not moved:
             await query.answer(self.label("staff.unknown"), show_alert=True)
             return
+        self.deliver(bot, out)
         await query.answer(self.label("staff.sent"))
         with contextlib.suppress(BadRequest):
             await query.edit_message_reply_markup(reply_markup=None)
-        language, chat_id = self.customer_chat(ticket)
-        ref = f"#{ticket_id}"
         if target:
-            await self.to_topic(
-                bot, ticket, self.label("staff.transferred", ticket=ref, old=old, new=name, by=by)
-            )
             await self.tell_staff(
                 bot, target, self.label("staff.transferred_to_you", ticket=ref, by=by), ticket
             )
-            text = self.customer_text("utter_agent_transfer", language, agent=name)
-            await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_transfer")
-        else:
-            await self.to_topic(bot, ticket, self.label("staff.requeued", ticket=ref, by=by))
-            text = self.customer_text("utter_agent_requeue", language)
-            await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_requeue")
 
     def topic_link(self, ticket: Ticket) -> str | None:
         """t.me/c/<group>/<topic>: opens the ticket's topic from a private chat."""
@@ -823,24 +849,36 @@ class StaffDesk:
         self.left.add(user_id)
         self._member_checked.pop(user_id, None)
         now = datetime.now(UTC)
+        out = Outgoing()
         with self.engine.db.session() as session:
             held = [ticket.id or 0 for ticket in queue.held_by(session, user_id)]
             moved = [
                 ticket_id
                 for ticket_id in held
                 if queue.transfer(
-                    session, ticket_id=ticket_id, agent_id=None, agent_name=None, now=now
+                    session,
+                    ticket_id=ticket_id,
+                    agent_id=None,
+                    agent_name=None,
+                    now=now,
+                    commit=False,
                 )
             ]
             agent = session.get(Agent, user_id) or Agent(telegram_id=user_id, name=name)
             agent.available, agent.updated_at = False, now
             session.add(agent)
-            session.commit()
             tickets = list(
                 session.exec(
                     select(Ticket).where(col(Ticket.id).in_(moved)).order_by(col(Ticket.id))
                 )
             )
+            for ticket in tickets:  # each back in the queue with its line and message
+                line = self.label("staff.member_left_requeued", agent=name, ticket=f"#{ticket.id}")
+                self.topic_line(out, ticket, line)
+                self.customer_line(out, session, ticket, "utter_agent_requeue")
+            out.write(session)
+            session.commit()
+        self.deliver(bot, out)
         refs = ", ".join(f"#{ticket.id}" for ticket in tickets)
         log.warning(
             "staff member %s (%s) left the staff group; tickets back in the queue: %s",
@@ -848,18 +886,6 @@ class StaffDesk:
             user_id,
             refs or "none",
         )
-        for ticket in tickets:
-            try:
-                await self.to_topic(
-                    bot,
-                    ticket,
-                    self.label("staff.member_left_requeued", agent=name, ticket=f"#{ticket.id}"),
-                )
-                language, chat_id = self.customer_chat(ticket)
-                text = self.customer_text("utter_agent_requeue", language)
-                await self.to_customer(bot, ticket, chat_id, text, response="utter_agent_requeue")
-            except TelegramError as error:  # the next ticket is still told
-                log.error("ticket #%s back in the queue, not told: %s", ticket.id, error)
         if refs:
             text = self.label("staff.member_left", agent=name, tickets=refs)
         else:
@@ -1122,25 +1148,35 @@ class StaffDesk:
         if not resolution:
             await self.to_topic(bot, ticket, self.label("staff.close_how"))
             return
+        out = Outgoing()
         with self.engine.db.session() as session:
             done = queue.resolve(
-                session, ticket_id=ticket.id or 0, resolution=resolution, now=datetime.now(UTC)
+                session,
+                ticket_id=ticket.id or 0,
+                resolution=resolution,
+                now=datetime.now(UTC),
+                commit=False,
             )
             conversation = session.get(Conversation, ticket.conversation_id)
             if done and conversation is not None:
+                # closed, the survey due, the customer told, "Closed by": one transaction
                 conversation.status, conversation.stage = "closed", "closed"
                 conversation.closed_at = datetime.now(UTC)
                 session.add(conversation)
                 self._after_close(session, ticket)
-                session.commit()
-        if not done:
-            return
-        language, chat_id = self.customer_chat(ticket)
-        resolved = self.customer_text(
-            "utter_ticket_resolved", language, ticket=f"#{ticket.id}", resolution=resolution
-        )
-        await self.to_customer(bot, ticket, chat_id, resolved, response="utter_ticket_resolved")
-        await self.to_topic(bot, ticket, self.label("staff.closed_by", agent=agent), close=True)
+                self.customer_line(
+                    out,
+                    session,
+                    ticket,
+                    "utter_ticket_resolved",
+                    ticket=f"#{ticket.id}",
+                    resolution=resolution,
+                )
+                self.topic_line(out, ticket, self.label("staff.closed_by", agent=agent), close=True)
+                out.write(session)
+            session.commit()
+        if done:
+            self.deliver(bot, out)
 
     def _after_close(self, session: Any, ticket: Ticket) -> None:
         """The work is not done when the ticket closes (shared/domain.md §5, §6): a
@@ -1262,24 +1298,65 @@ class StaffDesk:
         card first). Telegram being away, or the bot stopping or crashing before it is
         posted, loses nothing: the lane waits Telegram out and the next sweep posts
         what is left. `close`: the topic is closed after the line (a row too, so it
-        never closes before the line is in it)."""
-        if self.posting is None:  # no lanes (a desk used on its own): at once
-            await self.say_in_topic(bot, ticket, text, markup=markup)
-            if close:
-                await self.close_topic(bot, ticket.id or 0)
-            return
+        never closes before the line is in it). A decision that changes the ticket
+        writes its lines in its own transaction instead (:class:`Outgoing`)."""
+        out = Outgoing()
+        self.topic_line(out, ticket, text, markup=markup, close=close)
+        with self.engine.db.session() as session:
+            out.write(session)
+            session.commit()
+        self.deliver(bot, out)
+
+    def topic_line(
+        self,
+        out: Outgoing,
+        ticket: Ticket,
+        text: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        close: bool = False,
+    ) -> None:
+        """Rows for the ticket's topic, into `out` (see to_topic)."""
         if self.staff_chat_id is None or ticket.id is None:
             return
         if ticket.staff_chat_id is None and ticket.status not in queue.OPEN:
             return  # closed before it had a topic: there is nowhere to say it
         body = {"text": text, "markup": markup.to_dict() if markup is not None else None}
-        rows = [StaffPost(ticket_id=ticket.id, kind="note", body=body)]
+        out.posts.append(StaffPost(ticket_id=ticket.id, kind="note", body=body))
         if close:
-            rows.append(StaffPost(ticket_id=ticket.id, kind="close_topic"))
-        with self.engine.db.session() as session:
-            session.add_all(rows)
-            session.commit()
-        self.posting(bot, ticket.id)
+            out.posts.append(StaffPost(ticket_id=ticket.id, kind="close_topic"))
+
+    def customer_line(
+        self,
+        out: Outgoing,
+        session: Session,
+        ticket: Ticket,
+        key: str,
+        /,
+        **values: Any,
+    ) -> None:
+        """The response `key` for the ticket's customer, in their language, into `out`
+        as a message row of the session's transaction."""
+        conversation = session.get(Conversation, ticket.conversation_id)
+        assert conversation is not None
+        text = self.customer_text(key, conversation.language, **values)
+        add_message(
+            session,
+            conversation_id=ticket.conversation_id,
+            direction="out",
+            text=text,
+            response=key,
+        )
+        out.chats.add(conversation.chat_id)
+
+    def deliver(self, bot: Bot, out: Outgoing) -> None:
+        """After the transaction that wrote `out`'s rows: their lanes start."""
+        if self.posting is not None:
+            for ticket_id in dict.fromkeys(post.ticket_id for post in out.posts):
+                self.posting(bot, ticket_id)
+        if self.outbox is not None:
+            for chat_id in out.chats:
+                self.outbox.kick(chat_id)
 
     async def post_note(self, bot: Bot, ticket_id: int, body: dict[str, Any]) -> None:
         """A "note" row of the ticket's lane, to its topic now."""
