@@ -43,6 +43,7 @@ from bot.dialogue.turn import StaffEvent
 from bot.store.db import without_card
 from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
+from bot.telegram.outbox import unconfirmed
 from bot.telegram.request import ON_SEND, ReplyMark
 from handoff.queue import OPEN
 from handoff.staff import StaffDesk
@@ -179,20 +180,12 @@ class StaffLanes:
         if self.desk.staff_chat_id is None:
             return 0
         with self.db.session() as session:
-            doubtful = session.execute(
-                update(StaffPost)
-                .where(
-                    col(StaffPost.outcome).is_(None),
-                    col(StaffPost.send_started_at) < utcnow() - IN_DOUBT,
-                )
-                .values(outcome="unconfirmed")
-            )
-            session.commit()
-            if getattr(doubtful, "rowcount", 0):
+            doubtful = unconfirmed(session, StaffPost, utcnow() - IN_DOUBT)
+            if doubtful:
                 log.warning(
                     "%s line(s) for topics were on their way to Telegram when the bot "
                     "stopped; not posted again",
-                    doubtful.rowcount,  # type: ignore[attr-defined]
+                    doubtful,
                 )
             left = session.exec(
                 select(StaffPost.ticket_id)

@@ -312,23 +312,12 @@ class Outbox:
         number started."""
         before = utcnow() - age
         with self.db.session() as session:
-            # Rows whose request left and never got an answer, from a run that stopped
-            # or crashed meanwhile: Telegram may have them, so they are not sent again.
-            table = self.rows.table
-            doubtful = session.execute(
-                sa_update(table)
-                .where(
-                    col(table.outcome).is_(None),
-                    col(table.send_started_at) < utcnow() - LANE_LEASE,
-                )
-                .values(outcome="unconfirmed")
-            )
-            session.commit()
-            if getattr(doubtful, "rowcount", 0):
+            doubtful = unconfirmed(session, self.rows.table, utcnow() - LANE_LEASE)
+            if doubtful:
                 log.warning(
                     "%s message(s) were on their way to Telegram when the bot stopped; "
                     "not sent again",
-                    doubtful.rowcount,  # type: ignore[attr-defined]
+                    doubtful,
                 )
             chats = self.rows.chats(session, before)
         started = 0
@@ -507,6 +496,20 @@ def topic_gone(error: BadRequest) -> bool:
     """Telegram's answer when a message goes to a forum topic that was deleted."""
     text = error.message.lower()
     return "thread not found" in text or "topic_deleted" in text
+
+
+def unconfirmed(session: Session, table: Any, before: datetime) -> int:
+    """Rows of `table` (messages, staff messages, lines for topics) whose request left
+    before `before` and never got an answer — their run stopped or crashed meanwhile:
+    Telegram may have them, so they are not sent again (outcome "unconfirmed"). Commits;
+    returns how many."""
+    result = session.execute(
+        sa_update(table)
+        .where(col(table.outcome).is_(None), col(table.send_started_at) < before)
+        .values(outcome="unconfirmed")
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def waiting_out(session: Session, table: type[Row] = Message) -> tuple[int, float]:
