@@ -130,9 +130,12 @@ class Outgoing:
     posts: list[StaffPost] = field(default_factory=list)
     chats: set[int] = field(default_factory=set)
     """Customers' chats with message rows in the transaction (added there directly)."""
+    staff: list[StaffMessage] = field(default_factory=list)
+    """Alerts and notes for members of staff."""
 
     def write(self, session: Session) -> None:
         session.add_all(self.posts)
+        session.add_all(self.staff)
 
 
 class StaffDesk:
@@ -180,15 +183,20 @@ class StaffDesk:
                 return
             if ticket.status not in queue.OPEN:  # closed before it was posted
                 return
-        row = await self._open_topic(bot, ticket_id)
-        if row.supervisor_flag or row.priority >= 1:
-            await self.alert_supervisors(
-                bot, self.label("staff.major_alert", ticket=f"#{ticket_id}"), row
+        out = Outgoing()  # a major complaint's alert: stored with the card, sent after it
+        if ticket.supervisor_flag or ticket.priority >= 1:
+            self.supervisor_alert(
+                out, self.label("staff.major_alert", ticket=f"#{ticket_id}"), ticket
             )
+        await self._open_topic(bot, ticket_id, out=out)
+        self.deliver(bot, out)
 
-    async def _open_topic(self, bot: Bot, ticket_id: int, note: str | None = None) -> Ticket:
+    async def _open_topic(
+        self, bot: Bot, ticket_id: int, note: str | None = None, *, out: Outgoing | None = None
+    ) -> Ticket:
         """The ticket's topic in the staff group with its card (then the customer's photos
-        and files), stored on the ticket; `note` is a line under the card."""
+        and files), stored on the ticket; `note` is a line under the card; `out`: rows
+        written in the same transaction as the card's place."""
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             assert ticket is not None
@@ -241,6 +249,8 @@ class StaffDesk:
                 message.message_id,
             )
             session.add(row)
+            if out is not None:
+                out.write(session)
             session.commit()
             return row
 
@@ -335,15 +345,25 @@ class StaffDesk:
         """Each supervisor privately; those Telegram will not let the bot write to are
         mentioned in the staff group with the alert (in the ticket's topic if it has one),
         so an alert always reaches a person. Written as rows and sent by the staff outbox:
-        an alert raised while Telegram is away goes when it is back."""
-        del bot
-        self.to_staff(
-            [
-                self._private_row(supervisor, text, ticket)
-                for supervisor in self.settings.supervisor_ids
-                if supervisor not in self.left  # not in the staff group: no ticket news
-            ]
-        )
+        an alert raised while Telegram is away goes when it is back. A decision that
+        raises an alert writes it in its own transaction instead (supervisor_alert)."""
+        out = Outgoing()
+        self.supervisor_alert(out, text, ticket)
+        self._write_and_deliver(bot, out)
+
+    def supervisor_alert(self, out: Outgoing, text: str, ticket: Ticket | None = None) -> None:
+        """The rows of alert_supervisors, into `out`."""
+        out.staff += [
+            self._private_row(supervisor, text, ticket)
+            for supervisor in self.settings.supervisor_ids
+            if supervisor not in self.left  # not in the staff group: no ticket news
+        ]
+
+    def _write_and_deliver(self, bot: Bot, out: Outgoing) -> None:
+        with self.engine.db.session() as session:
+            out.write(session)
+            session.commit()
+        self.deliver(bot, out)
 
     def _private_row(
         self,
@@ -579,17 +599,19 @@ class StaffDesk:
         elif action == "escalate":
             # The escalation and its alert first: the answer only stops the spinner, and
             # while Telegram is away it fails without taking the escalation with it
-            with self.engine.db.session() as session:
+            out = Outgoing()
+            with self.engine.db.session() as session:  # the flag and the alert together
                 ticket = session.get(Ticket, ticket_id)
                 if ticket is not None:
                     ticket.supervisor_flag, ticket.priority = True, max(ticket.priority, 1)
                     session.add(ticket)
+                    alert = self.label(
+                        "staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name
+                    )
+                    self.supervisor_alert(out, alert, ticket)
+                    out.write(session)
                     session.commit()
-            await self.alert_supervisors(
-                bot,
-                self.label("staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name),
-                ticket,
-            )
+            self.deliver(bot, out)
             with contextlib.suppress(TelegramError):
                 await query.answer(self.label("staff.escalated"))
         elif action == "close":
@@ -815,7 +837,15 @@ class StaffDesk:
         """A private message to a member of staff (with a link to the ticket's topic),
         through the staff outbox (mentioned in the group if Telegram will not let the bot
         write to them); none to someone who left the staff group."""
-        del bot
+        out = Outgoing()
+        told = self.staff_note(out, user_id, text, ticket)
+        self._write_and_deliver(bot, out)
+        return told
+
+    def staff_note(
+        self, out: Outgoing, user_id: int, text: str, ticket: Ticket | None = None
+    ) -> bool:
+        """The row of tell_staff, into `out`; False for someone who left the group."""
         if user_id in self.left:
             return False
         link = self.topic_link(ticket) if ticket is not None else None
@@ -824,7 +854,7 @@ class StaffDesk:
             if link
             else None
         )
-        self.to_staff([self._private_row(user_id, text, ticket, markup)])
+        out.staff.append(self._private_row(user_id, text, ticket, markup))
         return True
 
     # --- members of staff who leave the group ----------------------------------------------
@@ -1302,10 +1332,7 @@ class StaffDesk:
         writes its lines in its own transaction instead (:class:`Outgoing`)."""
         out = Outgoing()
         self.topic_line(out, ticket, text, markup=markup, close=close)
-        with self.engine.db.session() as session:
-            out.write(session)
-            session.commit()
-        self.deliver(bot, out)
+        self._write_and_deliver(bot, out)
 
     def topic_line(
         self,
@@ -1332,11 +1359,13 @@ class StaffDesk:
         session: Session,
         ticket: Ticket,
         key: str,
+        response: str | None = None,
         /,
         **values: Any,
     ) -> None:
         """The response `key` for the ticket's customer, in their language, into `out`
-        as a message row of the session's transaction."""
+        as a message row of the session's transaction (recorded as `response`, default
+        `key`)."""
         conversation = session.get(Conversation, ticket.conversation_id)
         assert conversation is not None
         text = self.customer_text(key, conversation.language, **values)
@@ -1345,7 +1374,7 @@ class StaffDesk:
             conversation_id=ticket.conversation_id,
             direction="out",
             text=text,
-            response=key,
+            response=response or key,
         )
         out.chats.add(conversation.chat_id)
 
@@ -1357,6 +1386,9 @@ class StaffDesk:
         if self.outbox is not None:
             for chat_id in out.chats:
                 self.outbox.kick(chat_id)
+        if self.staff_outbox is not None:
+            for chat_id in dict.fromkeys(row.chat_id for row in out.staff):
+                self.staff_outbox.kick(chat_id)
 
     async def post_note(self, bot: Bot, ticket_id: int, body: dict[str, Any]) -> None:
         """A "note" row of the ticket's lane, to its topic now."""

@@ -25,7 +25,7 @@ from telegram import Bot
 
 from bot.store import Conversation, FollowUp, Ticket
 from handoff import queue
-from handoff.staff import StaffDesk
+from handoff.staff import Outgoing, StaffDesk
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +97,29 @@ class WaitingWatch:
                     alerts.append((ticket, int((now - ticket.created_at).total_seconds() // 60)))
                     ticket.untaken_alert_at = now
                 session.add(ticket)
-            session.commit()  # at most once: a crash after this skips a check-in, not repeats
+            # The marks, the check-ins and the alerts in one transaction: a crash never
+            # skips one nor sends one twice
+            out = Outgoing()
             for item in checkins:
-                session.refresh(item.ticket)
-            count = len(waiting)
-        for item in checkins:
-            language, chat_id = self.desk.customer_chat(item.ticket)
-            wait = self.desk.engine.responses.duration(60 * item.minutes, language)
-            # A place that moved back is explained: urgent cases go first (§5).
-            response = "utter_waiting_moved_back" if item.was else "utter_queue_checkin"
-            text = self.desk.customer_text(
-                response, language, place=item.place, wait=wait, was=item.was
-            )
-            await self.desk.to_customer(bot, item.ticket, chat_id, text, response=response)
-        for ticket, minutes in alerts:
-            text = self.desk.label(
-                "staff.untaken_alert", ticket=f"#{ticket.id}", minutes=minutes, waiting=count
-            )
-            await self.desk.alert_supervisors(bot, text, ticket)
+                conversation = session.get(Conversation, item.ticket.conversation_id)
+                language = conversation.language if conversation else self.desk.language
+                wait = self.desk.engine.responses.duration(60 * item.minutes, language)
+                # A place that moved back is explained: urgent cases go first (§5).
+                response = "utter_waiting_moved_back" if item.was else "utter_queue_checkin"
+                self.desk.customer_line(
+                    out, session, item.ticket, response, place=item.place, wait=wait, was=item.was
+                )
+            for ticket, minutes in alerts:
+                text = self.desk.label(
+                    "staff.untaken_alert",
+                    ticket=f"#{ticket.id}",
+                    minutes=minutes,
+                    waiting=len(waiting),
+                )
+                self.desk.supervisor_alert(out, text, ticket)
+            out.write(session)
+            session.commit()
+        self.desk.deliver(bot, out)
 
     async def _promises(self, bot: Bot, now: datetime) -> None:
         lead = self.settings.promise_reminder

@@ -39,7 +39,7 @@ from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
 from bot.store.privacy import expire, prune_posted
 from bot.telegram.intake import Inbox
-from handoff.staff import StaffDesk
+from handoff.staff import Outgoing, StaffDesk
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(hours=1)
@@ -161,7 +161,12 @@ class FollowUpKinds:
 
     # --- bookkeeping -------------------------------------------------------------------
 
-    def _finish(self, follow_up_id: int, outcome: str, **data: Any) -> None:
+    def _finish(
+        self, follow_up_id: int, outcome: str, out: Outgoing | None = None, **data: Any
+    ) -> None:
+        """The follow-up is done with `outcome`; what it says (`out`: alerts, lines for the
+        topic) is written in the same transaction and sent once it has committed, so a
+        breach is never recorded without its alert, nor alerted twice."""
         with self.db.session() as session:
             row = session.get(FollowUp, follow_up_id)
             if row is None:
@@ -171,7 +176,11 @@ class FollowUpKinds:
             if data:
                 row.data = {**row.data, **data}
             session.add(row)
+            if out is not None:
+                out.write(session)
             session.commit()
+        if out is not None:
+            self.desk.deliver(self.bot, out)
 
     def _load(self, session: Session, follow_up_id: int) -> tuple[FollowUp, Ticket | None]:
         row = session.get(FollowUp, follow_up_id)
@@ -205,13 +214,14 @@ class FollowUpKinds:
         if contacted or (ticket.resolved_at is not None and ticket.resolved_at <= due):
             self._finish(follow_up_id, "met")
             return
-        self._finish(follow_up_id, "breached")
         sla = self.engine.responses.duration(
             int(self.settings.first_contact_sla.total_seconds()), self.desk.language
         )
         text = self.desk.label("staff.sla_first_contact", ticket=f"#{ticket.id}", sla=sla)
-        await self.desk.alert_supervisors(self.bot, text, ticket)
-        await self.desk.to_topic(self.bot, ticket, text)
+        out = Outgoing()
+        self.desk.supervisor_alert(out, text, ticket)
+        self.desk.topic_line(out, ticket, text)
+        self._finish(follow_up_id, "breached", out)
 
     async def _progress_report(self, follow_up_id: int, now: datetime) -> None:
         sla = self.settings.progress_sla
@@ -237,24 +247,29 @@ class FollowUpKinds:
                 due_at=(last if progressed and last else now) + sla,
             )
             session.add(follow)
+            out = Outgoing()
+            if not progressed:  # the breach, the agent's reminder, the topic, the customer
+                text = self.desk.label("staff.progress_due", ticket=f"#{ticket.id}")
+                if ticket.agent_id is not None:
+                    self.desk.staff_note(out, ticket.agent_id, text, ticket)
+                self.desk.topic_line(out, ticket, text)
+                if ticket.status == "assigned":
+                    self.desk.customer_line(
+                        out,
+                        session,
+                        ticket,
+                        "utter_progress_assigned",
+                        "utter_progress_update",
+                        agent=ticket.agent_name or "",
+                    )
+                else:
+                    self.desk.customer_line(
+                        out, session, ticket, "utter_progress_waiting", "utter_progress_update"
+                    )
+                out.write(session)
             session.commit()
             self.scheduler.sync(session)
-        if progressed:
-            return
-        text = self.desk.label("staff.progress_due", ticket=f"#{ticket.id}")
-        if ticket.agent_id is not None:
-            await self.desk.tell_staff(self.bot, ticket.agent_id, text, ticket)
-        await self.desk.to_topic(self.bot, ticket, text)
-        language, chat_id = self.desk.customer_chat(ticket)
-        if ticket.status == "assigned":
-            update = self.desk.customer_text(
-                "utter_progress_assigned", language, agent=ticket.agent_name or ""
-            )
-        else:
-            update = self.desk.customer_text("utter_progress_waiting", language)
-        await self.desk.to_customer(
-            self.bot, ticket, chat_id, update, response="utter_progress_update"
-        )
+        self.desk.deliver(self.bot, out)
 
     def _last_agent_word(self, session: Session, ticket: Ticket) -> datetime | None:
         said = session.exec(
@@ -278,12 +293,13 @@ class FollowUpKinds:
         if ticket is None or ticket.status == "resolved":
             self._finish(follow_up_id, "kept")  # the case was closed by its due time
             return
-        self._finish(follow_up_id, "missed")
         text = self.desk.label("staff.promise_missed", ticket=f"#{ticket.id}", note=note)
+        out = Outgoing()
         if agent_id is not None:
-            await self.desk.tell_staff(self.bot, agent_id, text, ticket)
-        await self.desk.alert_supervisors(self.bot, text, ticket)
-        await self.desk.to_topic(self.bot, ticket, text)
+            self.desk.staff_note(out, agent_id, text, ticket)
+        self.desk.supervisor_alert(out, text, ticket)
+        self.desk.topic_line(out, ticket, text)
+        self._finish(follow_up_id, "missed", out)
 
     async def _callback(self, follow_up_id: int, now: datetime) -> None:
         with self.db.session() as session:
@@ -300,7 +316,6 @@ class FollowUpKinds:
         if ticket is None or ticket.status not in OPEN:
             self._finish(follow_up_id, "cancelled")
             return
-        self._finish(follow_up_id, "reminded")
         name = self.desk.customer_name(ticket)
         text = self.desk.label(
             "staff.callback_due", ticket=f"#{ticket.id}", name=name, phone=phone or "—"
@@ -315,9 +330,11 @@ class FollowUpKinds:
                 ]
             ]
         )
-        await self.desk.to_topic(self.bot, ticket, text, markup=markup)
+        out = Outgoing()
+        self.desk.topic_line(out, ticket, text, markup=markup)
         for agent in on_duty:
-            await self.desk.tell_staff(self.bot, agent, text, ticket)
+            self.desk.staff_note(out, agent, text, ticket)
+        self._finish(follow_up_id, "reminded", out)
 
     # --- questions to the customer -------------------------------------------------------
 
