@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, or_, select
 from telegram import Bot, Message
 
+from bot.html_text import escape, split_text
 from bot.store import Agent, Customer, FollowUp, StaffMessage, Ticket
-from bot.telegram.render import escape, split_text
 from handoff import queue
 from handoff.staff import StaffDesk
 

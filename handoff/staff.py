@@ -50,6 +50,7 @@ from telegram.error import (
 from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
 from bot.dialogue.turn import StaffEvent
+from bot.html_text import escape, split_text
 from bot.store import (
     Agent,
     Complaint,
@@ -65,7 +66,6 @@ from bot.store import (
 from bot.store import Message as MessageRow
 from bot.store.db import add_message
 from bot.telegram.outbox import FIRST_DELAY, MAX_DELAY, Copy, Outbox, topic_gone
-from bot.telegram.render import escape, split_text
 from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
 from handoff import queue
 from handoff.coaching import phrase_to_avoid

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.config import Settings
+from bot.html_text import escape, split_text
 from bot.reports.charts import Chart, render_charts
 from bot.reports.figures import build_report
 from bot.reports.period import period_at
 from bot.reports.text import render_markdown
 from bot.store import Database, StaffMessage
-from bot.telegram.render import escape, split_text
 
 
 def prepare(settings: Settings, period: str, now: datetime) -> tuple[str, list[Chart]]:

@@ -1,41 +1,15 @@
-"""Replies as Telegram messages: escaped HTML, inline keyboards, the 4,096 limit."""
+"""Replies as Telegram messages: inline keyboards. Escaping and the 4,096 cut: bot/html_text.py."""
 
 from __future__ import annotations
-
-import html
-import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogue import Button
+from bot.html_text import TEXT_LIMIT, escape, split_text
 
-TEXT_LIMIT = 4096
+__all__ = ["CALLBACK_LIMIT", "TEXT_LIMIT", "escape", "keyboard", "split_text"]
+
 CALLBACK_LIMIT = 64
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s*")
-
-
-def escape(text: str) -> str:
-    """Customer words inside our messages are text, never markup."""
-    return html.escape(text, quote=False)
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Pieces of at most ``limit`` characters, cut at a line, else a sentence, else a space."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = window.rfind("\n")
-        if cut < limit // 2:
-            ends = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() < limit]
-            cut = ends[-1] if ends and ends[-1] >= limit // 2 else window.rfind(" ")
-        if cut <= 0:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest.strip():
-        pieces.append(rest)
-    return pieces
 
 
 def keyboard(buttons: list[Button]) -> InlineKeyboardMarkup | None:
