@@ -114,6 +114,12 @@ class Pace:
             self._forget(now)
         return max(0.0, -tokens / self.rate)
 
+    def refused(self, chat_id: int, now: float) -> None:
+        """Telegram answered 429 and its retry_after has been waited out: the next
+        message goes at once (Telegram's own wait is the pace now), then one a second."""
+        if chat_id >= 0:
+            self._buckets[chat_id] = (1.0, now)
+
     def _forget(self, now: float) -> None:
         full = self.burst / self.rate
         for chat_id, (_, then) in list(self._buckets.items()):
@@ -359,6 +365,7 @@ class Outbox:
                     external_id = await self._send(chat_id, row)
                 except RetryAfter as error:
                     await asyncio.sleep(retry_seconds(error.retry_after))
+                    self.pace.refused(chat_id, asyncio.get_running_loop().time())
                     continue
                 except ChatMigrated as error:  # the staff group became a supergroup
                     self._moved(row, chat_id, int(error.new_chat_id))

@@ -45,14 +45,21 @@ from bot.config import PROJECT_ROOT
 
 _models: dict[Path, Any] = {}
 """Models loaded here, by cache file: the child's load_or_train finds them (see _preload)."""
+_set_by_imports: dict[str, str] = {}
+"""Environment variables the bot's own imports set (bot/telegram/__init__.py's
+PTB_TIMEDELTA): a child gets the test's environment, then these, as a new interpreter
+running those imports would."""
 
 
 def _import_the_bot() -> None:
     """What `python -m bot run` imports before its first update (most of its start-up)."""
     import jieba
 
+    before = dict(os.environ)
     import bot.cli
     import bot.telegram.app  # noqa: F401
+
+    _set_by_imports.update({k: v for k, v in os.environ.items() if before.get(k) != v})
 
     jieba.setLogLevel(30)  # its "Building prefix dict" lines would go to every bot's log
     jieba.initialize()
@@ -117,6 +124,8 @@ def _spawn(request: dict[str, Any], answers: IO[bytes]) -> int:
         answers.close()
         os.environ.clear()
         os.environ.update(env)
+        for name, value in _set_by_imports.items():
+            os.environ.setdefault(name, value)
         os.chdir(request.get("cwd") or PROJECT_ROOT)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

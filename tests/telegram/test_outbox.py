@@ -65,7 +65,7 @@ def _outcomes(db: Database, table: Any = Message) -> list[str | None]:
     ids=["telegram-refuses-past-2", "telegram-takes-4"],
 )
 async def test_a_run_of_messages_to_one_chat_arrives_complete_and_in_order(
-    double: BotApiDouble, bot: Bot, db: Database, refused: bool
+    double: BotApiDouble, bot: Bot, db: Database, refused: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Eight messages for one customer at once (a backlog after an outage). The lane
     sends three at once, then about one a second. Where Telegram takes fewer at once
@@ -81,6 +81,8 @@ async def test_a_run_of_messages_to_one_chat_arrives_complete_and_in_order(
     await outbox.stop(1)
     assert [m["text"] for m in double.sent_to(601)] == texts
     assert any(code == 429 for _, code, _ in double.errors) is refused
+    # the lane itself waited each 429 out (it did not stop and wait for the next sweep)
+    assert "the sender stopped on an error" not in caplog.text
 
 
 async def test_a_customer_who_blocked_the_bot_is_recorded_and_the_chat_goes_on(
