@@ -45,6 +45,7 @@ from bot.store.db import (
     find_customer,
     get_or_create_customer,
     habitual_window_start,
+    staff_post_waiting,
     without_card,
 )
 from handoff import queue
@@ -387,11 +388,7 @@ class Engine:
             session.exec(
                 select(StaffPost.ticket_id)
                 .join(Ticket, col(Ticket.id) == col(StaffPost.ticket_id))
-                .where(
-                    Ticket.conversation_id == conversation.id,
-                    col(StaffPost.outcome).is_(None),
-                    col(StaffPost.send_started_at).is_(None),
-                )
+                .where(Ticket.conversation_id == conversation.id, *staff_post_waiting())
                 .distinct()
             )
         )

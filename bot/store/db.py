@@ -15,7 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from bot.store.models import Complaint, Conversation, Customer, Message, Ticket, utcnow
+from bot.store.models import (
+    Complaint,
+    Conversation,
+    Customer,
+    Message,
+    StaffPost,
+    Ticket,
+    utcnow,
+)
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 30
@@ -194,6 +202,13 @@ def without_card() -> tuple[Any, ...]:
         col(Ticket.card_message_id).is_(None),
         col(Ticket.topic_id).is_(None),
     )
+
+
+def staff_post_waiting() -> tuple[Any, ...]:
+    """Where-clauses for a line for a topic still to post: no outcome, and not on its way
+    (a row whose request left waits for its outcome, or for the sweep to call it
+    unconfirmed). The lanes, the redelivery path and /metrics all ask this."""
+    return (col(StaffPost.outcome).is_(None), col(StaffPost.send_started_at).is_(None))
 
 
 def habitual_window_start(now: datetime | None = None) -> datetime:

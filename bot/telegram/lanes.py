@@ -27,23 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from sqlmodel import col, func, select, update
 from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.dialogue.turn import StaffEvent
-from bot.store.db import without_card
+from bot.store.db import staff_post_waiting, without_card
 from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
-from bot.telegram.outbox import unconfirmed
+from bot.telegram.outbox import has_left, mark_leaving, unconfirmed
 from bot.telegram.request import ON_SEND, ReplyMark
 from handoff.queue import OPEN
 from handoff.staff import StaffDesk
@@ -189,7 +189,7 @@ class StaffLanes:
                 )
             left = session.exec(
                 select(StaffPost.ticket_id)
-                .where(*pending(), col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
+                .where(*staff_post_waiting(), col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
                 .group_by(col(StaffPost.ticket_id))
                 .order_by(func.min(StaffPost.id))
                 .limit(SWEEP_BATCH)
@@ -318,7 +318,9 @@ class StaffLanes:
         """One row to the topic; its outcome. Telegram refusing it, or a fault, is logged
         and the row is done with (as a message that cannot be delivered); one whose
         request left and got no answer is "unconfirmed"; a database outage keeps it."""
-        token = ON_SEND.set(ReplyMark(self._marking, row.id or 0))
+        token = ON_SEND.set(
+            ReplyMark(functools.partial(mark_leaving, self.db, StaffPost), row.id or 0)
+        )
         try:
             if row.kind == "line":
                 await self.desk.from_customer(bot, row.ticket_id, **row.body)
@@ -334,7 +336,7 @@ class StaffLanes:
                 log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
                 return "failed"
         except TelegramError as error:
-            if self._left(row):
+            if has_left(self.db, StaffPost, row.id or 0):
                 log.warning(
                     "staff group, ticket #%s, %s %s left and got no answer (%s); not posted "
                     "again: Telegram may have it",
@@ -360,27 +362,11 @@ class StaffLanes:
             return list(
                 session.exec(
                     select(StaffPost)
-                    .where(StaffPost.ticket_id == ticket_id, *pending())
+                    .where(StaffPost.ticket_id == ticket_id, *staff_post_waiting())
                     .order_by(col(StaffPost.id))
                     .limit(limit)
                 )
             )
-
-    def _marking(self, row_id: int, *, on_its_way: bool) -> None:
-        """send_started_at set as the row's request leaves, cleared if Telegram answered
-        with an error (it does not have it)."""
-        with self.db.session() as session:
-            session.execute(
-                update(StaffPost)
-                .where(col(StaffPost.id) == row_id)
-                .values(send_started_at=utcnow() if on_its_way else None)
-            )
-            session.commit()
-
-    def _left(self, row: StaffPost) -> bool:
-        with self.db.session() as session:
-            fresh = session.get(StaffPost, row.id)
-            return fresh is not None and fresh.send_started_at is not None
 
     def _finish(self, row: StaffPost, outcome: str) -> None:
         with self.db.session() as session:
@@ -414,9 +400,3 @@ class StaffLanes:
                 except DATABASE_DOWN as error:
                     log.warning("card lease not renewed: %s", first_line(error))
                     break
-
-
-def pending() -> tuple[Any, ...]:
-    """A StaffPost still to post: no outcome, and not on its way (a row whose request
-    left waits for its outcome, or for the sweep to call it unconfirmed)."""
-    return (col(StaffPost.outcome).is_(None), col(StaffPost.send_started_at).is_(None))

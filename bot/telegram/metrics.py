@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import col, func, select
 
 from bot.store import Database, FollowUp, StaffMessage, StaffPost, Ticket
-from bot.store.db import without_card
+from bot.store.db import staff_post_waiting, without_card
 from bot.store.models import InboundUpdate, utcnow
 from bot.telegram.outbox import waiting_out
 
@@ -118,9 +118,7 @@ class DeskCollector(Collector):
                 select(func.count()).select_from(Ticket).where(*without_card())
             ).one()
             posts = session.exec(
-                select(func.count())
-                .select_from(StaffPost)
-                .where(col(StaffPost.outcome).is_(None), col(StaffPost.send_started_at).is_(None))
+                select(func.count()).select_from(StaffPost).where(*staff_post_waiting())
             ).one()
             outbox, oldest = waiting_out(session)
             staff_out, staff_oldest = waiting_out(session, StaffMessage)

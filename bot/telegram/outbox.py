@@ -435,9 +435,7 @@ class Outbox:
 
     def left(self, row_id: int) -> bool:
         """Whether the row's request left for Telegram (its answer may not have come)."""
-        with self.db.session() as session:
-            fresh = self._get(session, row_id)
-            return fresh is not None and fresh.send_started_at is not None
+        return has_left(self.db, self.rows.table, row_id)
 
     def first_waiting(self, chat_id: int) -> int | None:
         """The id of the chat's next row to go."""
@@ -446,14 +444,7 @@ class Outbox:
 
     def marking(self, row_id: int, *, on_its_way: bool) -> None:
         """Message.send_started_at set as the row's request leaves, cleared if refused."""
-        with self.db.session() as session:
-            table = self.rows.table
-            session.execute(
-                sa_update(table)
-                .where(col(table.id) == row_id)
-                .values(send_started_at=utcnow() if on_its_way else None)
-            )
-            session.commit()
+        mark_leaving(self.db, self.rows.table, row_id, on_its_way=on_its_way)
 
     async def _send(self, chat_id: int, row: Row) -> int:
         """One row to Telegram: the (last) message id."""
@@ -503,6 +494,26 @@ def topic_gone(error: BadRequest) -> bool:
     """Telegram's answer when a message goes to a forum topic that was deleted."""
     text = error.message.lower()
     return "thread not found" in text or "topic_deleted" in text
+
+
+def mark_leaving(db: Database, table: Any, row_id: int, *, on_its_way: bool) -> None:
+    """A row of `table` (messages, staff messages, lines for topics) marked as its
+    request leaves (send_started_at), or unmarked when Telegram answered with an error
+    (it does not have it): the mark a ReplyMark sets."""
+    with db.session() as session:
+        session.execute(
+            sa_update(table)
+            .where(col(table.id) == row_id)
+            .values(send_started_at=utcnow() if on_its_way else None)
+        )
+        session.commit()
+
+
+def has_left(db: Database, table: Any, row_id: int) -> bool:
+    """Whether the row's request left for Telegram (its answer may not have come)."""
+    with db.session() as session:
+        fresh = session.get(table, row_id)
+        return fresh is not None and fresh.send_started_at is not None
 
 
 def unconfirmed(session: Session, table: Any, before: datetime) -> int:
