@@ -15,7 +15,7 @@ from telegram import Bot, Message
 from bot.html_text import escape, split_text
 from bot.store import Agent, Customer, FollowUp, StaffMessage, Ticket
 from handoff import queue
-from handoff.staff import StaffDesk
+from handoff.staff import Outgoing, StaffDesk
 
 COMMANDS = ("/queue", "/take", "/mine", "/away", "/available", "/help")
 QUEUE_LINES = 20
@@ -176,10 +176,7 @@ class AgentChat:
     async def _reply(self, bot: Bot, message: Message, text: str) -> None:
         """The answer as rows for the staff outbox: Telegram away or a restart meanwhile,
         the agent still gets it when it can go."""
-        del bot
-        self.desk.to_staff(
-            [
-                StaffMessage(chat_id=message.chat.id, text=escape(piece))
-                for piece in split_text(text)
-            ]
-        )
+        rows = [
+            StaffMessage(chat_id=message.chat.id, text=escape(piece)) for piece in split_text(text)
+        ]
+        self.desk.write_and_deliver(bot, Outgoing(staff=rows))

@@ -115,10 +115,9 @@ def take(
     agent_id: int,
     agent_name: str,
     now: datetime,
-    commit: bool = True,
 ) -> bool:
     """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins.
-    `commit` False: the caller commits, with what the decision says (handoff/staff.py)."""
+    The caller commits, with what the decision says (handoff/staff.py)."""
     result = session.execute(
         sa.update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.status) == "waiting")
@@ -130,8 +129,6 @@ def take(
             updated_at=now,
         )
     )
-    if commit:
-        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -142,10 +139,9 @@ def transfer(
     agent_id: int | None,
     agent_name: str | None,
     now: datetime,
-    commit: bool = True,
 ) -> bool:
     """Hand an open ticket to another agent, or back to the queue (agent_id None, where
-    the waiting clock's check-ins and alerts start again)."""
+    the waiting clock's check-ins and alerts start again). The caller commits."""
     values: dict[str, object] = {"agent_id": agent_id, "agent_name": agent_name, "updated_at": now}
     if agent_id is None:
         values.update(status="waiting", checked_in_at=None, untaken_alert_at=None)
@@ -156,21 +152,16 @@ def transfer(
         .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN))
         .values(**values)
     )
-    if commit:
-        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def resolve(
-    session: Session, *, ticket_id: int, resolution: str, now: datetime, commit: bool = True
-) -> bool:
+def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime) -> bool:
+    """Resolve a ticket not resolved yet; the caller commits."""
     result = session.execute(
         sa.update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.status) != "resolved")
         .values(status="resolved", resolution=resolution, resolved_at=now, updated_at=now)
     )
-    if commit:
-        session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -158,7 +158,7 @@ class StaffDesk:
         """Sends alerts and notes for staff (set by the Telegram front end)."""
         self.posting: Callable[[Bot, int], None] | None = None
         """Starts the lane that posts a ticket's StaffPost rows (bot/telegram/lanes.py;
-        set by the Telegram front end). Without it, lines for topics go at once."""
+        set by the Telegram front end). Without it the rows wait for a lane's sweep."""
         self.unreachable: set[int] = set()
         """Members of staff the bot cannot write to privately (they never pressed Start,
         or blocked it): their alerts mention them in the staff group instead."""
@@ -349,7 +349,7 @@ class StaffDesk:
         raises an alert writes it in its own transaction instead (supervisor_alert)."""
         out = Outgoing()
         self.supervisor_alert(out, text, ticket)
-        self._write_and_deliver(bot, out)
+        self.write_and_deliver(bot, out)
 
     def supervisor_alert(self, out: Outgoing, text: str, ticket: Ticket | None = None) -> None:
         """The rows of alert_supervisors, into `out`."""
@@ -359,7 +359,12 @@ class StaffDesk:
             if supervisor not in self.left  # not in the staff group: no ticket news
         ]
 
-    def _write_and_deliver(self, bot: Bot, out: Outgoing) -> None:
+    def write_and_deliver(self, bot: Bot, out: Outgoing) -> None:
+        """`out`'s rows (lines for topics, staff messages) in a transaction of their own,
+        for what no decision stands behind (a note, a report, an answer); their lanes
+        started."""
+        if not out.posts and not out.staff:
+            return
         with self.engine.db.session() as session:
             out.write(session)
             session.commit()
@@ -379,18 +384,6 @@ class StaffDesk:
             ticket_id=ticket.id if ticket is not None else None,
             mention=text,
         )
-
-    def to_staff(self, rows: list[StaffMessage]) -> None:
-        """Rows for the staff outbox, in one transaction; their chats' lanes started."""
-        if not rows:
-            return
-        with self.engine.db.session() as session:
-            session.add_all(rows)
-            session.commit()
-            chats = list(dict.fromkeys(row.chat_id for row in rows))
-        if self.staff_outbox is not None:
-            for chat_id in chats:
-                self.staff_outbox.kick(chat_id)
 
     async def staff_not_delivered(
         self, bot: Bot, row: StaffMessage, outcome: str, reason: str
@@ -450,16 +443,13 @@ class StaffDesk:
             if ticket is not None and ticket.staff_chat_id == self.staff_chat_id
             else None
         )
-        self.to_staff(
-            [
-                StaffMessage(
-                    chat_id=self.staff_chat_id,
-                    thread_id=thread,
-                    text=html,
-                    ticket_id=ticket.id if ticket is not None else None,
-                )
-            ]
+        mention = StaffMessage(
+            chat_id=self.staff_chat_id,
+            thread_id=thread,
+            text=html,
+            ticket_id=ticket.id if ticket is not None else None,
         )
+        self.write_and_deliver(bot, Outgoing(staff=[mention]))
 
     async def _first_name(self, bot: Bot, user_id: int) -> str:
         if self.staff_chat_id is not None:
@@ -644,7 +634,6 @@ class StaffDesk:
                 agent_id=agent_id,
                 agent_name=name,
                 now=now,
-                commit=False,
             )
             session.refresh(ticket)
             agent = session.get(Agent, agent_id)
@@ -798,7 +787,6 @@ class StaffDesk:
                 agent_id=target or None,
                 agent_name=name if target else None,
                 now=now,
-                commit=False,
             )
             session.refresh(ticket)
             ref = f"#{ticket_id}"
@@ -839,7 +827,7 @@ class StaffDesk:
         write to them); none to someone who left the staff group."""
         out = Outgoing()
         told = self.staff_note(out, user_id, text, ticket)
-        self._write_and_deliver(bot, out)
+        self.write_and_deliver(bot, out)
         return told
 
     def staff_note(
@@ -891,7 +879,6 @@ class StaffDesk:
                     agent_id=None,
                     agent_name=None,
                     now=now,
-                    commit=False,
                 )
             ]
             agent = session.get(Agent, user_id) or Agent(telegram_id=user_id, name=name)
@@ -1185,7 +1172,6 @@ class StaffDesk:
                 ticket_id=ticket.id or 0,
                 resolution=resolution,
                 now=datetime.now(UTC),
-                commit=False,
             )
             conversation = session.get(Conversation, ticket.conversation_id)
             if done and conversation is not None:
@@ -1332,7 +1318,7 @@ class StaffDesk:
         writes its lines in its own transaction instead (:class:`Outgoing`)."""
         out = Outgoing()
         self.topic_line(out, ticket, text, markup=markup, close=close)
-        self._write_and_deliver(bot, out)
+        self.write_and_deliver(bot, out)
 
     def topic_line(
         self,

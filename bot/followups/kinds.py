@@ -114,7 +114,7 @@ class FollowUpKinds:
         from bot.reports.send import report_rows  # matplotlib: loaded when first needed
 
         rows = await asyncio.to_thread(report_rows, self.settings, period, datetime.now(UTC))
-        self.desk.to_staff(rows)
+        self.desk.write_and_deliver(self.bot, Outgoing(staff=rows))
         log.info(
             "%s report: %s message(s) for %s supervisor(s) queued",
             period,

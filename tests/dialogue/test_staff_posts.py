@@ -98,6 +98,7 @@ async def test_media_after_the_hand_off_is_passed_on_and_the_bot_goes_quiet_once
         assert queue.take(
             session, ticket_id=ticket_id, agent_id=9001, agent_name="Ada", now=utcnow()
         )
+        session.commit()
     assert await send(voice, 52) == []
     assert await send({"kind": "photo", "file_id": "receipt-3"}, 53) == []
     copies = [body["message_id"] for kind, body in _posts(staffed) if body.get("copy")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
 from bot.store import Conversation, Customer, Database, Ticket
 from handoff import queue
@@ -55,12 +57,19 @@ def test_major_first_then_vip_tiers_then_arrival(db: Database) -> None:
         assert queue.position(session, late) == 5
 
 
+def _take(session: Session, **given: Any) -> bool:
+    """queue.take as the desk uses it: the caller commits."""
+    won = queue.take(session, **given)
+    session.commit()
+    return won
+
+
 def test_two_agents_take_at_once_and_exactly_one_wins(db: Database) -> None:
     ticket = _ticket(db, "anna", "regular", 0, 0)
     with db.session() as first, db.session() as second:
         wins = [
-            queue.take(first, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0),
-            queue.take(second, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0),
+            _take(first, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0),
+            _take(second, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0),
         ]
     assert wins == [True, False]
     with db.session() as session:
@@ -75,7 +84,7 @@ def test_the_estimate_follows_recent_waits(db: Database) -> None:
     for index in range(3):
         ticket = _ticket(db, f"c{index}", "regular", 0, index)
         with db.session() as session:
-            queue.take(
+            _take(
                 session,
                 ticket_id=ticket,
                 agent_id=1,
