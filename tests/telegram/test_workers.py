@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.nlu.model import TriageModel
-from bot.store import Database, Ticket
+from bot.store import Database, StaffPost, Ticket
 from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import card_of, complaint, press
 from tests.telegram.conftest import (
@@ -198,6 +198,15 @@ async def test_two_agents_press_take_at_once_on_two_workers(
     winner = ada if answers[0].startswith("It's yours") else bo
     assert (ticket.status, ticket.agent_id) == ("assigned", winner)
     thread = card["message_thread_id"]
+
+    def topic_rows_left() -> int:
+        # "Taken by" is a topic row the ticket's lane posts after the Take commits: the
+        # press is answered first, so count the lines once every row has its outcome
+        with db.session() as session:
+            waiting = select(StaffPost).where(col(StaffPost.outcome).is_(None))
+            return len(session.exec(waiting).all())
+
+    await double.wait_for(lambda: topic_rows_left() == 0, what="the topic's rows posted")
     taken_lines = [
         m
         for m in double.sent_to(STAFF_CHAT)
