@@ -52,8 +52,9 @@ def settled(db: Database, ids: list[int]) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["polling", pytest.param("webhook", marks=pytest.mark.webhook)])
-@pytest.mark.staff(FIRST_CONTACT_SLA="75s")
+@pytest.mark.staff(FIRST_CONTACT_SLA="30s")
 async def test_kill_9_mid_conversation_loses_nothing_and_repeats_nothing(
     double: BotApiDouble, bot: BotProcess, customers: Any, mode: str
 ) -> None:
@@ -90,6 +91,9 @@ async def test_kill_9_mid_conversation_loses_nothing_and_repeats_nothing(
         "a third of the customers answered",
     )
     bot.kill()
+    # the timers were not due yet (the kill comes some 5 s after the hand-offs): they
+    # fire after the restart, while the bot works through what the 200 customers wrote
+    assert all(row.status == "pending" for row in timers()), "the kill came too late"
     # at the moment of the kill: what Telegram had received, what the bot had recorded
     seen_by_telegram = {user: {m["message_id"] for m in double.sent_to(user)} for user in ids}
     recorded = {
