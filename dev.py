@@ -84,7 +84,7 @@ def run_tests(extra: list[str]) -> int:
     chosen = [
         arg for arg in extra if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()
     ]
-    suite = [] if chosen else [*POSTGRES_SUITE, *(f"--deselect={t}" for t in POSTGRES_SKIP)]
+    suite = [] if chosen else list(POSTGRES_SUITE)
     pytest = [PYTHON, "-m", "pytest", *parallel, *extra, *suite]
     if os.environ.get("TEST_DATABASE_URL"):
         return _pytest("PostgreSQL (TEST_DATABASE_URL)", pytest, dict(os.environ))
@@ -105,31 +105,75 @@ def run_tests(extra: list[str]) -> int:
     return _pytest(f"PostgreSQL (a throwaway server from {where})", command, dict(os.environ))
 
 
+def _in(path: str, *names: str) -> tuple[str, ...]:
+    return tuple(f"{path}::{name}" for name in names)
+
+
 POSTGRES_SUITE = (
-    # What behaves differently on PostgreSQL: the schema and its migrations, the leases
-    # (intake, outbox, cards, scheduler: PostgreSQL only), several bot processes on one
-    # database, the APScheduler job store, the reports' SQL, privacy deletes, the
-    # production set-up. Every test here runs the real bot or its SQL.
+    # Every test runs on SQLite; these run on PostgreSQL as well, because they exercise
+    # what behaves differently there. The rest of the end-to-end tests (conversations,
+    # the desk's buttons and commands, relays, surveys, rendering) send the same ORM
+    # statements through the same engine, which the tests below run on PostgreSQL.
+    #
+    # The schema, its migrations, types (JSON, time zones, bytes) and the leases' SQL:
     "tests/store",
-    "tests/telegram",
-    "tests/handoff",
-    "tests/followups",
-    "tests/actions",
-    "tests/test_reports.py",
-    "tests/test_cli.py",
-    "tests/test_docker.py",
+    # Leases (PostgreSQL only: the intake, the sender, the cards, the scheduler) and
+    # several bot processes on one database:
+    "tests/telegram/test_workers.py",
+    "tests/telegram/test_intake.py",
+    "tests/telegram/test_outbox.py",
+    "tests/handoff/test_lanes.py",
+    # Row locking: two agents taking one ticket, the queue's order:
+    "tests/handoff/test_queue.py",
+    # The database going away and coming back; kill -9 and restarts with rows in flight
+    # (the at-most-once marks and their transactions), the production set-up (webhook):
+    "tests/telegram/test_database_outage.py",
+    "tests/telegram/test_crash.py",
+    "tests/telegram/test_webhook.py",
+    *_in(
+        "tests/telegram/test_e2e.py",
+        "test_a_restart_in_the_middle_continues",
+        "test_a_redelivered_update_is_handled_once",
+    ),
+    "tests/handoff/test_outage.py",
+    *_in(
+        "tests/handoff/test_bad_input.py",
+        "test_a_topic_line_that_may_have_arrived_is_not_posted_twice",
+    ),
+    *_in(
+        "tests/handoff/test_staff.py",
+        "test_take_relay_and_close",
+    ),
+    # APScheduler's job store in the database, across restarts and a crash:
+    *_in(
+        "tests/followups/test_followups.py",
+        "test_sla_timers_alert_supervisors_and_tell_the_customer",
+        "test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing",
+        "test_a_follow_up_running_at_a_crash_is_taken_up_after_the_restart",
+        "test_reports_to_supervisors_are_scheduled_as_configured",
+        "test_survey_not_solved_reopens_and_a_low_score_alerts_with_the_transcript",
+    ),
+    # The reports' SQL (periods, counts per hour and day, time zones) and their rows:
+    *_in(
+        "tests/test_reports.py",
+        "test_the_period_is_whole_local_days_before_until",
+        "test_the_figures_of_the_week",
+        "test_a_day_counts_per_hour_and_a_month_takes_in_the_edges",
+        "test_an_empty_period_says_so",
+        "test_the_cli_prints_the_report",
+        "test_supervisors_get_the_text_and_the_charts",
+        "test_a_report_due_while_telegram_is_away_arrives_when_it_is_back",
+    ),
+    # Deletes across tables (privacy, retention), rows written in the customer's turn,
+    # the action server reading the database, the production configuration:
     "tests/dialogue/test_privacy.py",
     "tests/dialogue/test_staff_posts.py",
-    # Left to SQLite: the NLU and the Bot API double (no database), the settings, and
-    # the dialogue's conversations (the engine's plain ORM statements, which the
-    # end-to-end tests above run on PostgreSQL through the same engine).
-)
-
-
-POSTGRES_SKIP = (
-    # In those folders but with no database: the NLU's reports and a thousand parses.
-    "tests/test_cli.py::test_nlu_test_writes_reports",
-    "tests/test_cli.py::test_parse_file_keeps_order_for_a_thousand_lines",
+    "tests/actions",
+    "tests/test_docker.py",
+    *_in(
+        "tests/test_cli.py",
+        "test_chat_continues_after_a_restart_and_ends_cleanly_on_empty_input",
+    ),
 )
 
 
