@@ -27,6 +27,28 @@ def pytest_report_header() -> str:
     return "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests marked `slow` lead the workers' shares, one each in
+    turn. The work-stealing scheduler hands each worker a contiguous share of the
+    collection and later moves tests from the end of a busy share to an idle worker: a
+    minute-long test found late in a share would run alone at the end of the run."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if workers < 2 or not slow:
+        return
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):  # the scheduler's shares: what is left over those left
+        share = left // (workers - worker)
+        left -= share
+        lead = slow[worker::workers]
+        fill = max(0, share - len(lead))
+        ordered += [*lead, *rest[:fill]]
+        del rest[:fill]
+    items[:] = [*ordered, *rest]
+
+
 NLU_TEST_CACHE = PROJECT_ROOT / ".cache" / "nlu-tests"
 """Kept between runs (the model is keyed by the data's hash): `dev.py test` runs the
 suite on SQLite and then on PostgreSQL, and the second run loads what the first

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from bot.chat import chat
@@ -30,6 +31,7 @@ def test_parse_prints_one_json_object(cli_env: dict[str, str]) -> None:
     ].items()
 
 
+@pytest.mark.slow
 def test_parse_file_keeps_order_for_a_thousand_lines(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -88,6 +90,7 @@ def test_run_without_a_token_says_what_to_do(cli_env: dict[str, str], tmp_path: 
     assert "-m bot chat" in done.stderr  # and how to try the bot without one
 
 
+@pytest.mark.slow
 def test_nlu_test_writes_reports(cli_env: dict[str, str], tmp_path: Path) -> None:
     data = copy_small_nlu_data(tmp_path / "nlu_data")  # reports, not figures: a third of it
     env = {**cli_env, "NLU_DATA_DIR": str(data)}

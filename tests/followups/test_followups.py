@@ -207,6 +207,7 @@ async def test_quiet_hours_hold_the_survey_until_morning(
     assert _rows(anna, "survey")[0].status == "pending"
 
 
+@pytest.mark.slow
 @pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="8s")
 async def test_a_restart_between_scheduling_and_firing_loses_and_repeats_nothing(
     double: BotApiDouble, customers: Any, bot: Any

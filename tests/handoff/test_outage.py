@@ -56,6 +56,7 @@ def _in_order_once(rows: list[Message], seen: list[str]) -> None:
     assert where == sorted(where), (where, [row.text for row in rows])
 
 
+@pytest.mark.slow
 @pytest.mark.flood(group_per_minute=600)
 @pytest.mark.staff(HANDOFF_TICK="0.2s", SURVEY_DELAY="1s", NO_ANSWER_AFTER="1h")
 async def test_a_minute_without_telegram_loses_nothing_and_sends_nothing_twice(

@@ -121,6 +121,7 @@ SIGNAL_ROWS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eval_counts_false_alarms_and_each_signals_recall(
     cli_env: dict[str, str], model: TriageModel, tmp_path: Path
 ) -> None:

@@ -119,6 +119,7 @@ def test_batch_and_single_parses_agree(model: TriageModel) -> None:
     assert model.parse_batch(texts) == [model.parse(text) for text in texts]
 
 
+@pytest.mark.slow
 def test_the_model_is_cached_by_the_hash_of_the_data(tmp_path: Path) -> None:
     data = copy_small_nlu_data(tmp_path / "nlu_data")
     cache = tmp_path / "cache"
@@ -161,6 +162,7 @@ HOLDOUT_FLOORS = {
 }
 
 
+@pytest.mark.slow
 def test_accuracy_on_the_held_out_set(model: TriageModel) -> None:
     holdout = load_holdout(HOLDOUT)
     assert set(holdout) == {"zh", "en"} and all(len(items) >= 300 for items in holdout.values())
@@ -275,6 +277,7 @@ DEV_FLOORS = {
 }  # fmt: skip  (measured, session 12: 0.843 0.742 / 0.632 0.621 / 0.555 0.633)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not DEV_SET.is_dir(), reason="../shared/nlu_dev is not beside this checkout (CI has it)"
 )

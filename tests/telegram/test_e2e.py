@@ -149,6 +149,7 @@ async def test_group_messages_are_pointed_to_a_private_chat(
     assert replies[0]["reply_markup"]["inline_keyboard"][0][0]["url"].startswith("https://t.me/")
 
 
+@pytest.mark.slow
 @pytest.mark.flood(per_chat_rate=5.0, per_chat_burst=3.0)
 async def test_a_burst_of_50_messages_is_answered_in_order(double: BotApiDouble, customers) -> None:
     ben = customers(508, "Ben", "en")
