@@ -73,7 +73,7 @@ def run_tests(extra: list[str]) -> int:
             _say(f"training the tests' model failed (see {TRAIN_LOG}); the tests will try again")
     # The whole suite runs on SQLite; then the part of it that exercises SQL, leases,
     # several workers and the job store runs again on PostgreSQL (POSTGRES_SUITE), when
-    # its server is installed (a throwaway one, bot/store/testpg.py) or
+    # its server is installed (a throwaway one, tests/support/testpg.py) or
     # TEST_DATABASE_URL names one. Both runs spread the tests over the machine's cores.
     parallel = [] if _chooses_workers(extra) else ["-n", str(_workers()), "--dist", "worksteal"]
     sqlite_env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
@@ -89,7 +89,7 @@ def run_tests(extra: list[str]) -> int:
     if os.environ.get("TEST_DATABASE_URL"):
         return _pytest("PostgreSQL (TEST_DATABASE_URL)", pytest, dict(os.environ))
     found = subprocess.run(
-        [PYTHON, "-m", "bot.store.testpg", "--find"], cwd=ROOT, capture_output=True, text=True
+        [PYTHON, "-m", "tests.support.testpg", "--find"], cwd=ROOT, capture_output=True, text=True
     )
     if found.returncode != 0:
         if os.environ.get("REQUIRE_POSTGRES") == "1":
@@ -100,7 +100,7 @@ def run_tests(extra: list[str]) -> int:
             return 1
         _say("PostgreSQL is not installed: the suite ran on SQLite only")
         return 0
-    command = [PYTHON, "-m", "bot.store.testpg", "--", *pytest]
+    command = [PYTHON, "-m", "tests.support.testpg", "--", *pytest]
     where = found.stdout.strip()
     return _pytest(f"PostgreSQL (a throwaway server from {where})", command, dict(os.environ))
 

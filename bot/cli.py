@@ -11,9 +11,8 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from bot.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 from bot.nlu.data import NluDataError
@@ -58,7 +57,7 @@ def cmd_nlu_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_variants(names: list[str]) -> None:
-    from bot.nlu.bench import VARIANTS
+    from bot.nlu.variants import VARIANTS
 
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
@@ -66,7 +65,6 @@ def _check_variants(names: list[str]) -> None:
 
 
 def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.nlu.bench import VARIANTS
     from bot.nlu.data import load_training_data
     from bot.nlu.evaluate import (
         cross_validate,
@@ -76,6 +74,7 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
         write_results,
     )
     from bot.nlu.model import TriageModel, embedding_cache
+    from bot.nlu.variants import VARIANTS
 
     _check_variants([args.variant])
     config = VARIANTS[args.variant]
@@ -127,8 +126,8 @@ def cmd_nlu_eval(args: argparse.Namespace, settings: Settings) -> int:
     model = None
     parser = f"Rasa NLU at {settings.rasa_nlu_url}" if settings.rasa_nlu_url else "embedded model"
     if args.variant != "default":
-        from bot.nlu.bench import VARIANTS
         from bot.nlu.model import load_or_train
+        from bot.nlu.variants import VARIANTS
 
         _check_variants([args.variant])
         model = load_or_train(
@@ -151,15 +150,6 @@ def cmd_nlu_eval(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     write_eval(results, summary, out)
     print(format_eval(summary, out))
-    return 0
-
-
-def cmd_nlu_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.nlu.bench import run_bench
-
-    variants = args.variant or ["default", "tfidf"]
-    _check_variants(variants)
-    print(run_bench(settings.nlu_data_dir, args.texts, variants))
     return 0
 
 
@@ -195,85 +185,6 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(
         chat(settings, name=name, language=args.lang, user_id=user_id, fresh=args.fresh)
     )
-
-
-def _report(bench: Coroutine[Any, Any, str]) -> int:
-    """Run a bench and print its report; its RuntimeError is a clear one-line error."""
-    try:
-        report = asyncio.run(bench)
-    except RuntimeError as error:
-        raise CliError(str(error)) from None
-    print(report)
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.dialogue.bench import run_bench
-
-    if args.load:
-        from bot.telegram.loadbench import run_load_bench
-
-        try:
-            count = 5000 if args.customers is None else int(args.customers)
-        except ValueError:
-            raise CliError(f"--load: --customers is a number, not {args.customers!r}") from None
-        if count < 1 or args.minutes <= 0:
-            raise CliError("--load needs --customers >= 1 and --minutes > 0")
-        databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-        return _report(
-            run_load_bench(
-                settings,
-                customers=count,
-                minutes=args.minutes,
-                databases=databases,
-                seed=args.seed,
-                timeout=args.timeout,
-                baseline=not args.no_baseline,
-                staff=not args.no_staff_group,
-            )
-        )
-    if args.followups:
-        from bot.followups.bench import run_followups_bench
-
-        return _report(
-            run_followups_bench(
-                settings, scheduled=args.scheduled, due=args.due, burst=args.at_once
-            )
-        )
-    if args.handoff:
-        from handoff.bench import run_handoff_bench
-
-        return _report(run_handoff_bench(settings, customers=args.handoff, burst=args.burst))
-    if args.telegram and args.outage:
-        from bot.telegram.bench import run_outage_bench
-
-        return _report(
-            run_outage_bench(
-                settings,
-                rate=args.rate,
-                seconds=args.seconds,
-                chats=args.chats,
-                outage=args.outage,
-            )
-        )
-    if args.telegram:
-        from bot.telegram.bench import run_telegram_bench
-
-        return _report(
-            run_telegram_bench(
-                settings,
-                updates=args.updates,
-                rate=args.rate,
-                seconds=args.seconds,
-                chats=args.chats,
-            )
-        )
-
-    customers = Path(args.customers or PROJECT_ROOT / "tests" / "dialogue" / "customers.yml")
-    if not customers.is_file():
-        raise CliError(f"no such file: {customers}")
-    print(asyncio.run(run_bench(settings, customers, max(1, args.rounds))))
-    return 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -376,70 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.set_defaults(handler=cmd_chat)
 
-    bench = commands.add_parser("bench", help="conversation quality and turn latency")
-    bench.add_argument(
-        "--customers",
-        help="scripted customers (YAML; default tests/dialogue/customers.yml); "
-        "with --load: how many customers (default 5000)",
-    )
-    bench.add_argument("--rounds", type=int, default=3, help="times each customer is played")
-    bench.add_argument(
-        "--telegram", action="store_true", help="the whole bot against the Bot API double"
-    )
-    bench.add_argument("--updates", type=int, default=500, help="--telegram: updates for CPU")
-    bench.add_argument("--rate", type=float, default=300, help="--telegram: updates/s offered")
-    bench.add_argument("--seconds", type=float, default=10, help="--telegram: sustained for")
-    bench.add_argument("--chats", type=int, default=1000, help="--telegram: distinct chats")
-    bench.add_argument(
-        "--outage",
-        type=float,
-        default=0,
-        help="--telegram: Telegram away this many seconds from a third of the way in; "
-        "the same load without it first (lost, sent twice, backlog drain time)",
-    )
-    bench.add_argument(
-        "--handoff",
-        type=int,
-        metavar="N",
-        help="confirmation -> staff card for N customers one at a time (and a burst)",
-    )
-    bench.add_argument(
-        "--burst", type=int, default=10, help="--handoff: customers confirming at once (0: none)"
-    )
-    bench.add_argument(
-        "--followups", action="store_true", help="the follow-up scheduler (many jobs, a burst)"
-    )
-    bench.add_argument("--scheduled", type=int, default=100_000, help="--followups: jobs stored")
-    bench.add_argument("--due", type=int, default=2_000, help="--followups: of which due soon")
-    bench.add_argument(
-        "--at-once", type=int, default=10_000, help="--followups: surveys due together (0: none)"
-    )
-    bench.add_argument(
-        "--load",
-        action="store_true",
-        help="customers arriving at random at a human pace, end to end (docs/benchmarks.md)",
-    )
-    bench.add_argument("--minutes", type=float, default=10, help="--load: arrivals spread over")
-    bench.add_argument(
-        "--database",
-        choices=["sqlite", "postgresql", "both"],
-        default="sqlite",
-        help="--load: the bot's database (postgresql: a throwaway local server)",
-    )
-    bench.add_argument("--seed", type=int, default=7, help="--load: customers and their pace")
-    bench.add_argument(
-        "--timeout", type=float, default=60, help="--load: seconds a customer waits for a reply"
-    )
-    bench.add_argument(
-        "--no-baseline", action="store_true", help="--load: skip the echo-bot baseline"
-    )
-    bench.add_argument(
-        "--no-staff-group",
-        action="store_true",
-        help="--load: no staff group (tickets stay in the database; a diagnostic)",
-    )
-    bench.set_defaults(handler=cmd_bench)
-
     report = commands.add_parser(
         "report", help="complaints, SLA breaches and satisfaction of the last day/week/month"
     )
@@ -498,14 +345,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nlu_eval.set_defaults(handler=cmd_nlu_eval)
 
-    nlu_bench = nlu_commands.add_parser(
-        "bench", help="training (cold, cached), start-up, parse latency, memory"
-    )
-    nlu_bench.add_argument(
-        "--texts", type=int, default=400, help="how many short and long texts to parse"
-    )
-    nlu_bench.add_argument("--variant", action="append", help="variants to measure (repeatable)")
-    nlu_bench.set_defaults(handler=cmd_nlu_bench)
     return parser
 
 

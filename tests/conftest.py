@@ -14,8 +14,8 @@ import pytest
 from bot.config import PROJECT_ROOT, Settings
 from bot.nlu.model import TriageModel, load_or_train
 from bot.store.db import normalize_url
-from bot.store.testpg import create_database, drop_database
 from tests.support.forkserver import fresh_processes, shared
+from tests.support.testpg import create_database, drop_database
 
 NLU_DATA = PROJECT_ROOT / "nlu_data"
 

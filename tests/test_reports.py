@@ -34,9 +34,9 @@ from bot.reports import charts as charts_module
 from bot.reports.text import LABELS_FILE, report_labels
 from bot.store import Complaint, Conversation, Customer, Database, FollowUp, StaffMessage, Ticket
 from bot.telegram.outbox import Outbox, StaffRows
-from tests.botapi.double import TOKEN, BotApiDouble
-from tests.botapi.spec import Upload
 from tests.conftest import run_cli
+from tests.support.botapi.double import TOKEN, BotApiDouble
+from tests.support.botapi.spec import Upload
 
 ZONE = ZoneInfo("Asia/Shanghai")
 UNTIL = "2026-11-23"  # the week 2026-11-16 .. 2026-11-22, Shanghai time

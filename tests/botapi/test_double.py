@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.botapi.double import TOKEN, BotApiDouble, Bucket
+from tests.support.botapi.double import TOKEN, BotApiDouble, Bucket
 
 
 @pytest.fixture

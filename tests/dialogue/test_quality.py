@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.quality import Customer, figures, load_customers, play
 from bot.config import PROJECT_ROOT
 from bot.dialogue import Engine
-from bot.dialogue.quality import Customer, figures, load_customers, play
 
 CUSTOMERS = load_customers(PROJECT_ROOT / "tests" / "dialogue" / "customers.yml")
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.store import Conversation, FollowUp, Ticket
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import card_of, complaint, last_to, press, taken, ticket_of
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import (
     AGENTS,
     STAFF_CHAT,

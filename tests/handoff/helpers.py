@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.store import Customer, Ticket
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import AGENTS, STAFF_CHAT
 
 BILLING = "I was charged twice for order SO20241105123, $45.90 each time, refund please"

@@ -13,7 +13,6 @@ import pytest
 from sqlmodel import select
 
 from bot.store import Agent, FollowUp
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import (
     button,
     card_of,
@@ -24,6 +23,7 @@ from tests.handoff.helpers import (
     taken,
     ticket_of,
 )
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import (
     AGENTS,
     OUTSIDER,

@@ -12,7 +12,6 @@ import pytest
 from sqlmodel import col, select
 
 from bot.store import Agent, FollowUp, Message, StaffPost, Ticket
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import (
     BILLING,
     answer_until,
@@ -23,6 +22,7 @@ from tests.handoff.helpers import (
     taken,
     ticket_of,
 )
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import (
     AGENTS,
     STAFF_CHAT,

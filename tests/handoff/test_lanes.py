@@ -18,8 +18,8 @@ from sqlmodel import col, select
 from bot.store import Message, StaffPost
 from bot.telegram.intake import Inbox
 from bot.telegram.lanes import Turns
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, answer_until, card_of, ticket_of
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import STAFF_CHAT, BotProcess, texts
 
 pytestmark = [pytest.mark.staff, pytest.mark.flood(group_per_minute=600)]

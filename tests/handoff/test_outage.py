@@ -17,8 +17,8 @@ import pytest
 from sqlmodel import col, select
 
 from bot.store import Conversation, Customer, FollowUp, Message, StaffPost
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, answer_until, button, card_of, taken, ticket_of
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import AGENTS, STAFF_CHAT, SUPERVISORS, BotProcess, free_port, texts
 
 ADA = next(iter(AGENTS))

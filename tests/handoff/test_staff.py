@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 
 from bot.store import FollowUp, Ticket
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import BILLING, card_of, complained, complaint, press, ticket_of
 from tests.handoff.helpers import answer_until as _answer_until
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import (
     AGENTS,
     OUTSIDER,

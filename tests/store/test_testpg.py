@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from bot.store.testpg import TempPostgres, find_server_binaries
+from tests.support.testpg import TempPostgres, find_server_binaries
 
 needs_postgres = pytest.mark.skipif(
     find_server_binaries() is None, reason="PostgreSQL's server binaries are not installed"

@@ -19,7 +19,7 @@ from bot.config import PROJECT_ROOT
 from bot.nlu.model import TriageModel
 from bot.store import Customer, Database, Message
 from bot.store.models import Conversation
-from tests.botapi.double import TOKEN, BotApiDouble
+from tests.support.botapi.double import TOKEN, BotApiDouble
 from tests.support.forkserver import Forked, fresh_processes, shared
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.store.models import InboundUpdate, utcnow
 from bot.telegram.intake import Inbox
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import BotProcess, transcript
 
 HEADPHONES = "my headphones from order SO20241105123 stopped working, no sound at all"

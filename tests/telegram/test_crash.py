@@ -21,8 +21,8 @@ from sqlmodel import col, select
 
 from bot.store import Database, FollowUp, Ticket
 from bot.store.models import InboundUpdate
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import complaint
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import SUPERVISORS, BotProcess, transcript
 
 CUSTOMERS = 200

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
 
 from bot.store import Conversation, Customer, Database, Message
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import BotProcess
 
 pytestmark = pytest.mark.skipif(

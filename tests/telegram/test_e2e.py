@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.dialogue.responses import Responses
 from bot.store import Evidence, Message, Ticket
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import BotProcess, texts
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.store import Message, Ticket
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import texts, wait
 
 TO_CUSTOMER = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "copyMessage"}

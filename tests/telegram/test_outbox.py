@@ -13,7 +13,7 @@ from telegram import Bot
 
 from bot.store import Conversation, Customer, Database, Message, StaffMessage
 from bot.telegram.outbox import Outbox, StaffRows
-from tests.botapi.double import TOKEN, BotApiDouble
+from tests.support.botapi.double import TOKEN, BotApiDouble
 
 OLD_GROUP, NEW_GROUP = -777, -100777
 

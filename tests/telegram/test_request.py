@@ -11,7 +11,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
 from bot.telegram.request import AiohttpRequest
-from tests.botapi.double import TOKEN, BotApiDouble
+from tests.support.botapi.double import TOKEN, BotApiDouble
 
 
 async def test_a_file_upload_goes_as_multipart_and_the_double_accepts_it() -> None:

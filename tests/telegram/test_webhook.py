@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from bot.store import Database
 from bot.store.models import InboundUpdate
-from tests.botapi.double import BotApiDouble
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import WEBHOOK_SECRET, BotProcess, texts
 
 pytestmark = pytest.mark.webhook

@@ -19,8 +19,8 @@ from sqlmodel import col, select
 
 from bot.nlu.model import TriageModel
 from bot.store import Database, StaffPost, Ticket
-from tests.botapi.double import BotApiDouble
 from tests.handoff.helpers import card_of, complaint, press
+from tests.support.botapi.double import BotApiDouble
 from tests.telegram.conftest import (
     AGENTS,
     STAFF_CHAT,

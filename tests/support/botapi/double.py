@@ -2,7 +2,7 @@
 
 The real bot (python-telegram-bot) talks to it over HTTP through
 ``TELEGRAM_API_BASE_URL``. Every request is checked against the official spec
-(:mod:`tests.botapi.spec`); a violation is answered as Telegram answers it and kept in
+(:mod:`tests.support.botapi.spec`); a violation is answered as Telegram answers it and kept in
 :attr:`BotApiDouble.violations` so the test fails. Flood limits are enforced with 429
 and ``retry_after``. Tests play the customers: :meth:`user_sends`, :meth:`user_presses`,
 :meth:`user_edits`, and read what the bot sent from :attr:`outbox`.
@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.botapi.html import EntityError, visible_text
-from tests.botapi.spec import Upload, check_call, decode
+from tests.support.botapi.html import EntityError, visible_text
+from tests.support.botapi.spec import Upload, check_call, decode
 
 TOKEN = "123456789:AAH-double-token-abcdefghijklmnopqrst"
 BOT_USER = {

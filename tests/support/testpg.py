@@ -298,8 +298,8 @@ class TempPostgres:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bot.store.testpg --find`: where the server binaries are (exit 1: none).
-    `python -m bot.store.testpg [--] COMMAND ...`: COMMAND with TEST_DATABASE_URL set to
+    """`python -m tests.support.testpg --find`: where the server binaries are (exit 1: none).
+    `python -m tests.support.testpg [--] COMMAND ...`: COMMAND with TEST_DATABASE_URL set to
     a throwaway server's URL, which is removed when COMMAND ends; COMMAND's exit status."""
     if argv in ([], ["-h"], ["--help"]):
         print(main.__doc__)

@@ -1,4 +1,4 @@
-"""`nlu bench`: training (cold and cached), start-up, parse latency p50/p99, memory.
+"""`python -m benchmarks --nlu`: training (cold and cached), start-up, parse latency, memory.
 
 The chosen model is measured beside a baseline (TF-IDF alone, the model before the
 encoder) in the same run, on the same machine and texts, so the figures compare like
@@ -19,30 +19,7 @@ from pathlib import Path
 
 from bot.nlu.data import load_training_data
 from bot.nlu.model import ModelConfig, TriageModel, embedding_cache, load_or_train
-
-VARIANTS: dict[str, ModelConfig] = {
-    "default": ModelConfig(),
-    # The encoder comparison (docs/nlu.md): TF-IDF alone (the model before the encoder,
-    # with its class weights), each encoder alone, each encoder beside TF-IDF.
-    "tfidf": ModelConfig(encoder="none", class_weight_power=0.5),
-    "e5-only": ModelConfig(use_chars=False, use_words=False),
-    "use-only": ModelConfig(encoder="use", use_chars=False, use_words=False),
-    "use+tfidf": ModelConfig(encoder="use"),
-    "e5-weight-2": ModelConfig(encoder_weight=2.0),
-    "e5-balance-0.75": ModelConfig(class_weight_power=0.75),
-    "signals-per-language": ModelConfig(signals_per_language=True),
-    "chars-only": ModelConfig(use_words=False),
-    "words-only": ModelConfig(use_chars=False),
-    "unweighted": ModelConfig(class_weight_power=0.0),
-    "logreg": ModelConfig(classifier="logreg", c=10.0),
-    "c0.5": ModelConfig(c=0.5),
-    "c0.2": ModelConfig(c=0.2),
-    "chars-2-5": ModelConfig(char_ngrams=(2, 5)),
-    "signals-0.5": ModelConfig(signal_threshold=0.5),
-    "signals-0.7": ModelConfig(signal_threshold=0.7),
-    "signals-0.9": ModelConfig(signal_threshold=0.9),
-    "signals-0.95": ModelConfig(signal_threshold=0.95),
-}
+from bot.nlu.variants import VARIANTS
 
 
 @dataclass
@@ -78,7 +55,7 @@ _STARTUP = """
 import sys, time
 started = time.perf_counter()
 from pathlib import Path
-from bot.nlu.bench import VARIANTS
+from bot.nlu.variants import VARIANTS
 from bot.nlu.model import load_or_train
 model = load_or_train(Path(sys.argv[1]), Path(sys.argv[2]), VARIANTS[sys.argv[3]])
 model.parse("你好，我的快递还没到")

@@ -1,4 +1,4 @@
-"""`python -m bot bench --handoff`: from the customer's confirmation to the agents' card.
+"""`python -m benchmarks --handoff`: from the customer's confirmation to the agents' card.
 
 Run from a checkout (the Bot API double and the scripted Telegram customer live in
 tests/). `python -m bot run` is started against the double with a forum staff group;
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks.telegram import _start
 from bot.config import Settings
-from bot.telegram.bench import _start
 
 STAFF_CHAT = -100555
 AGENT = 7001
@@ -107,7 +107,7 @@ def _summary(label: str, pairs: list[tuple[float, float]]) -> list[str]:
 async def _run(
     settings: Settings, folder: Path, *, customers: int, burst: bool, limits: bool
 ) -> list[str]:
-    from tests.botapi.double import TOKEN, BotApiDouble
+    from tests.support.botapi.double import TOKEN, BotApiDouble
     from tests.telegram.conftest import TgCustomer
 
     if limits:
@@ -164,7 +164,7 @@ async def _run(
 
 async def run_handoff_bench(settings: Settings, *, customers: int, burst: int) -> str:
     try:
-        import tests.botapi.double  # noqa: F401
+        import tests.support.botapi.double  # noqa: F401
     except ImportError as error:  # an installed package without the tests folder
         raise RuntimeError("run the hand-off bench from a checkout (needs tests/)") from error
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)

@@ -1,4 +1,4 @@
-"""`python -m bot bench`: conversation quality and turn speed on the scripted customers.
+"""`python -m benchmarks`: conversation quality and turn speed on the scripted customers.
 
 Everything in-process on a fresh SQLite file (WAL): real NLU, actions through
 ActionExecutor, every message stored. The baseline in the same run is the NLU parse
@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.quality import Played, figures, load_customers, play
 from bot.config import Settings
 from bot.dialogue.engine import Engine
-from bot.dialogue.quality import Played, figures, load_customers, play
 from bot.nlu import NluService
 from bot.store import Database
 

@@ -1,4 +1,4 @@
-"""`python -m bot bench --followups`: the scheduler with many follow-ups.
+"""`python -m benchmarks --followups`: the scheduler with many follow-ups.
 
 Run from a checkout (the Bot API double lives in tests/botapi). `python -m bot run`
 is started as a process against the double, its database seeded beforehand.
@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.telegram import _rss_mib, _start
 from bot.config import Settings
-from bot.telegram.bench import _rss_mib, _start
 
 WINDOW = 20.0
 """Seconds over which the due follow-ups of part 1 fall due."""
@@ -133,7 +133,7 @@ def _done(url: str, kind: str) -> list[Any]:
 
 
 def _env(settings: Settings, double: Any, url: str, limits: bool) -> dict[str, str]:
-    from tests.botapi.double import TOKEN
+    from tests.support.botapi.double import TOKEN
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
     env.update(
@@ -153,7 +153,7 @@ def _env(settings: Settings, double: Any, url: str, limits: bool) -> dict[str, s
 async def _scheduled(
     settings: Settings, folder: Path, name: str, *, due: int, far: int
 ) -> dict[str, float]:
-    from tests.botapi.double import BotApiDouble
+    from tests.support.botapi.double import BotApiDouble
 
     url = f"sqlite:///{folder / (name + '.db')}"
     conversations, tickets = _seed(url, customers=1, closed=False)
@@ -210,7 +210,7 @@ async def _scheduled(
 
 
 async def _burst(settings: Settings, folder: Path, count: int) -> dict[str, float]:
-    from tests.botapi.double import BotApiDouble
+    from tests.support.botapi.double import BotApiDouble
 
     url = f"sqlite:///{folder / 'burst.db'}"
     conversations, tickets = _seed(url, customers=count, closed=True)
@@ -253,7 +253,7 @@ async def _burst(settings: Settings, folder: Path, count: int) -> dict[str, floa
 
 async def run_followups_bench(settings: Settings, *, scheduled: int, due: int, burst: int) -> str:
     try:
-        import tests.botapi.double  # noqa: F401
+        import tests.support.botapi.double  # noqa: F401
     except ImportError as error:
         raise RuntimeError("run the follow-up bench from a checkout (needs tests/)") from error
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)

@@ -1,4 +1,4 @@
-"""`python -m bot bench --telegram`: the bot as a whole, against the Bot API double.
+"""`python -m benchmarks --telegram`: the bot as a whole, against the Bot API double.
 
 Run from a checkout (the double lives in tests/botapi). Three figures, each beside a
 baseline measured in the same run:
@@ -170,7 +170,7 @@ async def run_telegram_bench(
     settings: Settings, *, updates: int, rate: float, seconds: float, chats: int
 ) -> str:
     try:
-        from tests.botapi.double import TOKEN, BotApiDouble
+        from tests.support.botapi.double import TOKEN, BotApiDouble
     except ImportError as error:  # an installed package without the tests folder
         raise RuntimeError("run the Telegram bench from a checkout (needs tests/botapi)") from error
 
@@ -193,7 +193,7 @@ async def run_telegram_bench(
         cpu: dict[str, float] = {}
         rss: dict[str, float] = {}
         for name, args in (
-            ("echo", [sys.executable, "-m", "bot.telegram.bench", "echo"]),
+            ("echo", [sys.executable, "-m", "benchmarks.telegram", "echo"]),
             ("bot", [sys.executable, *_profiler(folder), "-m", "bot", "run"]),
         ):
             url = f"sqlite:///{folder / (name + '.db')}"
@@ -266,7 +266,7 @@ async def run_outage_bench(
     502 pages) from a third of the way in. Lost, sent twice, and the time from Telegram
     answering again until every reply written has gone."""
     try:
-        from tests.botapi.double import TOKEN, BotApiDouble
+        from tests.support.botapi.double import TOKEN, BotApiDouble
     except ImportError as error:
         raise RuntimeError("run the Telegram bench from a checkout (needs tests/botapi)") from error
 

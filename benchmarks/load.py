@@ -1,4 +1,4 @@
-"""`python -m bot bench --load`: thousands of customers at a human pace, end to end.
+"""`python -m benchmarks --load`: thousands of customers at a human pace, end to end.
 
 Run from a checkout (the Bot API double lives in tests/botapi). `python -m bot run` is
 started as a process against the double with a forum staff group, two agents and a
@@ -22,7 +22,7 @@ tracebacks in the bot's log; the bot's resident memory (peak and at the end) and
 seconds; tickets, summary cards in the staff group and how late the cards were.
 
 Baseline in the same run: a bare python-telegram-bot echo bot
-(`python -m bot.telegram.bench echo`, PTB's defaults) with the same customers replayed:
+(`python -m benchmarks.telegram echo`, PTB's defaults) with the same customers replayed:
 the same arrival times and the whole conversations they meant to have (see
 `echo_script`), every step typed (a press becomes its button's label, a photo the text
 "[photo]"), the same think times. The echo bot has no rate limiter, so the double's
@@ -52,8 +52,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.telegram import _cpu_seconds, _Process, _rss_mib, _start
 from bot.config import PROJECT_ROOT, Settings
-from bot.telegram.bench import _cpu_seconds, _Process, _rss_mib, _start
 
 STAFF_CHAT = -1_009_000
 AGENTS = {7101: "Ada", 7102: "Bo"}
@@ -94,7 +94,7 @@ TICKET_IN_CARD = re.compile(r"^tk:take:(\d+)$")
 
 
 def _double_class() -> type:
-    from tests.botapi.double import BotApiDouble
+    from tests.support.botapi.double import BotApiDouble
 
     class LoadDouble(BotApiDouble):
         """The Bot API double, indexing what the bot sends by chat and waking whoever
@@ -547,7 +547,7 @@ class Result:
 
 
 def _env(settings: Settings, double: Any, url: str, *, staff: bool) -> dict[str, str]:
-    from tests.botapi.double import TOKEN
+    from tests.support.botapi.double import TOKEN
 
     ours = ("TELEGRAM_", "DATABASE_", "STAFF_", "AGENT_", "SUPERVISOR_", "LOG_LEVEL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
@@ -668,7 +668,7 @@ async def _run_bot(
     pg: Any = None
     try:
         if database == "postgresql":
-            from bot.store.testpg import TempPostgres
+            from tests.support.testpg import TempPostgres
 
             pg = TempPostgres()
             pg.start()
@@ -876,7 +876,7 @@ async def _run_echo(
     try:
         env = _env(settings, double, f"sqlite:///{folder / 'echo.db'}", staff=False)
         log = folder / "echo.log"
-        args = [sys.executable, "-m", "bot.telegram.bench", "echo"]
+        args = [sys.executable, "-m", "benchmarks.telegram", "echo"]
         process = await _start(double, args, env, log)
         try:
             return await _load(
@@ -1069,7 +1069,7 @@ async def run_load_bench(
     staff: bool = True,
 ) -> str:
     try:
-        import tests.botapi.double  # noqa: F401
+        import tests.support.botapi.double  # noqa: F401
     except ImportError as error:  # an installed package without the tests folder
         raise RuntimeError("run the load bench from a checkout (needs tests/)") from error
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)

@@ -1,0 +1,1 @@
+"""Benchmarks of the bot, run from a checkout: `python -m benchmarks --help`."""
