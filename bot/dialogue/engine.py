@@ -25,7 +25,7 @@ from bot.dialogue.policy import Policy
 from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Button, Incoming, Reply, Turn
 from bot.nlu import NluService
-from bot.nlu.text import detect_language
+from bot.nlu.text import detect_language, language_of_code
 from bot.store import (
     Complaint,
     Conversation,
@@ -140,7 +140,7 @@ class Engine:
                 session.add(ProcessedUpdate(update_id=incoming.update_id))
                 for merged in incoming.merged_updates:  # one turn for a burst of lines
                     session.merge(ProcessedUpdate(update_id=merged))
-            hint = _language_of(incoming.language_hint) or self.settings.default_language
+            hint = language_of_code(incoming.language_hint, self.settings.default_language)
             customer, _ = get_or_create_customer(
                 session, telegram_id=incoming.user_id, name=incoming.name, language=hint
             )
@@ -710,17 +710,6 @@ class Engine:
 _RESPONSE_FIELDS = {
     "text", "buttons", "elements", "custom", "template", "response", "image", "attachment",
 }  # fmt: skip
-
-
-def _language_of(code: str | None) -> str | None:
-    if not code:
-        return None
-    code = code.lower()
-    if code.startswith("zh"):
-        return "zh"
-    if code.startswith("en"):
-        return "en"
-    return None
 
 
 def _first_language(parse: dict[str, Any] | None, fallback: str) -> str:

@@ -54,6 +54,19 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+def language_of_code(code: str | None, default: str) -> str:
+    """The bot's language for a Telegram `language_code` (an IETF tag such as "zh-hans" or
+    "en-GB"): Chinese or English when it says so, else `default` (DEFAULT_LANGUAGE).
+    The one guesser from a code: the dialogue's first greeting, the "one moment" said
+    while the database is away and the pointer from a group chat use it alike."""
+    code = (code or "").lower()
+    if code.startswith("zh"):
+        return "zh"
+    if code.startswith("en"):
+        return "en"
+    return default
+
+
 def detect_language(text: str, default: str = "zh") -> tuple[str, float]:
     """Return ``("zh" | "en", confidence)``; mixed text goes to the dominant language.
 

@@ -41,6 +41,7 @@ from bot.dialogue import MAX_MERGED, Engine, Incoming, Reply, TurnResult
 from bot.followups.kinds import FollowUpKinds
 from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
+from bot.nlu.text import language_of_code
 from bot.store import Database, ProcessedUpdate
 from bot.store.models import InboundUpdate, utcnow
 from bot.telegram.intake import (
@@ -293,11 +294,8 @@ class TelegramFrontEnd:
         if chat.get("type") != "private" or chat.get("id") in self._told_to_wait:
             return
         self._told_to_wait.add(chat["id"])
-        code = str(user.get("language_code") or "")
-        language = "zh" if code.startswith("zh") else "en" if code else None
-        text = self.engine.responses.render(
-            "utter_one_moment", language or self.settings.default_language, {}
-        )
+        language = language_of_code(user.get("language_code"), self.settings.default_language)
+        text = self.engine.responses.render("utter_one_moment", language, {})
         with contextlib.suppress(TelegramError):
             await self.application.bot.send_message(chat["id"], escape(text), parse_mode="HTML")
 
@@ -611,10 +609,9 @@ class TelegramFrontEnd:
         addressed = text.startswith("/") or f"@{bot.username}" in text
         if not addressed:
             return
-        language = (
-            "zh"
-            if (message.from_user and (message.from_user.language_code or "").startswith("zh"))
-            else "en"
+        language = language_of_code(
+            message.from_user.language_code if message.from_user else None,
+            self.settings.default_language,
         )
         text = self.engine.responses.render("utter_group_private", language, {})
         button = InlineKeyboardButton(

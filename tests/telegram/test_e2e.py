@@ -143,10 +143,15 @@ async def test_group_messages_are_pointed_to_a_private_chat(
     double: BotApiDouble, customers
 ) -> None:
     customers(507, "Zoe", "en")
+    customers(517, "Lin", "zh")
     double.add_group(-100500, "Fans", forum=False)
     double.user_sends(507, "/start", chat_id=-100500)
     replies = await double.wait_for_replies(-100500, 1)
     assert replies[0]["reply_markup"]["inline_keyboard"][0][0]["url"].startswith("https://t.me/")
+    assert said("utter_group_private", "en", replies[:1])  # in her Telegram's language
+    double.user_sends(517, "/start", chat_id=-100500)
+    replies = await double.wait_for_replies(-100500, 2)
+    assert said("utter_group_private", "zh", replies[1:])
 
 
 @pytest.mark.slow
