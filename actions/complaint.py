@@ -30,6 +30,7 @@ from actions.facts import (
     order_id_in,
     policy_for,
 )
+from bot.store.models import Priority
 
 MOTIVE_THRESHOLD = 0.8
 """Below this calibrated confidence (and with no outcome named in so many words) the
@@ -136,7 +137,7 @@ class ActionRecordComplaint(Action):
         reasons = [signal for signal in MAJOR_SIGNALS if signal in signals]
         prior = int(tracker.get_slot("complaints_90d") or 0)
         tier = str(tracker.get_slot("customer_tier") or "regular")
-        priority = 1 if reasons or tier in VIP_TIERS else 0
+        priority = Priority.HIGH if reasons or tier in VIP_TIERS else Priority.NORMAL
         events += [
             SlotSet("signals", signals),
             SlotSet("major", bool(reasons)),
@@ -456,7 +457,9 @@ class ActionSummarise(Action):
             if known.get(slot) == value and reason not in reasons
         ]
         major = bool(tracker.get_slot("major")) or bool(reasons)
-        priority = max(int(tracker.get_slot("priority") or 0), 1 if major else 0)
+        priority = max(
+            int(tracker.get_slot("priority") or 0), Priority.HIGH if major else Priority.NORMAL
+        )
         summary = {
             "complaint_type": tracker.get_slot("complaint_type"),
             "motive": tracker.get_slot("motive"),
@@ -473,7 +476,7 @@ class ActionSummarise(Action):
             "language": _language(tracker),
         }
         if summary["complaint_type"] == "safety" and known.get("injury") == "yes":
-            summary["priority"] = 2
+            summary["priority"] = Priority.URGENT
         dispatcher.utter_message(response="utter_summary", summary=summary)
         dispatcher.utter_message(
             response="utter_summary_confirm",
@@ -554,7 +557,10 @@ class ActionHandoff(Action):
         rule = policy_for(tracker.slots) if kind == "complaint" else None
         if rule:
             dispatcher.utter_message(response=f"utter_policy_{rule}")
-        major = bool(tracker.get_slot("major")) or int(tracker.get_slot("priority") or 0) >= 2
+        major = (
+            bool(tracker.get_slot("major"))
+            or int(tracker.get_slot("priority") or 0) >= Priority.URGENT
+        )
         heard = tracker.get_slot("desired_outcome") == "be_heard"
         # Someone who only wants to be heard is not promised a call they did not ask for.
         next_steps = "utter_next_steps_major" if major else "utter_next_steps"

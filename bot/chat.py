@@ -25,6 +25,7 @@ from bot.nlu import NluService
 from bot.nlu.text import detect_language
 from bot.store import Conversation, Database, Message
 from bot.store.db import active_conversation, find_customer
+from bot.store.models import ConversationStatus
 
 TERMINAL_USER = -1
 """The terminal customer's id: negative, so it never meets a real Telegram user."""
@@ -98,10 +99,11 @@ def close_open_conversations(db: Database, user_id: int) -> None:
             return
         for conversation in session.exec(
             select(Conversation).where(
-                Conversation.customer_id == customer.id, Conversation.status != "closed"
+                Conversation.customer_id == customer.id,
+                Conversation.status != ConversationStatus.CLOSED,
             )
         ):
-            conversation.status = "closed"
+            conversation.status = ConversationStatus.CLOSED
             session.add(conversation)
         session.commit()
 

@@ -14,6 +14,7 @@ from telegram import Bot, Message
 
 from bot.html_text import escape, split_text
 from bot.store import Agent, Customer, FollowUp, StaffMessage, Ticket
+from bot.store.models import TicketStatus
 from handoff import queue
 from handoff.staff import Outgoing, StaffDesk
 
@@ -139,7 +140,7 @@ class AgentChat:
                 if ticket is None:
                     await self._reply(bot, message, label("staff.unknown"))
                     return
-                if ticket.status != "waiting":
+                if ticket.status != TicketStatus.WAITING:
                     await self._reply(
                         bot,
                         message,

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.store import Customer, Ticket
+from bot.store.models import OPEN_TICKET, Priority, TicketStatus
 
 TIER_RANK = {"diamond": 0, "gold": 1, "silver": 2}
 """Declared VIP tiers, best first; every other tier ranks after them."""
 DEFAULT_HANDLING_MINUTES = 15.0
-OPEN = ("waiting", "assigned")
 
 
 def _rank(
@@ -25,7 +25,7 @@ def _rank(
 ) -> tuple[int, int, datetime, int]:
     priority = ticket.priority
     if now is not None and starve_after is not None and now - ticket.created_at >= starve_after:
-        priority = max(priority, 1)  # no starvation: a long wait joins the major band
+        priority = max(priority, Priority.HIGH)  # no starvation: a long wait joins the major band
     return (
         -priority,
         TIER_RANK.get(tier, len(TIER_RANK)),
@@ -42,7 +42,7 @@ def waiting_in_order(
     rows = session.exec(
         select(Ticket, Customer.tier)
         .join(Customer, col(Customer.id) == Ticket.customer_id)
-        .where(Ticket.status == "waiting")
+        .where(Ticket.status == TicketStatus.WAITING)
     ).all()
     return [
         ticket
@@ -67,7 +67,7 @@ def held_by(session: Session, agent_id: int) -> list[Ticket]:
     return list(
         session.exec(
             select(Ticket)
-            .where(Ticket.agent_id == agent_id, Ticket.status == "assigned")
+            .where(Ticket.agent_id == agent_id, Ticket.status == TicketStatus.ASSIGNED)
             .order_by(col(Ticket.assigned_at))
         )
     )
@@ -77,7 +77,7 @@ def open_for_customer(session: Session, *, customer_id: int) -> Ticket | None:
     """The customer's open ticket (waiting or assigned), whatever the conversation."""
     return session.exec(
         select(Ticket)
-        .where(Ticket.customer_id == customer_id, col(Ticket.status).in_(OPEN))
+        .where(Ticket.customer_id == customer_id, col(Ticket.status).in_(OPEN_TICKET))
         .order_by(col(Ticket.id).desc())
     ).first()
 
@@ -101,7 +101,7 @@ def recently_resolved(session: Session, *, customer_id: int, since: datetime) ->
         select(Ticket)
         .where(
             Ticket.customer_id == customer_id,
-            Ticket.status == "resolved",
+            Ticket.status == TicketStatus.RESOLVED,
             col(Ticket.resolved_at) >= since,
         )
         .order_by(col(Ticket.resolved_at).desc())
@@ -120,9 +120,9 @@ def take(
     The caller commits, with what the decision says (handoff/staff.py)."""
     result = session.execute(
         sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status) == "waiting")
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status) == TicketStatus.WAITING)
         .values(
-            status="assigned",
+            status=TicketStatus.ASSIGNED,
             agent_id=agent_id,
             agent_name=agent_name,
             assigned_at=now,
@@ -144,12 +144,12 @@ def transfer(
     the waiting clock's check-ins and alerts start again). The caller commits."""
     values: dict[str, object] = {"agent_id": agent_id, "agent_name": agent_name, "updated_at": now}
     if agent_id is None:
-        values.update(status="waiting", checked_in_at=None, untaken_alert_at=None)
+        values.update(status=TicketStatus.WAITING, checked_in_at=None, untaken_alert_at=None)
     else:
-        values.update(status="assigned")
+        values.update(status=TicketStatus.ASSIGNED)
     result = session.execute(
         sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN))
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN_TICKET))
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -159,8 +159,10 @@ def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime)
     """Resolve a ticket not resolved yet; the caller commits."""
     result = session.execute(
         sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status) != "resolved")
-        .values(status="resolved", resolution=resolution, resolved_at=now, updated_at=now)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status) != TicketStatus.RESOLVED)
+        .values(
+            status=TicketStatus.RESOLVED, resolution=resolution, resolved_at=now, updated_at=now
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -52,6 +52,7 @@ from bot.dialogue import Engine
 from bot.dialogue.turn import StaffEvent
 from bot.html_text import escape, split_text
 from bot.store import (
+    OPEN_TICKET,
     Agent,
     Complaint,
     Conversation,
@@ -62,9 +63,11 @@ from bot.store import (
     StaffMessage,
     StaffPost,
     Ticket,
+    TicketStatus,
 )
 from bot.store import Message as MessageRow
 from bot.store.db import add_message
+from bot.store.models import ConversationStatus, Priority, Stage
 from bot.telegram.outbox import FIRST_DELAY, MAX_DELAY, Copy, Outbox, topic_gone
 from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
 from handoff import queue
@@ -181,10 +184,10 @@ class StaffDesk:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.card_message_id is not None:
                 return
-            if ticket.status not in queue.OPEN:  # closed before it was posted
+            if ticket.status not in OPEN_TICKET:  # closed before it was posted
                 return
         out = Outgoing()  # a major complaint's alert: stored with the card, sent after it
-        if ticket.supervisor_flag or ticket.priority >= 1:
+        if ticket.supervisor_flag or ticket.priority >= Priority.HIGH:
             self.supervisor_alert(
                 out, self.label("staff.major_alert", ticket=f"#{ticket_id}"), ticket
             )
@@ -552,7 +555,7 @@ class StaffDesk:
                     gone,
                 )
                 note = self.label("staff.topic_replaced")
-                if row.status == "assigned" and row.agent_name:
+                if row.status == TicketStatus.ASSIGNED and row.agent_name:
                     note += "\n" + self.label("staff.taken_by", agent=row.agent_name)
                 row = await self._open_topic(bot, ticket_id, note)
             if row is not None:
@@ -593,7 +596,10 @@ class StaffDesk:
             with self.engine.db.session() as session:  # the flag and the alert together
                 ticket = session.get(Ticket, ticket_id)
                 if ticket is not None:
-                    ticket.supervisor_flag, ticket.priority = True, max(ticket.priority, 1)
+                    ticket.supervisor_flag, ticket.priority = (
+                        True,
+                        max(ticket.priority, Priority.HIGH),
+                    )
                     session.add(ticket)
                     alert = self.label(
                         "staff.escalation_alert", ticket=f"#{ticket_id}", agent=user.first_name
@@ -648,7 +654,7 @@ class StaffDesk:
                 self.customer_line(out, session, ticket, "utter_agent_joined", agent=name)
                 out.write(session)
             session.commit()
-        if not won and ticket.status not in queue.OPEN:
+        if not won and ticket.status not in OPEN_TICKET:
             return "closed", self.label(
                 "staff.not_waiting", ticket=f"#{ticket_id}", status=ticket.status
             )
@@ -678,7 +684,7 @@ class StaffDesk:
             await query.edit_message_reply_markup(reply_markup=None)
         if ticket is None:
             return
-        if ticket.status == "waiting":
+        if ticket.status == TicketStatus.WAITING:
             await self.take(bot, ticket.id or 0, user.id, user.first_name, now)
         language, chat_id = self.customer_chat(ticket)
         text = self.customer_text("utter_callback_taken", language, agent=user.first_name)
@@ -702,7 +708,7 @@ class StaffDesk:
 
     def _may_move(self, ticket: Ticket, user_id: int) -> bool:
         return (
-            ticket.status == "waiting"
+            ticket.status == TicketStatus.WAITING
             or ticket.agent_id == user_id
             or user_id in self.settings.supervisor_ids
         )
@@ -711,7 +717,7 @@ class StaffDesk:
         """Buttons in the topic: every other member of staff, and back to the queue."""
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
-            if ticket is None or ticket.status not in queue.OPEN:
+            if ticket is None or ticket.status not in OPEN_TICKET:
                 await query.answer(self.label("staff.unknown"), show_alert=True)
                 return
             if not self._may_move(ticket, query.from_user.id):
@@ -735,7 +741,7 @@ class StaffDesk:
             [InlineKeyboardButton(name, callback_data=f"tk:xfer:{ticket_id}:{user_id}")]
             for user_id, name in people
         ]
-        if ticket.status == "assigned":
+        if ticket.status == TicketStatus.ASSIGNED:
             rows.append(
                 [
                     InlineKeyboardButton(
@@ -760,7 +766,7 @@ class StaffDesk:
         now = datetime.now(UTC)
         with self.engine.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
-            if ticket is None or ticket.status not in queue.OPEN or target not in self.staff | {0}:
+            if ticket is None or ticket.status not in OPEN_TICKET or target not in self.staff | {0}:
                 await query.answer(self.label("staff.unknown"), show_alert=True)
                 return
             if not self._may_move(ticket, query.from_user.id):
@@ -989,7 +995,7 @@ class StaffDesk:
         if text.startswith("/history"):
             await self.to_topic(bot, ticket, self.history(ticket))
             return
-        if ticket.status != "assigned" or ticket.agent_id != user.id:
+        if ticket.status != TicketStatus.ASSIGNED or ticket.agent_id != user.id:
             await self.to_topic(bot, ticket, self.label("staff.take_first"))
             return
         phrase = phrase_to_avoid(text) if text else None
@@ -1176,7 +1182,7 @@ class StaffDesk:
             conversation = session.get(Conversation, ticket.conversation_id)
             if done and conversation is not None:
                 # closed, the survey due, the customer told, "Closed by": one transaction
-                conversation.status, conversation.stage = "closed", "closed"
+                conversation.status, conversation.stage = ConversationStatus.CLOSED, Stage.CLOSED
                 conversation.closed_at = datetime.now(UTC)
                 session.add(conversation)
                 self._after_close(session, ticket)
@@ -1332,7 +1338,7 @@ class StaffDesk:
         """Rows for the ticket's topic, into `out` (see to_topic)."""
         if self.staff_chat_id is None or ticket.id is None:
             return
-        if ticket.staff_chat_id is None and ticket.status not in queue.OPEN:
+        if ticket.staff_chat_id is None and ticket.status not in OPEN_TICKET:
             return  # closed before it had a topic: there is nowhere to say it
         body = {"text": text, "markup": markup.to_dict() if markup is not None else None}
         out.posts.append(StaffPost(ticket_id=ticket.id, kind="note", body=body))

@@ -29,6 +29,7 @@ from bot.nlu.text import detect_language, language_of_code
 from bot.store import (
     Complaint,
     Conversation,
+    ConversationStatus,
     Database,
     Evidence,
     FollowUp,
@@ -48,6 +49,7 @@ from bot.store.db import (
     staff_post_waiting,
     without_card,
 )
+from bot.store.models import Priority, Stage
 from handoff import queue
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ LANGUAGE_SWITCH_CONFIDENCE = 0.8
 LANGUAGE_SWITCH_LENGTH = 12
 
 
-GATHERING_STAGES = frozenset({"idle", "listening"})
+GATHERING_STAGES = frozenset({Stage.IDLE, Stage.LISTENING})
 """Stages at which a customer tells their story in free text (see Engine.gathers)."""
 SAME_PARAGRAPH = frozenset({"utter_empathy_waited"})
 """Lines that go on the paragraph before them (the wait after the empathy it adds to)."""
@@ -205,7 +207,7 @@ class Engine:
                 log.error("conversation %s: %s", conversation.id, error)
                 turn.parts.clear()
                 turn.say("utter_error")
-                self.open_ticket(turn, kind="error", priority=1)
+                self.open_ticket(turn, kind="error", priority=Priority.HIGH)
                 self.pause(turn)
             replies = self._render(turn)
             rows = [
@@ -324,7 +326,10 @@ class Engine:
             conversation = active_conversation(session, customer_id=customer.id)
             if conversation is None:
                 return True
-            return conversation.status == "open" and conversation.stage in GATHERING_STAGES
+            return (
+                conversation.status == ConversationStatus.OPEN
+                and conversation.stage in GATHERING_STAGES
+            )
 
     def _redelivered(self, session: Session, incoming: Incoming) -> TurnResult:
         """An update handled before (Telegram delivered it again, or the process stopped
@@ -466,7 +471,7 @@ class Engine:
             {"event": "slot", "timestamp": None, "name": name, "value": value}
             for name, value in (candidates or {}).items()
         ]
-        form = turn.stage in ("facts", "fact_other", "fact_open")
+        form = turn.stage in (Stage.FACTS, Stage.FACT_OTHER, Stage.FACT_OPEN)
         call = {
             "next_action": action,
             "sender_id": str(turn.incoming.chat_id),
@@ -578,7 +583,7 @@ class Engine:
         return count - (1 if turn.complaint is not None else 0)
 
     def open_ticket(
-        self, turn: Turn, *, kind: str, priority: int = 0, supervisor: bool = False
+        self, turn: Turn, *, kind: str, priority: int = Priority.NORMAL, supervisor: bool = False
     ) -> Ticket:
         """The hand-off record. One open ticket per customer: if one is still open (from
         an earlier conversation), this conversation joins it instead of queueing again."""
@@ -613,8 +618,8 @@ class Engine:
         return ticket
 
     def pause(self, turn: Turn) -> None:
-        turn.conversation.status = "handed_off"
-        turn.stage = "handed_off"
+        turn.conversation.status = ConversationStatus.HANDED_OFF
+        turn.stage = Stage.HANDED_OFF
 
     # --- wording -------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from bot.dialogue.turn import StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.store import FollowUp, Ticket
 from bot.store.db import open_tickets
+from bot.store.models import ConversationStatus, Priority, Stage, TicketStatus
 from bot.store.privacy import forget
 from handoff import queue
 from handoff.hours import (
@@ -106,7 +107,7 @@ class Policy:
 
     async def decide(self, turn: Turn) -> None:
         media = turn.incoming.media
-        if media is not None and turn.conversation.status == "handed_off":
+        if media is not None and turn.conversation.status == ConversationStatus.HANDED_OFF:
             self._media_handed_off(turn, media)
             return
         if media is not None and (not self._media(turn, media) or not turn.text):
@@ -117,7 +118,7 @@ class Policy:
         if (turn.payload or "").startswith("forget:"):
             self._forget(turn)
             return
-        if turn.conversation.status == "handed_off":
+        if turn.conversation.status == ConversationStatus.HANDED_OFF:
             await self._while_handed_off(turn)
             return
         if _threat(turn):
@@ -139,7 +140,7 @@ class Policy:
         if turn.stage in survey.STAGES:
             await self.survey.handle(turn)
             return
-        if turn.stage == "idle" and self._reopen(turn):
+        if turn.stage == Stage.IDLE and self._reopen(turn):
             return
         if self._asks_how_to_send_media(turn):
             # "can I send you a photo of the receipt?" in the middle of the questions is
@@ -180,13 +181,13 @@ class Policy:
         )
         if ticket is None:
             return False
-        ticket.status, ticket.resolved_at, ticket.updated_at = "waiting", None, turn.now
+        ticket.status, ticket.resolved_at, ticket.updated_at = TicketStatus.WAITING, None, turn.now
         ticket.agent_id, ticket.agent_name = None, None
         ticket.checked_in_at, ticket.untaken_alert_at = turn.now, None
         ticket.conversation_id = turn.conversation.id or ticket.conversation_id
         turn.session.add(ticket)
         turn.slots.update(complaint_id=ticket.complaint_id, ticket_id=ticket.id)
-        turn.conversation.status, turn.stage = "handed_off", "handed_off"
+        turn.conversation.status, turn.stage = ConversationStatus.HANDED_OFF, Stage.HANDED_OFF
         turn.relay_ticket_id, turn.reopened = ticket.id, True
         self._greet_briefly(turn)
         turn.say("utter_ticket_reopened", ticket=f"#{ticket.id}")
@@ -200,7 +201,10 @@ class Policy:
         self._greet_briefly(turn)
         if kind in ("photo", "document"):
             self.engine.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
-            in_case = bool(turn.slots.get("complaint_id")) or turn.conversation.status != "open"
+            in_case = (
+                bool(turn.slots.get("complaint_id"))
+                or turn.conversation.status != ConversationStatus.OPEN
+            )
             turn.say("utter_evidence_received" if in_case else "utter_evidence_first")
             return True
         if kind == "contact":
@@ -214,7 +218,7 @@ class Policy:
             turn.say("utter_media_voice")
         else:
             turn.say("utter_media_sticker")
-        if turn.conversation.status == "open" and turn.stage != "idle":
+        if turn.conversation.status == ConversationStatus.OPEN and turn.stage != Stage.IDLE:
             self.reprompt(turn)
         return False
 
@@ -240,15 +244,15 @@ class Policy:
             if found and not turn.slots.get("order_id"):
                 turn.slots["order_id"] = found
         if command == "/cancel":
-            if turn.conversation.status == "handed_off":
+            if turn.conversation.status == ConversationStatus.HANDED_OFF:
                 self._cancel_tickets(turn)
             turn.say("utter_cancel")
-            turn.conversation.status = "closed"
+            turn.conversation.status = ConversationStatus.CLOSED
             turn.conversation.closed_at = turn.now
-            turn.stage = "closed"
-        elif command == "/start" and turn.stage == "idle":
+            turn.stage = Stage.CLOSED
+        elif command == "/start" and turn.stage == Stage.IDLE:
             self._greet(turn)
-        elif turn.conversation.status == "handed_off":
+        elif turn.conversation.status == ConversationStatus.HANDED_OFF:
             turn.say("utter_handoff_waiting")
         elif command == "/start":
             # Mid-conversation: repeat the open question rather than start over.
@@ -262,7 +266,7 @@ class Policy:
         if turn.payload != "forget:yes":
             turn.say("utter_forget_kept")
             return
-        if turn.conversation.status == "handed_off":
+        if turn.conversation.status == ConversationStatus.HANDED_OFF:
             self._cancel_tickets(turn)
         turn.staff_events.clear()
         for ticket_id in forget(turn.session, turn.customer, keep_message=turn.message_id):
@@ -271,7 +275,7 @@ class Policy:
             )
         turn.slots.clear()
         turn.complaint = None
-        turn.conversation.status, turn.stage = "closed", "closed"
+        turn.conversation.status, turn.stage = ConversationStatus.CLOSED, Stage.CLOSED
         turn.conversation.closed_at = turn.now
         turn.say("utter_forget_done")
 
@@ -295,7 +299,7 @@ class Policy:
         turn.customer.language = wanted
         turn.slots["language_chosen"] = True
         turn.say("utter_language_set")
-        if turn.stage not in ("idle", "closed", "handed_off"):
+        if turn.stage not in (Stage.IDLE, Stage.CLOSED, Stage.HANDED_OFF):
             self.reprompt(turn)
 
     def _greet(self, turn: Turn) -> None:
@@ -328,7 +332,7 @@ class Policy:
         tickets = self._relay(turn)
         if turn.text and _threat(turn):
             self._flag_threat(turn, tickets)
-        elif any(ticket.status == "assigned" for ticket in tickets):
+        elif any(ticket.status == TicketStatus.ASSIGNED for ticket in tickets):
             return
         elif kind in ("photo", "document"):
             turn.say("utter_evidence_received")
@@ -341,7 +345,7 @@ class Policy:
 
     def _flag_threat(self, turn: Turn, tickets: list[Ticket]) -> None:
         for ticket in tickets:
-            ticket.priority, ticket.supervisor_flag = 2, True
+            ticket.priority, ticket.supervisor_flag = Priority.URGENT, True
             turn.session.add(ticket)
             turn.staff_events.append(
                 StaffEvent(
@@ -374,7 +378,7 @@ class Policy:
         if _threat(turn):
             self._flag_threat(turn, tickets)
             return
-        if any(ticket.status == "assigned" for ticket in tickets) or not turn.text:
+        if any(ticket.status == TicketStatus.ASSIGNED for ticket in tickets) or not turn.text:
             return
         if tickets and _safety_said(turn) and not _about_safety(tickets[-1]):
             # "the heater caught fire and burned my hand" after a question was passed on:
@@ -383,7 +387,7 @@ class Policy:
                 turn,
                 tickets[-1],
                 ["safety"],
-                priority=2,
+                priority=Priority.URGENT,
                 said="utter_safety_while_waiting",
                 again="utter_safety_while_waiting_again",
             )
@@ -478,7 +482,7 @@ class Policy:
         ticket: Ticket,
         signals: list[str],
         *,
-        priority: int = 1,
+        priority: int = Priority.HIGH,
         said: str = "utter_waiting_raised",
         again: str | None = None,
     ) -> None:
@@ -548,7 +552,7 @@ class Policy:
         """Threat of harm or a third insult: a supervisor takes over now."""
         turn.say(response)
         await self._record_what_is_known(turn)
-        self.engine.open_ticket(turn, kind=kind, priority=2, supervisor=True)
+        self.engine.open_ticket(turn, kind=kind, priority=Priority.URGENT, supervisor=True)
         turn.slots["handoff_kind"] = kind
         await self._hand_off(turn)
 
@@ -620,19 +624,19 @@ class Policy:
                     )
                 )
             turn.say("utter_expectation_not_met")
-        if any(ticket.status == "waiting" for ticket in tickets[-1:]):
+        if any(ticket.status == TicketStatus.WAITING for ticket in tickets[-1:]):
             self._offer_callback_if_long(turn, int(turn.slots.get("wait_minutes") or 0))
 
     def reprompt(self, turn: Turn) -> None:
         """Ask the open question again (a stale button, /start mid-way)."""
         stage = turn.stage
-        if stage == "confirming":
+        if stage == Stage.CONFIRMING:
             self._restate(turn)
-        elif stage in ("expectation",):
+        elif stage in (Stage.EXPECTATION,):
             turn.say("utter_ask_outcome", _outcome_buttons())
-        elif stage in ("facts",) and turn.slots.get("requested_slot"):
+        elif stage in (Stage.FACTS,) and turn.slots.get("requested_slot"):
             self._ask(turn, str(turn.slots["requested_slot"]))
-        elif stage == "summary":
+        elif stage == Stage.SUMMARY:
             turn.say(
                 "utter_summary_confirm",
                 [
@@ -640,23 +644,23 @@ class Policy:
                     {"title": "button.change", "payload": "summary:change"},
                 ],
             )
-        elif stage == "correcting":
+        elif stage == Stage.CORRECTING:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
-        elif stage == "choosing_type":
+        elif stage == Stage.CHOOSING_TYPE:
             self._ask_type_or_person(turn)
-        elif stage == "safety_check":
+        elif stage == Stage.SAFETY_CHECK:
             turn.say("utter_ask_safe_now", SAFE_BUTTONS)
-        elif stage == "fact_open" and turn.slots.get("open_slot"):
+        elif stage == Stage.FACT_OPEN and turn.slots.get("open_slot"):
             turn.say(f"utter_ask_{turn.slots['open_slot']}_open")  # the open follow-up
-        elif stage in ("fact_other", "note"):
+        elif stage in (Stage.FACT_OTHER, Stage.NOTE):
             turn.say("utter_ask_other_text")  # "type it in your own words"
-        elif stage == "expectation_text":
+        elif stage == Stage.EXPECTATION_TEXT:
             turn.say("utter_ask_outcome_other")
-        elif stage in ("listening", "fact_open"):
+        elif stage in (Stage.LISTENING, Stage.FACT_OPEN):
             turn.say("utter_ask_tell_more")
         elif stage in survey.STAGES:
             self.survey.reprompt(turn)
-        elif turn.conversation.status == "handed_off":
+        elif turn.conversation.status == ConversationStatus.HANDED_OFF:
             turn.say("utter_handoff_waiting")
         else:
             turn.say("utter_offer_help", MENU_BUTTONS)
@@ -667,7 +671,7 @@ class Policy:
         if turn.payload == "menu:complain":
             self._greet_briefly(turn)
             turn.say("utter_ask_tell_more")
-            turn.stage = "listening"
+            turn.stage = Stage.LISTENING
             return
         if turn.payload == "menu:question":
             turn.say("utter_offer_help")
@@ -705,9 +709,9 @@ class Policy:
             turn.say("utter_thank_reply")
         elif intent == "goodbye":
             turn.say("utter_goodbye")
-            turn.conversation.status = "closed"
+            turn.conversation.status = ConversationStatus.CLOSED
             turn.conversation.closed_at = turn.now
-            turn.stage = "closed"
+            turn.stage = Stage.CLOSED
         elif intent in ("affirm", "deny") and turn.intent_confidence >= COMPLAINT_CONFIDENCE:
             self._greet_briefly(turn)
             turn.say("utter_offer_help")
@@ -756,7 +760,7 @@ class Policy:
             # Let an upset customer talk before anything else (先处理情感); one who
             # already told the whole story is not asked to tell it again.
             turn.say("utter_ask_tell_more")
-            turn.stage = "listening"
+            turn.stage = Stage.LISTENING
             return
         self._restate(turn)
 
@@ -768,7 +772,7 @@ class Policy:
             self._safety_advice(turn, injury)
             return False
         turn.say("utter_ask_safe_now", SAFE_BUTTONS)
-        turn.stage = "safety_check"
+        turn.stage = Stage.SAFETY_CHECK
         return True
 
     def _safety_advice(self, turn: Turn, injury: str) -> None:
@@ -827,7 +831,7 @@ class Policy:
         complaint_type = str(turn.slots.get("complaint_type") or "other")
         turn.say(f"utter_restate_{complaint_type}", CONFIRM_BUTTONS, what=self._what(turn))
         turn.slots["restatements"] = int(turn.slots.get("restatements") or 0) + 1
-        turn.stage = "confirming"
+        turn.stage = Stage.CONFIRMING
 
     def _named_entity(self, turn: Turn, name: str) -> str | None:
         """A product or sum as the customer typed it, if they did (a word shouted in
@@ -889,7 +893,7 @@ class Policy:
             # A "no" to a closed question is followed by an open one.
             turn.say("utter_misunderstood_open")
             turn.slots["misunderstood"] = True
-            turn.stage = "listening"
+            turn.stage = Stage.LISTENING
         elif turn.payload is not None or not turn.text:
             self.reprompt(turn)
         elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
@@ -919,7 +923,7 @@ class Policy:
     def _ask_type_or_person(self, turn: Turn) -> None:
         """The types as buttons, and a person as the last one."""
         turn.say("utter_ask_type_or_person", [*TYPE_BUTTONS, MENU_BUTTONS[2]])
-        turn.stage = "choosing_type"
+        turn.stage = Stage.CHOOSING_TYPE
 
     async def _stage_choosing_type(self, turn: Turn) -> None:
         """After two denied restatements: the type the customer picks (or names in
@@ -941,7 +945,7 @@ class Policy:
         motive = turn.slots.get("motive")
         if motive is None:
             turn.say("utter_ask_outcome", _outcome_buttons())
-            turn.stage = "expectation"
+            turn.stage = Stage.EXPECTATION
             return
         turn.say(f"utter_expectation_{motive}")
         await self._continue_facts(turn)
@@ -952,7 +956,7 @@ class Policy:
             choice = payload.split(":", 1)[1]
             if choice == OTHER:
                 turn.say("utter_ask_outcome_other")
-                turn.stage = "expectation_text"
+                turn.stage = Stage.EXPECTATION_TEXT
                 return
             if choice not in OUTCOMES:
                 self.reprompt(turn)
@@ -1005,7 +1009,7 @@ class Policy:
 
     async def _continue_facts(self, turn: Turn) -> None:
         """Fill what the customer already said, then ask the next missing fact or sum up."""
-        turn.stage = "facts"
+        turn.stage = Stage.FACTS
         await self.engine.act(turn, "validate_complaint_form")
         self.engine.save_complaint(turn)
         requested = turn.slots.get("requested_slot")
@@ -1024,7 +1028,7 @@ class Policy:
             turn.say(f"utter_confirm_{slot}", UNSURE_BUTTONS, value=unsure)
         else:
             turn.say(f"utter_ask_{slot}", slot_buttons(load_facts().slots[slot]))
-        turn.stage = "facts"
+        turn.stage = Stage.FACTS
 
     async def _stage_facts(self, turn: Turn) -> None:
         requested = turn.slots.get("requested_slot")
@@ -1049,7 +1053,7 @@ class Policy:
                 return
             if value == OTHER:
                 turn.say("utter_ask_other_text")
-                turn.stage = "fact_other"
+                turn.stage = Stage.FACT_OTHER
                 return
             candidate: Any = value
         elif payload or not turn.text:
@@ -1064,13 +1068,13 @@ class Policy:
         self.engine.save_complaint(turn)
         value = turn.slots.get(slot_name)
         if value is None:
-            turn.stage = "facts"
+            turn.stage = Stage.FACTS
             return  # the action said what was wrong, with the buttons again
         slot = load_facts().slots[slot_name]
         if slot.negative is not None and value == slot.negative:
             turn.say(f"utter_ask_{slot_name}_open")
             turn.slots["open_slot"] = slot_name
-            turn.stage = "fact_open"
+            turn.stage = Stage.FACT_OPEN
             return
         await self._next_fact(turn)
 
@@ -1084,7 +1088,7 @@ class Policy:
 
     async def _stage_fact_other(self, turn: Turn) -> None:
         if turn.payload is not None or not turn.text:
-            turn.stage = "facts"
+            turn.stage = Stage.FACTS
             await self._stage_facts(turn)
             return
         await self._answer(turn, str(turn.slots.get("requested_slot")), turn.text)
@@ -1104,7 +1108,7 @@ class Policy:
             notes = dict(turn.slots.get("notes") or {})
             notes[str(turn.slots.get("open_slot"))] = turn.text
             turn.slots["notes"] = notes
-        turn.stage = "facts"
+        turn.stage = Stage.FACTS
         await self.engine.act(turn, "validate_complaint_form")
         self.engine.save_complaint(turn)
         await self._next_fact(turn)
@@ -1115,7 +1119,7 @@ class Policy:
         turn.slots["requested_slot"] = None
         await self.engine.act(turn, "action_summarise")
         self.engine.save_complaint(turn)
-        turn.stage = "summary"
+        turn.stage = Stage.SUMMARY
 
     async def _stage_summary(self, turn: Turn) -> None:
         typed = turn.payload is None and bool(turn.text)
@@ -1132,7 +1136,7 @@ class Policy:
             or (typed and _asks_to_change(turn.text))
         ):
             turn.say("utter_ask_which_change", self._change_buttons(turn))
-            turn.stage = "correcting"
+            turn.stage = Stage.CORRECTING
         elif turn.payload is not None or len(turn.text) < MIN_NOTE:
             self.reprompt(turn)
         else:
@@ -1163,7 +1167,7 @@ class Policy:
         """Words that change no field are kept for the agent, and said to be kept; a
         non-answer ("就这样", "nvm") is not kept: the read-back question stands."""
         if load_facts().is_non_answer(turn.text, turn.language):
-            turn.stage = "summary"
+            turn.stage = Stage.SUMMARY
             self.reprompt(turn)
             return
         self._note(turn, "correction")
@@ -1196,11 +1200,11 @@ class Policy:
             payload = f"change:{target}" if target else ""
         if target == "complaint_type":
             turn.say("utter_ask_complaint_type", TYPE_BUTTONS)
-            turn.stage = "correcting_type"
+            turn.stage = Stage.CORRECTING_TYPE
         elif target == "desired_outcome":
             turn.slots["motive_locked"] = False
             turn.say("utter_ask_outcome", _outcome_buttons())
-            turn.stage = "expectation"
+            turn.stage = Stage.EXPECTATION
         elif target in load_facts().slots:
             turn.slots[target] = None
             turn.slots["correcting"] = True
@@ -1212,7 +1216,7 @@ class Policy:
                     await self._add_note(turn)
                 return
             turn.say("utter_ask_other_text")
-            turn.stage = "note"
+            turn.stage = Stage.NOTE
         else:
             self.reprompt(turn)
 
@@ -1236,7 +1240,7 @@ class Policy:
         chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
         if chosen not in COMPLAINT_TYPES:
             turn.say("utter_invalid_choice")
-            turn.stage = "correcting"
+            turn.stage = Stage.CORRECTING
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             return
         turn.slots.update(complaint_type=chosen, type_locked=True)

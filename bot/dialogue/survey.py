@@ -14,12 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from bot.dialogue.turn import StaffEvent
 from bot.store import FollowUp, Ticket
+from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
 
 if TYPE_CHECKING:
     from bot.dialogue.engine import Engine
     from bot.dialogue.turn import Turn
 
-STAGES = ("survey_solved", "survey_why", "survey_rating", "survey_comment", "after_service")
+STAGES = (
+    Stage.SURVEY_SOLVED,
+    Stage.SURVEY_WHY,
+    Stage.SURVEY_RATING,
+    Stage.SURVEY_COMMENT,
+    Stage.AFTER_SERVICE,
+)
 LOW_SCORE = 2
 _DIGIT = re.compile(r"^\s*([1-5])\s*(分|星|/\s*5)?\s*$")
 
@@ -35,7 +42,7 @@ class Survey:
     async def handle(self, turn: Turn) -> None:
         row = self._row(turn)
         if row is None:  # the follow-up is gone: back to a normal conversation
-            turn.stage = "idle"
+            turn.stage = Stage.IDLE
             turn.say("utter_offer_help")
             return
         handler = getattr(self, f"_{turn.stage}")
@@ -44,13 +51,13 @@ class Survey:
     def reprompt(self, turn: Turn) -> None:
         """The open question again (after a photo, a sticker, a stale button)."""
         follow_up_id = int(turn.slots.get("follow_up_id") or 0)
-        if turn.stage == "survey_solved":
+        if turn.stage == Stage.SURVEY_SOLVED:
             turn.say("utter_survey_solved_again", yes_no("sv", follow_up_id))
-        elif turn.stage == "survey_why":
+        elif turn.stage == Stage.SURVEY_WHY:
             turn.say("utter_survey_why")
-        elif turn.stage == "survey_rating":
+        elif turn.stage == Stage.SURVEY_RATING:
             turn.say("utter_survey_rating", rating_buttons(follow_up_id))
-        elif turn.stage == "survey_comment":
+        elif turn.stage == Stage.SURVEY_COMMENT:
             skip = [{"title": "button.skip", "payload": f"sv:skip:{follow_up_id}"}]
             turn.say("utter_survey_comment", skip)
         else:
@@ -86,7 +93,7 @@ class Survey:
         elif answer == "no":
             self._keep(turn, row, solved=False)
             turn.say("utter_survey_why")
-            turn.stage = "survey_why"
+            turn.stage = Stage.SURVEY_WHY
         else:
             self.reprompt(turn)
 
@@ -103,7 +110,7 @@ class Survey:
     def _ask_rating(self, turn: Turn, row: FollowUp, key: str, **values: Any) -> None:
         turn.say(key, **values)
         turn.say("utter_survey_rating", rating_buttons(row.id or 0))
-        turn.stage = "survey_rating"
+        turn.stage = Stage.SURVEY_RATING
 
     async def _survey_rating(self, turn: Turn, row: FollowUp) -> None:
         score = None
@@ -125,7 +132,7 @@ class Survey:
                     transcript=True,
                 )
             )
-        turn.stage = "survey_comment"
+        turn.stage = Stage.SURVEY_COMMENT
         self.reprompt(turn)
 
     async def _survey_comment(self, turn: Turn, row: FollowUp) -> None:
@@ -158,8 +165,12 @@ class Survey:
         ticket = turn.session.get(Ticket, row.ticket_id) if row.ticket_id else None
         if ticket is None:
             return None
-        if ticket.status not in ("waiting", "assigned"):
-            ticket.status, ticket.resolved_at, ticket.updated_at = "waiting", None, turn.now
+        if ticket.status not in OPEN_TICKET:
+            ticket.status, ticket.resolved_at, ticket.updated_at = (
+                TicketStatus.WAITING,
+                None,
+                turn.now,
+            )
             ticket.agent_id, ticket.agent_name = None, None
             ticket.checked_in_at, ticket.untaken_alert_at = turn.now, None
             turn.session.add(ticket)
@@ -177,10 +188,10 @@ class Survey:
         reopened = turn.slots.pop("reopened_ticket_id", None)
         turn.slots.pop("follow_up_id", None)
         if reopened:
-            turn.conversation.status, turn.stage = "handed_off", "handed_off"
+            turn.conversation.status, turn.stage = ConversationStatus.HANDED_OFF, Stage.HANDED_OFF
             turn.slots["ticket_id"] = reopened
         else:
-            turn.conversation.status, turn.stage = "closed", "closed"
+            turn.conversation.status, turn.stage = ConversationStatus.CLOSED, Stage.CLOSED
             turn.conversation.closed_at = turn.now
 
 

@@ -37,6 +37,7 @@ from bot.followups.scheduler import Scheduler
 from bot.store import Agent, Conversation, FollowUp, ProcessedUpdate, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
+from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
 from bot.store.privacy import expire, prune_posted
 from bot.telegram.intake import Inbox
 from handoff.staff import Outgoing, StaffDesk
@@ -53,10 +54,9 @@ IN_FLIGHT = 16
 """Follow-ups handled at the same time; more wait their turn (Telegram allows 30/s)."""
 REMINDERS = 1
 """A customer who does not answer gets one reminder, then the follow-up ends."""
-OPEN = ("waiting", "assigned")
 QUESTIONS = {
-    "survey": ("survey_solved", "utter_survey_solved"),
-    "after_service": ("after_service", "utter_after_service"),
+    "survey": (Stage.SURVEY_SOLVED, "utter_survey_solved"),
+    "after_service": (Stage.AFTER_SERVICE, "utter_after_service"),
 }
 
 
@@ -228,10 +228,10 @@ class FollowUpKinds:
         quiet_until = self._quiet_until(now)
         with self.db.session() as session:
             row, ticket = self._load(session, follow_up_id)
-            if quiet_until is not None and ticket is not None and ticket.status in OPEN:
+            if quiet_until is not None and ticket is not None and ticket.status in OPEN_TICKET:
                 self.scheduler.later(session, row, quiet_until)  # the customer may hear: morning
                 return
-            if ticket is None or ticket.status not in OPEN:
+            if ticket is None or ticket.status not in OPEN_TICKET:
                 row.status, row.outcome = "done", "met"
                 session.add(row)
                 session.commit()
@@ -253,7 +253,7 @@ class FollowUpKinds:
                 if ticket.agent_id is not None:
                     self.desk.staff_note(out, ticket.agent_id, text, ticket)
                 self.desk.topic_line(out, ticket, text)
-                if ticket.status == "assigned":
+                if ticket.status == TicketStatus.ASSIGNED:
                     self.desk.customer_line(
                         out,
                         session,
@@ -290,7 +290,7 @@ class FollowUpKinds:
         with self.db.session() as session:
             row, ticket = self._load(session, follow_up_id)
             note, agent_id = row.note, row.agent_id
-        if ticket is None or ticket.status == "resolved":
+        if ticket is None or ticket.status == TicketStatus.RESOLVED:
             self._finish(follow_up_id, "kept")  # the case was closed by its due time
             return
         text = self.desk.label("staff.promise_missed", ticket=f"#{ticket.id}", note=note)
@@ -313,7 +313,7 @@ class FollowUpKinds:
                     for a in session.exec(select(Agent).where(col(Agent.available).is_(False)))
                 }
                 on_duty = [a for a in self.settings.agent_ids if a not in away]
-        if ticket is None or ticket.status not in OPEN:
+        if ticket is None or ticket.status not in OPEN_TICKET:
             self._finish(follow_up_id, "cancelled")
             return
         name = self.desk.customer_name(ticket)
@@ -363,8 +363,11 @@ class FollowUpKinds:
             assert conversation is not None
             if row.attempts > REMINDERS:  # asked, reminded, still nothing
                 row.status, row.outcome = "done", "no_answer"
-                if conversation.stage in ("survey_solved", "after_service"):
-                    conversation.status, conversation.stage = "closed", "closed"
+                if conversation.stage in (Stage.SURVEY_SOLVED, Stage.AFTER_SERVICE):
+                    conversation.status, conversation.stage = (
+                        ConversationStatus.CLOSED,
+                        Stage.CLOSED,
+                    )
                     session.add(conversation)
                 session.add(row)
                 session.commit()
@@ -374,7 +377,7 @@ class FollowUpKinds:
                 self.scheduler.later(session, row, now + BUSY_RETRY)  # not mid-complaint
                 return
             stage, key = QUESTIONS[row.kind]
-            conversation.status, conversation.stage = "open", stage
+            conversation.status, conversation.stage = ConversationStatus.OPEN, stage
             conversation.slots = {**conversation.slots, "follow_up_id": follow_up_id}
             session.add(conversation)
             language = conversation.language
@@ -451,7 +454,7 @@ class FollowUpKinds:
             row.status, row.outcome = "done", outcome
             conversation = session.get(Conversation, row.conversation_id)
             if conversation is not None:
-                conversation.status, conversation.stage = "closed", "closed"
+                conversation.status, conversation.stage = ConversationStatus.CLOSED, Stage.CLOSED
                 session.add(conversation)
             stored = session.get(MessageRow, message_id) if message_id else None
             if stored is not None:

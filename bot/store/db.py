@@ -16,8 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from bot.store.models import (
+    OPEN_TICKET,
     Complaint,
     Conversation,
+    ConversationStatus,
     Customer,
     Message,
     StaffPost,
@@ -137,7 +139,10 @@ def active_conversation(session: Session, *, customer_id: int) -> Conversation |
     """The customer's latest conversation that is not closed."""
     return session.exec(
         select(Conversation)
-        .where(Conversation.customer_id == customer_id, Conversation.status != "closed")
+        .where(
+            Conversation.customer_id == customer_id,
+            Conversation.status != ConversationStatus.CLOSED,
+        )
         .order_by(col(Conversation.id).desc())
     ).first()
 
@@ -188,7 +193,7 @@ def open_tickets(session: Session, *, conversation_id: int) -> list[Ticket]:
         session.exec(
             select(Ticket).where(
                 Ticket.conversation_id == conversation_id,
-                col(Ticket.status).in_(("waiting", "assigned")),
+                col(Ticket.status).in_(OPEN_TICKET),
             )
         )
     )
@@ -198,7 +203,7 @@ def without_card() -> tuple[Any, ...]:
     """Where-clauses for an open ticket whose card is not in the staff group yet (the
     redelivery path, the card sweep and /metrics all ask this)."""
     return (
-        col(Ticket.status).in_(("waiting", "assigned")),
+        col(Ticket.status).in_(OPEN_TICKET),
         col(Ticket.card_message_id).is_(None),
         col(Ticket.topic_id).is_(None),
     )

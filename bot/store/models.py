@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,6 +63,62 @@ class Customer(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class ConversationStatus(StrEnum):
+    """`Conversation.status` (stored as its text)."""
+
+    OPEN = "open"  # the bot is talking
+    HANDED_OFF = "handed_off"  # a person has it
+    CLOSED = "closed"
+
+
+class Stage(StrEnum):
+    """`Conversation.stage` (stored as its text): which question is open. The dialogue
+    dispatches on it (`Policy._stage_<value>`, `Survey._<value>`)."""
+
+    IDLE = "idle"  # nothing asked: a greeting, a question, the start of a complaint
+    LISTENING = "listening"  # the customer is telling what happened (empathy before facts)
+    SAFETY_CHECK = "safety_check"  # is anyone hurt? (a safety complaint, before anything else)
+    CONFIRMING = "confirming"  # is this a complaint? (when the parse is unsure)
+    CHOOSING_TYPE = "choosing_type"  # what went wrong, from buttons
+    EXPECTATION = "expectation"  # what the customer wants, from buttons
+    EXPECTATION_TEXT = "expectation_text"  # what the customer wants, in their words
+    FACTS = "facts"  # the closed questions for the complaint type (requested_slot)
+    FACT_OTHER = "fact_other"  # a fact the buttons did not cover, in the customer's words
+    FACT_OPEN = "fact_open"  # an open fact asked in words (open_slot)
+    SUMMARY = "summary"  # the read-back: right, or change something
+    CORRECTING = "correcting"  # which part of the read-back to change
+    CORRECTING_TYPE = "correcting_type"  # the complaint type, chosen again
+    NOTE = "note"  # anything else to add, in words
+    HANDED_OFF = "handed_off"  # a person has the case
+    CLOSED = "closed"  # the conversation is over
+    SURVEY_SOLVED = "survey_solved"  # after a ticket closes: is the problem solved?
+    SURVEY_WHY = "survey_why"  # not solved: what is still wrong
+    SURVEY_RATING = "survey_rating"  # the satisfaction score
+    SURVEY_COMMENT = "survey_comment"  # a low score: what went wrong
+    AFTER_SERVICE = "after_service"  # after a repair: does it work?
+
+
+class TicketStatus(StrEnum):
+    """`Ticket.status` (stored as its text): waiting -> assigned -> resolved; a resolved
+    ticket the customer comes back to is waiting again."""
+
+    WAITING = "waiting"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+
+OPEN_TICKET = (TicketStatus.WAITING, TicketStatus.ASSIGNED)
+"""A ticket someone still has to act on."""
+
+
+class Priority(IntEnum):
+    """`Ticket.priority` (stored as its number): the queue serves higher first."""
+
+    NORMAL = 0
+    HIGH = 1  # a major complaint (media, regulator, lawyer, repeat contact, a VIP)
+    URGENT = 2  # a threat of harm, an injury
+
+
 class Conversation(SQLModel, table=True):
     """One dialogue; `stage` is where the five steps stand, `slots` what is known so far.
 
@@ -73,8 +130,8 @@ class Conversation(SQLModel, table=True):
     chat_id: int = Field(sa_type=sa.BigInteger, index=True)
     channel: str = "telegram"
     language: str = "zh"
-    status: str = Field(default="open", index=True)
-    stage: str = "idle"
+    status: str = Field(default=ConversationStatus.OPEN, index=True)
+    stage: str = Stage.IDLE
     slots: dict[str, Any] = _json()
     created_at: datetime = _when()
     updated_at: datetime = _when()
@@ -163,8 +220,8 @@ class Ticket(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customer.id", index=True)
     complaint_id: int | None = Field(default=None, foreign_key="complaint.id")
     kind: str = "complaint"
-    status: str = Field(default="waiting", index=True)
-    priority: int = 0
+    status: str = Field(default=TicketStatus.WAITING, index=True)
+    priority: int = Priority.NORMAL
     supervisor_flag: bool = False
     summary: str = ""
     summary_data: dict[str, Any] = _json()

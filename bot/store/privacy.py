@@ -19,6 +19,7 @@ from sqlmodel import Session, col, delete, select
 from bot.store.models import (
     Complaint,
     Conversation,
+    ConversationStatus,
     Customer,
     Evidence,
     FollowUp,
@@ -100,7 +101,7 @@ def expire(session: Session, *, before: datetime) -> int:
     """RETENTION_DAYS: transcripts and evidence of conversations closed before `before`
     are deleted (the figures stay); returns how many messages went."""
     old = select(Conversation.id).where(
-        Conversation.status == "closed", col(Conversation.updated_at) < before
+        Conversation.status == ConversationStatus.CLOSED, col(Conversation.updated_at) < before
     )
     gone = session.execute(
         delete(Message).where(

@@ -40,12 +40,12 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.dialogue.turn import StaffEvent
+from bot.store import OPEN_TICKET
 from bot.store.db import staff_post_waiting, without_card
 from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
 from bot.telegram.outbox import has_left, mark_leaving, unconfirmed
 from bot.telegram.request import ON_SEND, ReplyMark
-from handoff.queue import OPEN
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ class StaffLanes:
         while rows := self._rows(ticket_id):
             with self.db.session() as session:
                 ticket = session.get(Ticket, ticket_id)
-            if ticket is not None and ticket.staff_chat_id is None and ticket.status in OPEN:
+            if ticket is not None and ticket.staff_chat_id is None and ticket.status in OPEN_TICKET:
                 return False
             for row in rows:
                 # a ticket closed before its card: nowhere to post (alerts went as rows)
