@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from bot.config import PROJECT_ROOT, Settings
 from bot.nlu.model import TriageModel, load_or_train
+from bot.store import Database
 from bot.store.db import normalize_url
 from tests.support.forkserver import fresh_processes, shared
 from tests.support.testpg import create_database, drop_database
@@ -90,17 +92,35 @@ def model(nlu_cache_dir: Path) -> TriageModel:
     return load_or_train(NLU_DATA, nlu_cache_dir)
 
 
+@pytest.fixture(scope="session")
+def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the current schema once per test worker: the tests'
+    SQLite databases start as copies of it (migrating one from nothing costs 0.2 s of
+    CPU and 0.5 s of disk syncs, some six hundred times a run)."""
+    path = tmp_path_factory.mktemp("schema") / "head.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    database.dispose()  # the last connection checkpoints the write-ahead log into the file
+    return path
+
+
 @pytest.fixture
-def make_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """A new empty database per call: a SQLite file in tmp_path, or, when the environment
-    has TEST_DATABASE_URL (a PostgreSQL server's URL), a database of its own on that
-    server, dropped after the test (`python3 dev.py test` runs the suite both ways)."""
+def make_database_url(tmp_path: Path, sqlite_at_head: Path) -> Iterator[Callable[..., str]]:
+    """A new database per call: a SQLite file in tmp_path, or, when the environment has
+    TEST_DATABASE_URL (a PostgreSQL server's URL), a database of its own on that server,
+    dropped after the test (`python3 dev.py test` runs the suite both ways). A SQLite one
+    is a copy of `sqlite_at_head` unless `empty=True`; a PostgreSQL one is empty. Either
+    way the bot (and each test's engine) brings it to the current schema as in
+    production, where an up-to-date database is the common case."""
     server = os.environ.get("TEST_DATABASE_URL")
     made: list[str] = []
 
-    def make(name: str) -> str:
+    def make(name: str, *, empty: bool = False) -> str:
         if not server:
-            return f"sqlite:///{tmp_path / (name + '.db')}"
+            path = tmp_path / (name + ".db")
+            if not empty:
+                shutil.copyfile(sqlite_at_head, path)
+            return f"sqlite:///{path}"
         database = f"t_{name}_{secrets.token_hex(5)}"
         made.append(database)
         return create_database(normalize_url(server), database)
@@ -111,9 +131,15 @@ def make_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
-def database_url(make_database_url: Callable[[str], str]) -> str:
+def database_url(make_database_url: Callable[..., str]) -> str:
     """The test's database (see make_database_url)."""
     return make_database_url("test")
+
+
+@pytest.fixture
+def empty_database_url(make_database_url: Callable[..., str]) -> str:
+    """A database with nothing in it, not even the schema (for the migrations' tests)."""
+    return make_database_url("empty", empty=True)
 
 
 @pytest.fixture

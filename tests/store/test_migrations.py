@@ -34,8 +34,8 @@ USER = 7_123_456_789  # Telegram user ids have passed 2**32 too
 
 
 @pytest.fixture
-def db(database_url: str) -> Any:
-    database = Database(database_url)
+def db(empty_database_url: str) -> Any:
+    database = Database(empty_database_url)
     yield database
     database.dispose()
 
@@ -359,9 +359,9 @@ def test_telegram_ids_beyond_32_bits_fit_every_column_that_holds_them(db: Databa
         assert session.exec(select(Customer.telegram_id)).one() == USER
 
 
-def test_migrate_command_upgrades_and_prints_the_revision(database_url: str) -> None:
+def test_migrate_command_upgrades_and_prints_the_revision(empty_database_url: str) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TELEGRAM_")}
-    env["DATABASE_URL"] = database_url
+    env["DATABASE_URL"] = empty_database_url
     first = run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout == f"database at revision {head_revision()}\n"
