@@ -30,6 +30,7 @@ from actions.facts import (
     order_id_in,
     policy_for,
 )
+from bot.payloads import Choice
 from bot.store.models import Priority
 
 MOTIVE_THRESHOLD = 0.8
@@ -71,7 +72,7 @@ def slot_buttons(slot: Slot) -> list[dict[str, str]]:
             title = f"button.{value}"
         else:
             title = f"choice.{slot.name}.{value}"
-        buttons.append({"title": title, "payload": f"slot:{slot.name}={value}"})
+        buttons.append({"title": title, "payload": Choice("slot", f"{slot.name}={value}").pack()})
     return buttons
 
 
@@ -481,8 +482,8 @@ class ActionSummarise(Action):
         dispatcher.utter_message(
             response="utter_summary_confirm",
             buttons=[
-                {"title": "button.correct", "payload": "summary:yes"},
-                {"title": "button.change", "payload": "summary:change"},
+                {"title": "button.correct", "payload": Choice("summary", "yes").pack()},
+                {"title": "button.change", "payload": Choice("summary", "change").pack()},
             ],
         )
         return [

@@ -5,17 +5,18 @@ Times are local to the business (`TIMEZONE`); a booked slot is stored in UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from bot.config import BusinessHours
+from bot.payloads import SlotPick
 
 if TYPE_CHECKING:
     from bot.dialogue.responses import Responses
 
 SLOT_LENGTH = timedelta(hours=1)
 SLOTS_OFFERED = 3
-NO_CALLBACK = "cb:none"
+NO_CALLBACK = SlotPick.NONE
 
 
 def callback_slots(
@@ -56,17 +57,13 @@ def callback_slots_soon(
 
 
 def slot_payload(start: datetime) -> str:
-    return f"cb:{start:%Y-%m-%dT%H:%M}"
+    return SlotPick(start).pack()
 
 
-def parse_slot(payload: str, tz: object) -> datetime | None:
+def parse_slot(payload: str, tz: tzinfo) -> datetime | None:
     """The slot a `cb:` payload names, in the business's time zone; None if malformed."""
-    raw = payload.removeprefix("cb:")
-    try:
-        moment = datetime.strptime(raw, "%Y-%m-%dT%H:%M")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=tz)  # type: ignore[arg-type]
+    pick = SlotPick.parse(payload, tz)
+    return pick.start if pick is not None else None
 
 
 def when_label(moment: datetime, language: str, responses: Responses) -> str:

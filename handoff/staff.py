@@ -51,6 +51,7 @@ from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
 from bot.dialogue.turn import StaffEvent
 from bot.html_text import escape, split_text
+from bot.payloads import DeskPress
 from bot.store import (
     OPEN_TICKET,
     Agent,
@@ -331,13 +332,15 @@ class StaffDesk:
             [
                 [
                     InlineKeyboardButton(
-                        self.label(f"staff.{action}"), callback_data=f"tk:{action}:{ticket_id}"
+                        self.label(f"staff.{action}"),
+                        callback_data=DeskPress(action, ticket_id).pack(),
                     )
                     for action in ("take", "transfer")
                 ],
                 [
                     InlineKeyboardButton(
-                        self.label(f"staff.{action}"), callback_data=f"tk:{action}:{ticket_id}"
+                        self.label(f"staff.{action}"),
+                        callback_data=DeskPress(action, ticket_id).pack(),
                     )
                     for action in ("escalate", "close")
                 ],
@@ -568,18 +571,17 @@ class StaffDesk:
         query = update.callback_query
         assert query is not None
         user = query.from_user
-        action, _, raw_id = (query.data or "").removeprefix("tk:").partition(":")
-        raw_id, _, target = raw_id.partition(":")
+        press = DeskPress.parse(query.data)
         if user.id not in self.staff:
             await query.answer(self.label("staff.only_agents"), show_alert=True)
             return
         if user.id in self.left:  # a public group's buttons work for anyone who sees them
             await query.answer(self.label("staff.not_member"), show_alert=True)
             return
-        if not raw_id.isdigit():
+        if press is None:
             await query.answer(self.label("staff.unknown"), show_alert=True)
             return
-        ticket_id = int(raw_id)
+        action, ticket_id = press.action, press.id
         now = datetime.now(UTC)
         self.remember(user.id, user.first_name)
         if action == "take":
@@ -588,7 +590,9 @@ class StaffDesk:
         elif action == "transfer":
             await self._offer_transfer(bot, query, ticket_id)
         elif action == "xfer":
-            await self._transfer(bot, query, ticket_id, int(target) if target.isdigit() else -1)
+            await self._transfer(
+                bot, query, ticket_id, -1 if press.target is None else press.target
+            )
         elif action == "escalate":
             # The escalation and its alert first: the answer only stops the spinner, and
             # while Telegram is away it fails without taking the escalation with it
@@ -738,14 +742,15 @@ class StaffDesk:
                 people.append((user_id, name + (f" ({', '.join(marks)})" if marks else "")))
         await query.answer()
         rows = [
-            [InlineKeyboardButton(name, callback_data=f"tk:xfer:{ticket_id}:{user_id}")]
+            [InlineKeyboardButton(name, callback_data=DeskPress("xfer", ticket_id, user_id).pack())]
             for user_id, name in people
         ]
         if ticket.status == TicketStatus.ASSIGNED:
             rows.append(
                 [
                     InlineKeyboardButton(
-                        self.label("staff.to_queue"), callback_data=f"tk:xfer:{ticket_id}:0"
+                        self.label("staff.to_queue"),
+                        callback_data=DeskPress("xfer", ticket_id, 0).pack(),
                     )
                 ]
             )
@@ -1103,6 +1108,7 @@ class StaffDesk:
             session.add(held)
             session.commit()
             held_id = held.id
+        assert held_id is not None
         await self.to_topic(
             bot,
             ticket,
@@ -1113,10 +1119,12 @@ class StaffDesk:
                 [
                     [
                         InlineKeyboardButton(
-                            self.label("staff.send_anyway"), callback_data=f"tk:send:{held_id}"
+                            self.label("staff.send_anyway"),
+                            callback_data=DeskPress("send", held_id).pack(),
                         ),
                         InlineKeyboardButton(
-                            self.label("staff.discard"), callback_data=f"tk:discard:{held_id}"
+                            self.label("staff.discard"),
+                            callback_data=DeskPress("discard", held_id).pack(),
                         ),
                     ]
                 ]

@@ -26,6 +26,7 @@ from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.mirror import waited
 from bot.dialogue.turn import StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
+from bot.payloads import Choice, SlotPick, chosen
 from bot.store import FollowUp, Ticket
 from bot.store.db import open_tickets
 from bot.store.models import ConversationStatus, Priority, Stage, TicketStatus
@@ -73,30 +74,32 @@ OUTCOMES = {
 }
 OUTCOME_BUTTONS = [*OUTCOMES, "other"]
 CONFIRM_BUTTONS = [
-    {"title": "button.yes", "payload": "confirm:yes"},
-    {"title": "button.not_quite", "payload": "confirm:no"},
+    {"title": "button.yes", "payload": Choice("confirm", "yes").pack()},
+    {"title": "button.not_quite", "payload": Choice("confirm", "no").pack()},
 ]
-TYPE_BUTTONS = [{"title": f"type.{name}", "payload": f"type:{name}"} for name in COMPLAINT_TYPES]
+TYPE_BUTTONS = [
+    {"title": f"type.{name}", "payload": Choice("type", name).pack()} for name in COMPLAINT_TYPES
+]
 UNSURE_BUTTONS = [
-    {"title": "button.yes", "payload": "unsure:yes"},
-    {"title": "button.unsure_no", "payload": "unsure:no"},
+    {"title": "button.yes", "payload": Choice("unsure", "yes").pack()},
+    {"title": "button.unsure_no", "payload": Choice("unsure", "no").pack()},
 ]
 SAFE_BUTTONS = [
-    {"title": "button.all_safe", "payload": "safe:yes"},
-    {"title": "button.someone_hurt", "payload": "safe:hurt"},
+    {"title": "button.all_safe", "payload": Choice("safe", "yes").pack()},
+    {"title": "button.someone_hurt", "payload": Choice("safe", "hurt").pack()},
 ]
 MEETS_BUTTONS = [
-    {"title": "button.meets_yes", "payload": "meets:yes"},
-    {"title": "button.meets_no", "payload": "meets:no"},
+    {"title": "button.meets_yes", "payload": Choice("meets", "yes").pack()},
+    {"title": "button.meets_no", "payload": Choice("meets", "no").pack()},
 ]
 FORGET_BUTTONS = [
-    {"title": "button.forget_yes", "payload": "forget:yes"},
-    {"title": "button.forget_no", "payload": "forget:no"},
+    {"title": "button.forget_yes", "payload": Choice("forget", "yes").pack()},
+    {"title": "button.forget_no", "payload": Choice("forget", "no").pack()},
 ]
 MENU_BUTTONS = [
-    {"title": "menu.complain", "payload": "menu:complain"},
-    {"title": "menu.question", "payload": "menu:question"},
-    {"title": "menu.human", "payload": "menu:human"},
+    {"title": "menu.complain", "payload": Choice("menu", "complain").pack()},
+    {"title": "menu.question", "payload": Choice("menu", "question").pack()},
+    {"title": "menu.human", "payload": Choice("menu", "human").pack()},
 ]
 
 
@@ -115,7 +118,7 @@ class Policy:
         if turn.text.startswith("/") and turn.payload is None:
             await self._command(turn)
             return
-        if (turn.payload or "").startswith("forget:"):
+        if chosen(turn.payload, "forget") is not None:
             self._forget(turn)
             return
         if turn.conversation.status == ConversationStatus.HANDED_OFF:
@@ -132,7 +135,7 @@ class Policy:
                 return
             self._greet_briefly(turn)
             turn.say(f"utter_abuse_strike_{strikes}")
-        if turn.payload == "menu:human" or (
+        if chosen(turn.payload, "menu") == "human" or (
             turn.intent == "request_human" and turn.intent_confidence >= REQUEST_HUMAN_CONFIDENCE
         ):
             await self._handoff_now(turn)
@@ -263,7 +266,7 @@ class Policy:
     def _forget(self, turn: Turn) -> None:
         """/forget confirmed: open tickets cancelled, their topics deleted, personal data
         erased (bot/store/privacy.py); anonymous figures stay for the reports."""
-        if turn.payload != "forget:yes":
+        if chosen(turn.payload, "forget") != "yes":
             turn.say("utter_forget_kept")
             return
         if turn.conversation.status == ConversationStatus.HANDED_OFF:
@@ -369,10 +372,10 @@ class Policy:
         bot is silent (the agent answers), except that a threat is still flagged.
         """
         tickets = self._relay(turn)
-        if (turn.payload or "").startswith("cb:"):
+        if SlotPick.parse(turn.payload, self.engine.settings.tz) is not None:
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
-        if turn.payload in ("meets:yes", "meets:no"):
+        if chosen(turn.payload, "meets") in ("yes", "no"):
             self._meets_expectation(turn, tickets)
             return
         if _threat(turn):
@@ -614,7 +617,7 @@ class Policy:
         if turn.slots.get("meets_answered"):
             return  # answered already (Telegram removes the keyboard; a terminal may not)
         turn.slots["meets_answered"] = True
-        if turn.payload == "meets:yes":
+        if chosen(turn.payload, "meets") == "yes":
             turn.say("utter_closing")
         else:
             for ticket in tickets[-1:]:
@@ -640,8 +643,8 @@ class Policy:
             turn.say(
                 "utter_summary_confirm",
                 [
-                    {"title": "button.correct", "payload": "summary:yes"},
-                    {"title": "button.change", "payload": "summary:change"},
+                    {"title": "button.correct", "payload": Choice("summary", "yes").pack()},
+                    {"title": "button.change", "payload": Choice("summary", "change").pack()},
                 ],
             )
         elif stage == Stage.CORRECTING:
@@ -668,12 +671,12 @@ class Policy:
     # --- step 1: no topic yet -------------------------------------------------------
 
     async def _stage_idle(self, turn: Turn) -> None:
-        if turn.payload == "menu:complain":
+        if chosen(turn.payload, "menu") == "complain":
             self._greet_briefly(turn)
             turn.say("utter_ask_tell_more")
             turn.stage = Stage.LISTENING
             return
-        if turn.payload == "menu:question":
+        if chosen(turn.payload, "menu") == "question":
             turn.say("utter_offer_help")
             return
         if turn.payload is not None:
@@ -785,8 +788,8 @@ class Policy:
         """The answer to "is everyone safe?": a button, words that say it, or a plain
         yes. Anything else is heard as more of the story (the fact is asked later)."""
         payload = turn.payload or ""
-        if payload in ("safe:yes", "safe:hurt"):
-            injury: str | None = "no" if payload == "safe:yes" else "yes"
+        if chosen(payload, "safe") in ("yes", "hurt"):
+            injury: str | None = "no" if chosen(payload, "safe") == "yes" else "yes"
         elif payload or not turn.text:
             self.reprompt(turn)
             return
@@ -882,9 +885,13 @@ class Policy:
         self.engine.save_complaint(turn)
 
     async def _stage_confirming(self, turn: Turn) -> None:
-        if turn.payload == "confirm:yes" or (turn.payload is None and turn.intent == "affirm"):
+        if chosen(turn.payload, "confirm") == "yes" or (
+            turn.payload is None and turn.intent == "affirm"
+        ):
             await self._after_confirm(turn)
-        elif turn.payload == "confirm:no" or (turn.payload is None and turn.intent == "deny"):
+        elif chosen(turn.payload, "confirm") == "no" or (
+            turn.payload is None and turn.intent == "deny"
+        ):
             denials = int(turn.slots.get("restatements_denied") or 0) + 1
             turn.slots["restatements_denied"] = denials
             if denials >= MAX_DENIALS:
@@ -929,13 +936,13 @@ class Policy:
         """After two denied restatements: the type the customer picks (or names in
         words: "it's a delivery problem", "是物流问题") is the type."""
         payload = turn.payload or ""
-        chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
-        if chosen is None and turn.text and not payload:
-            chosen = self._named_type(turn)
-        if chosen not in COMPLAINT_TYPES:
+        picked = chosen(payload, "type")
+        if picked is None and turn.text and not payload:
+            picked = self._named_type(turn)
+        if picked not in COMPLAINT_TYPES:
             self.reprompt(turn)
             return
-        turn.slots.update(complaint_type=chosen, type_locked=True)
+        turn.slots.update(complaint_type=picked, type_locked=True)
         self.engine.save_complaint(turn)
         await self._after_confirm(turn)
 
@@ -952,8 +959,8 @@ class Policy:
 
     async def _stage_expectation(self, turn: Turn) -> None:
         payload = turn.payload or ""
-        if payload.startswith("outcome:"):
-            choice = payload.split(":", 1)[1]
+        choice = chosen(payload, "outcome")
+        if choice is not None:
             if choice == OTHER:
                 turn.say("utter_ask_outcome_other")
                 turn.stage = Stage.EXPECTATION_TEXT
@@ -1037,17 +1044,17 @@ class Policy:
             return
         payload = turn.payload or ""
         unsure = turn.slots.pop(f"unsure_{requested}", None)
-        if payload == "unsure:yes" and unsure:
+        if chosen(payload, "unsure") == "yes" and unsure:
             turn.slots[str(requested)] = unsure
             await self.engine.act(turn, "validate_complaint_form")
             self.engine.save_complaint(turn)
             await self._next_fact(turn)
             return
-        if payload == "unsure:no":
+        if chosen(payload, "unsure") == "no":
             self._ask(turn, str(requested))  # the open question now
             return
-        if payload.startswith("slot:"):
-            name, _, value = payload[5:].partition("=")
+        if (answer := chosen(payload, "slot")) is not None:
+            name, _, value = answer.partition("=")
             if name != requested:
                 self.reprompt(turn)
                 return
@@ -1128,10 +1135,12 @@ class Policy:
         if typed and self._named_field(turn):
             await self._stage_correcting(turn)  # "the order number": change that one
             return
-        if turn.payload == "summary:yes" or (turn.payload is None and turn.intent == "affirm"):
+        if chosen(turn.payload, "summary") == "yes" or (
+            turn.payload is None and turn.intent == "affirm"
+        ):
             await self._close(turn)
         elif (
-            turn.payload == "summary:change"
+            chosen(turn.payload, "summary") == "change"
             or (turn.payload is None and turn.intent == "deny")
             or (typed and _asks_to_change(turn.text))
         ):
@@ -1182,22 +1191,25 @@ class Policy:
     def _change_buttons(self, turn: Turn) -> list[dict[str, str]]:
         summary = turn.slots.get("summary") or {}
         buttons = [
-            {"title": "slot.complaint_type", "payload": "change:complaint_type"},
-            {"title": "slot.desired_outcome", "payload": "change:desired_outcome"},
+            {"title": "slot.complaint_type", "payload": Choice("change", "complaint_type").pack()},
+            {
+                "title": "slot.desired_outcome",
+                "payload": Choice("change", "desired_outcome").pack(),
+            },
         ]
         buttons += [
-            {"title": f"slot.{name}", "payload": f"change:{name}"}
+            {"title": f"slot.{name}", "payload": Choice("change", name).pack()}
             for name in (summary.get("facts") or {})
         ]
-        buttons.append({"title": "button.other", "payload": "change:other"})
+        buttons.append({"title": "button.other", "payload": Choice("change", "other").pack()})
         return buttons
 
     async def _stage_correcting(self, turn: Turn) -> None:
         payload = turn.payload or ""
-        target = payload.split(":", 1)[1] if payload.startswith("change:") else None
+        target = chosen(payload, "change")
         if not payload and turn.text:
             target = self._named_field(turn)
-            payload = f"change:{target}" if target else ""
+            payload = Choice("change", target).pack() if target else ""
         if target == "complaint_type":
             turn.say("utter_ask_complaint_type", TYPE_BUTTONS)
             turn.stage = Stage.CORRECTING_TYPE
@@ -1227,23 +1239,22 @@ class Policy:
         if len(typed) > 30:
             return None
         named = [
-            button["payload"].split(":", 1)[1]
+            chosen(button["payload"], "change")
             for button in self._change_buttons(turn)
-            if button["payload"] != f"change:{OTHER}"
+            if chosen(button["payload"], "change") != OTHER
             and (label := self.engine.responses.label(button["title"], turn.language).lower())
             and (label in typed or (len(typed) >= 4 and typed in label))
         ]
         return named[0] if len(named) == 1 else None
 
     async def _stage_correcting_type(self, turn: Turn) -> None:
-        payload = turn.payload or ""
-        chosen = payload.split(":", 1)[1] if payload.startswith("type:") else None
-        if chosen not in COMPLAINT_TYPES:
+        picked = chosen(turn.payload, "type")
+        if picked not in COMPLAINT_TYPES:
             turn.say("utter_invalid_choice")
             turn.stage = Stage.CORRECTING
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             return
-        turn.slots.update(complaint_type=chosen, type_locked=True)
+        turn.slots.update(complaint_type=picked, type_locked=True)
         turn.say("utter_correction_done")
         await self._continue_facts(turn)
 
@@ -1395,4 +1406,7 @@ def _threat(turn: Turn) -> bool:
 
 
 def _outcome_buttons() -> list[dict[str, str]]:
-    return [{"title": f"outcome.{name}", "payload": f"outcome:{name}"} for name in OUTCOME_BUTTONS]
+    return [
+        {"title": f"outcome.{name}", "payload": Choice("outcome", name).pack()}
+        for name in OUTCOME_BUTTONS
+    ]

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from bot.dialogue.turn import StaffEvent
+from bot.payloads import FollowUpAnswer
 from bot.store import FollowUp, Ticket
 from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
 
@@ -32,7 +33,10 @@ _DIGIT = re.compile(r"^\s*([1-5])\s*(分|星|/\s*5)?\s*$")
 
 
 def rating_buttons(follow_up_id: int) -> list[dict[str, str]]:
-    return [{"title": f"{n} ★", "payload": f"sv:r{n}:{follow_up_id}"} for n in range(1, 6)]
+    return [
+        {"title": f"{n} ★", "payload": FollowUpAnswer("sv", f"r{n}", follow_up_id).pack()}
+        for n in range(1, 6)
+    ]
 
 
 class Survey:
@@ -58,7 +62,12 @@ class Survey:
         elif turn.stage == Stage.SURVEY_RATING:
             turn.say("utter_survey_rating", rating_buttons(follow_up_id))
         elif turn.stage == Stage.SURVEY_COMMENT:
-            skip = [{"title": "button.skip", "payload": f"sv:skip:{follow_up_id}"}]
+            skip = [
+                {
+                    "title": "button.skip",
+                    "payload": FollowUpAnswer("sv", "skip", follow_up_id).pack(),
+                }
+            ]
             turn.say("utter_survey_comment", skip)
         else:
             turn.say("utter_after_service_again", yes_no("as", follow_up_id))
@@ -69,9 +78,9 @@ class Survey:
 
     def _answer(self, turn: Turn, row: FollowUp) -> str | None:
         """yes / no from the buttons or from typed words (affirm / deny)."""
-        kind, _, _ = (turn.payload or "").partition(":")
-        if kind in ("sv", "as"):
-            return (turn.payload or "").split(":")[1]
+        pressed = FollowUpAnswer.parse(turn.payload)
+        if pressed is not None:
+            return pressed.answer
         if turn.payload is None and turn.intent in ("affirm", "deny"):
             return "yes" if turn.intent == "affirm" else "no"
         return None
@@ -113,10 +122,9 @@ class Survey:
         turn.stage = Stage.SURVEY_RATING
 
     async def _survey_rating(self, turn: Turn, row: FollowUp) -> None:
-        score = None
-        if (turn.payload or "").startswith("sv:r"):
-            score = int((turn.payload or "")[4])
-        elif turn.payload is None and (match := _DIGIT.match(turn.text)):
+        pressed = FollowUpAnswer.parse(turn.payload)
+        score = pressed.score if pressed is not None else None
+        if turn.payload is None and (match := _DIGIT.match(turn.text)):
             score = int(match.group(1))
         if score is None:
             turn.say("utter_survey_rating", rating_buttons(row.id or 0))
@@ -198,6 +206,9 @@ class Survey:
 def yes_no(prefix: str, follow_up_id: int) -> list[dict[str, str]]:
     """The closed question's buttons: sv (survey) or as (after-service), yes / no."""
     return [
-        {"title": "button.yes_plain", "payload": f"{prefix}:yes:{follow_up_id}"},
-        {"title": "button.no_plain", "payload": f"{prefix}:no:{follow_up_id}"},
+        {
+            "title": "button.yes_plain",
+            "payload": FollowUpAnswer(prefix, "yes", follow_up_id).pack(),
+        },
+        {"title": "button.no_plain", "payload": FollowUpAnswer(prefix, "no", follow_up_id).pack()},
     ]

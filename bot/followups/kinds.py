@@ -34,6 +34,7 @@ from telegram.error import TelegramError
 from bot.dialogue.survey import yes_no
 from bot.dialogue.turn import Button
 from bot.followups.scheduler import Scheduler
+from bot.payloads import DeskPress
 from bot.store import Agent, Conversation, FollowUp, ProcessedUpdate, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
@@ -325,7 +326,7 @@ class FollowUpKinds:
                 [
                     InlineKeyboardButton(
                         self.desk.label("staff.callback_take"),
-                        callback_data=f"tk:cb:{follow_up_id}",
+                        callback_data=DeskPress("cb", follow_up_id).pack(),
                     )
                 ]
             ]

@@ -6,10 +6,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogue import Button
 from bot.html_text import TEXT_LIMIT, escape, split_text
+from bot.payloads import MAX_BYTES, PayloadError
 
 __all__ = ["CALLBACK_LIMIT", "TEXT_LIMIT", "escape", "keyboard", "split_text"]
 
-CALLBACK_LIMIT = 64
+CALLBACK_LIMIT = MAX_BYTES
 
 
 def keyboard(buttons: list[Button]) -> InlineKeyboardMarkup | None:
@@ -17,8 +18,8 @@ def keyboard(buttons: list[Button]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
     for button in buttons:
-        if len(button.payload.encode()) > CALLBACK_LIMIT:
-            raise ValueError(f"callback_data over 64 bytes: {button.payload!r}")
+        if len(button.payload.encode()) > CALLBACK_LIMIT:  # made in bot/payloads.py, or data
+            raise PayloadError(f"callback_data over {CALLBACK_LIMIT} bytes: {button.payload!r}")
     short = len(buttons) > 4 and all(len(b.label) <= 14 for b in buttons)
     width = 2 if short else 1
     rows = [
