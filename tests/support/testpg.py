@@ -72,12 +72,14 @@ def _admin_engine(server_url: str) -> sa.Engine:
     return sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
-def create_database(server_url: str, name: str) -> str:
-    """Create database `name` on the server of `server_url`; return the URL to it."""
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """Create database `name` on the server of `server_url` (empty, or a copy of database
+    `template`, which nobody may be connected to); return the URL to it."""
     engine = _admin_engine(server_url)
+    copy = f" TEMPLATE {_quoted(template)}" if template else ""
     try:
         with engine.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE {_quoted(name)}")
+            connection.exec_driver_sql(f"CREATE DATABASE {_quoted(name)}{copy}")
     finally:
         engine.dispose()
     return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
