@@ -9,6 +9,7 @@ translates, payloads are what the engine reads back.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -76,7 +77,7 @@ def slot_buttons(slot: Slot) -> list[dict[str, str]]:
     return buttons
 
 
-def strong_signals(parse: dict[str, Any]) -> set[str]:
+def strong_signals(parse: Mapping[str, Any]) -> set[str]:
     """The signals of a parse that clear their floor."""
     scores = parse.get("signal_scores") or {}
     fired = set(parse.get("signals") or [])
@@ -420,7 +421,7 @@ def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) ->
     return not mostly_entity(parse, answer, ("amount", "date"))  # mostly a sum or a date
 
 
-def mostly_entity(parse: dict[str, Any], text: str, kinds: tuple[str, ...]) -> bool:
+def mostly_entity(parse: Mapping[str, Any], text: str, kinds: tuple[str, ...]) -> bool:
     """Whether an entity of one of ``kinds`` makes up most of the text ("last week",
     "¥299"): a value of another kind than the one asked for."""
     return any(

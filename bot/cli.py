@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 from bot.nlu.data import NluDataError
+from bot.nlu.labels import Parse
 
 EXIT_USAGE = 2
 
@@ -45,7 +46,7 @@ def cmd_nlu_parse(args: argparse.Namespace, settings: Settings) -> int:
     texts = _read_lines(args.file) if args.file is not None else [args.text]
     service = NluService(settings)
 
-    async def parse_all() -> list[dict[str, object]]:
+    async def parse_all() -> list[Parse]:
         try:
             return await service.parse_many(texts)
         finally:
@@ -139,7 +140,7 @@ def cmd_nlu_eval(args: argparse.Namespace, settings: Settings) -> int:
         parser = f"embedded model, variant {args.variant}"
     service = NluService(settings, model=model)
 
-    async def parse_all() -> list[dict[str, object]]:
+    async def parse_all() -> list[Parse]:
         try:
             return await service.parse_many([ticket.text for ticket in tickets])
         finally:

@@ -49,7 +49,6 @@ from telegram.error import (
 
 from bot.config import Settings, parse_duration
 from bot.dialogue import Engine
-from bot.dialogue.turn import StaffEvent
 from bot.html_text import escape, split_text
 from bot.payloads import DeskPress
 from bot.store import (
@@ -73,6 +72,7 @@ from bot.telegram.outbox import FIRST_DELAY, MAX_DELAY, Copy, Outbox, topic_gone
 from bot.telegram.request import ON_SEND, LeftProbe, retry_seconds
 from handoff import queue
 from handoff.coaching import phrase_to_avoid
+from handoff.events import StaffEvent
 
 log = logging.getLogger(__name__)
 TOPIC_NAME_LIMIT = 128

@@ -26,17 +26,12 @@ PACKAGES = ("bot", "handoff", "actions")
 KNOWN_UPWARD = {
     # the staff desk is the Telegram side of the hand-off; it goes to bot/telegram/
     ("handoff.staff", "bot.dialogue"),  # the Engine, as a service locator (engine.db)
-    ("handoff.staff", "bot.dialogue.turn"),  # StaffEvent: an event type, for the bottom
     ("handoff.staff", "bot.telegram.outbox"),
     ("handoff.staff", "bot.telegram.request"),
-    # the inbox (a table and its queries) belongs to the storage layer
-    ("bot.followups.kinds", "bot.telegram.intake"),
 }
 KNOWN_CYCLES = {
     # Policy and Survey hold the Engine and call back into it
     frozenset({"bot.dialogue.engine", "bot.dialogue.policy", "bot.dialogue.survey"}),
-    # the scheduler's jobs find the running FollowUpKinds through a module global
-    frozenset({"bot.followups.kinds", "bot.followups.scheduler"}),
 }
 KNOWN_TELEGRAM = {"bot.followups.kinds", "handoff.private", "handoff.staff", "handoff.watch"}
 KNOWN_TESTS: set[str] = set()

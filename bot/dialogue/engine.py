@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from bot.dialogue.policy import Policy
 from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Button, Incoming, Reply, Turn
 from bot.nlu import NluService
+from bot.nlu.labels import Parse
 from bot.nlu.text import detect_language, language_of_code
 from bot.store import (
     Complaint,
@@ -177,7 +178,7 @@ class Engine:
                 direction="in",
                 text=incoming.text or "",
                 payload=incoming.payload,
-                parse=parse,
+                parse=dict(parse) if parse is not None else None,
             )
             message.external_id = incoming.message_ref
             session.flush()
@@ -453,7 +454,7 @@ class Engine:
         action: str,
         *,
         candidates: dict[str, Any] | None = None,
-        latest: dict[str, Any] | None = None,
+        latest: Mapping[str, Any] | None = None,
         silent: bool = False,
     ) -> None:
         """Run one action on a Rasa tracker of this conversation and apply its events."""
@@ -717,13 +718,13 @@ _RESPONSE_FIELDS = {
 }  # fmt: skip
 
 
-def _first_language(parse: dict[str, Any] | None, fallback: str) -> str:
+def _first_language(parse: Parse | None, fallback: str) -> str:
     if parse and float(parse.get("language_confidence") or 0) >= 0.5:
         return str(parse["language"])
     return fallback
 
 
-def _maybe_switch_language(conversation: Conversation, parse: dict[str, Any], text: str) -> None:
+def _maybe_switch_language(conversation: Conversation, parse: Parse, text: str) -> None:
     """Follow the customer into the other language only on a clear, long enough message."""
     if parse.get("language") == conversation.language:
         return

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from bot.nlu.labels import Parse
 
 AGITATED = 2
 """Score from which a message counts as agitated."""
@@ -22,7 +23,7 @@ def _words() -> dict[str, tuple[str, ...]]:
     return {lang: tuple(word.lower() for word in words) for lang, words in raw.items()}
 
 
-def intensity(text: str, parse: dict[str, Any]) -> int:
+def intensity(text: str, parse: Parse) -> int:
     """0 calm, 1 annoyed, 2+ agitated: shouting, strong words, abuse, venting, repeats."""
     score = 0
     if _BANGS.search(text) or text.count("!") + text.count("！") >= 3:
@@ -37,7 +38,7 @@ def intensity(text: str, parse: dict[str, Any]) -> int:
         score += 2
     if "repeat_contact" in signals:
         score += 1
-    motive = parse.get("motive") or {}
-    if motive.get("name") == "venting" and float(motive.get("confidence") or 0) >= 0.5:
+    motive = parse.get("motive")
+    if motive and motive["name"] == "venting" and motive["confidence"] >= 0.5:
         score += 1
     return score

@@ -24,7 +24,6 @@ from bot.dialogue import survey
 from bot.dialogue.faq import Answer
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.mirror import waited
-from bot.dialogue.turn import StaffEvent
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.payloads import Choice, SlotPick, chosen
 from bot.store import FollowUp, Ticket
@@ -32,6 +31,7 @@ from bot.store.db import open_tickets
 from bot.store.models import ConversationStatus, Priority, Stage, TicketStatus
 from bot.store.privacy import forget
 from handoff import queue
+from handoff.events import StaffEvent
 from handoff.hours import (
     NO_CALLBACK,
     callback_slots,
@@ -1003,10 +1003,10 @@ class Policy:
         await self._continue_facts(turn)
 
     def _outcome_from_text(self, turn: Turn) -> None:
-        motive = (turn.parse or {}).get("motive") or {}
-        name = str(motive.get("name") or "explanation")
+        motive = turn.parse.get("motive") if turn.parse else None
+        name = motive["name"] if motive else "explanation"
         outcome = load_facts().outcome(name, turn.text, turn.language)
-        if float(motive.get("confidence") or 0) < MOTIVE_THRESHOLD:
+        if (motive["confidence"] if motive else 0.0) < MOTIVE_THRESHOLD:
             outcome = load_facts().outcome(None, turn.text, turn.language) or OTHER
         turn.slots.update(
             motive=name, desired_outcome=outcome, outcome_text=turn.text, motive_locked=True
@@ -1383,9 +1383,9 @@ def _safety_said(turn: Turn) -> bool:
     """A complaint about something unsafe (fire, injury, health), said plainly."""
     if not _is_complaint(turn, faq_matched=False):
         return False
-    kind = (turn.parse or {}).get("complaint_type") or {}
+    kind = turn.parse.get("complaint_type") if turn.parse else None
     return (
-        kind.get("name") == "safety" and float(kind.get("confidence") or 0) >= SAFETY_WHILE_WAITING
+        kind is not None and kind["name"] == "safety" and kind["confidence"] >= SAFETY_WHILE_WAITING
     )
 
 

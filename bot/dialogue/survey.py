@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.dialogue.turn import StaffEvent
 from bot.payloads import FollowUpAnswer
 from bot.store import FollowUp, Ticket
 from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
+from handoff.events import StaffEvent
 
 if TYPE_CHECKING:
     from bot.dialogue.engine import Engine

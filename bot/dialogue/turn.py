@@ -9,7 +9,9 @@ from typing import Any
 from sqlmodel import Session
 
 from actions.complaint import strong_signals
+from bot.nlu.labels import Parse
 from bot.store import Complaint, Conversation, Customer
+from handoff.events import StaffEvent
 
 
 @dataclass(frozen=True)
@@ -62,22 +64,6 @@ class Part:
     buttons: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class StaffEvent:
-    """Something the agents should see in a ticket's topic (a label key in staff.*)."""
-
-    ticket_id: int
-    key: str
-    values: dict[str, Any] = field(default_factory=dict)
-    close_topic: bool = False
-    alert: bool = False
-    """Also to the supervisors, privately."""
-    transcript: bool = False
-    """With the ticket's history (a low satisfaction score)."""
-    delete_topic: bool = False
-    """The customer asked to be forgotten: the topic goes, with what it showed."""
-
-
 @dataclass
 class Turn:
     incoming: Incoming
@@ -87,7 +73,7 @@ class Turn:
     now: datetime
     today: date
     text: str
-    parse: dict[str, Any] | None
+    parse: Parse | None
     message_id: int
     session: Session
     complaint: Complaint | None = None
@@ -122,13 +108,15 @@ class Turn:
     def intent(self) -> str | None:
         if self.parse is None:
             return None
-        return str((self.parse.get("intent") or {}).get("name") or "") or None
+        intent = self.parse.get("intent")
+        return intent["name"] or None if intent else None
 
     @property
     def intent_confidence(self) -> float:
         if self.parse is None:
             return 0.0
-        return float((self.parse.get("intent") or {}).get("confidence") or 0.0)
+        intent = self.parse.get("intent")
+        return float(intent["confidence"]) if intent else 0.0
 
     @property
     def signals(self) -> set[str]:

@@ -39,8 +39,7 @@ from bot.store import Agent, Conversation, FollowUp, ProcessedUpdate, Ticket
 from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
 from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
-from bot.store.privacy import expire, prune_posted
-from bot.telegram.intake import Inbox
+from bot.store.privacy import expire, prune_inbox, prune_posted
 from handoff.staff import Outgoing, StaffDesk
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,8 @@ class FollowUpKinds:
         customers wrote), redelivery marks after PROCESSED_KEPT, and transcripts after
         RETENTION_DAYS when it is set."""
         now = datetime.now(UTC)
-        inbox = Inbox(self.db).prune(now - INBOX_KEPT)
         with self.db.session() as session:
+            inbox = prune_inbox(session, before=now - INBOX_KEPT)
             # lines posted in topics (they may quote the customer): kept as the raw updates
             posted = prune_posted(session, before=now - INBOX_KEPT)
             marks = session.execute(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,14 +25,25 @@ from sqlmodel import Session, col, select
 from bot.store import FollowUp
 from bot.store.db import normalize_url
 
-if TYPE_CHECKING:
-    from bot.followups.kinds import FollowUpKinds
-
 log = logging.getLogger(__name__)
 EARLY = timedelta(seconds=1)
 """A job that fires this much before its row's due time was moved: it waits again."""
 
-_running: FollowUpKinds | None = None
+
+class Jobs(Protocol):
+    """What the scheduler's jobs run (bot/followups/kinds.py: FollowUpKinds)."""
+
+    async def fire(self, follow_up_id: int) -> None: ...
+
+    async def report(self, period: str) -> None: ...
+
+    def expire_transcripts(self) -> None: ...
+
+
+_running: Jobs | None = None
+"""The process's running jobs. APScheduler's persistent job store keeps each job as the
+import path of a module-level function ("bot.followups.scheduler:fire") and its
+arguments, so the functions find what to run here rather than in the job."""
 
 
 async def fire(follow_up_id: int) -> None:
@@ -79,7 +90,7 @@ class Scheduler:
             timezone=UTC,
         )
 
-    def start(self, kinds: FollowUpKinds) -> None:
+    def start(self, kinds: Jobs) -> None:
         global _running
         _running = kinds
         self.scheduler.start()

@@ -11,11 +11,11 @@ import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
 
 import aiohttp
 
 from bot.config import Settings
+from bot.nlu.labels import Parse
 from bot.nlu.model import TriageModel, load_or_train
 from bot.nlu.remote import RasaNluClient, from_rasa
 
@@ -47,7 +47,7 @@ class NluService:
             )
         return self._model
 
-    async def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
+    async def parse(self, text: str, *, today: date | None = None) -> Parse:
         if self._remote is None:
             model = self.model
             loop = asyncio.get_running_loop()
@@ -64,7 +64,7 @@ class NluService:
             today=today,
         )
 
-    async def parse_in_turn(self, text: str, *, today: date | None = None) -> dict[str, Any]:
+    async def parse_in_turn(self, text: str, *, today: date | None = None) -> Parse:
         """Parse inside a turn's database transaction: the embedded model runs right here,
         on the event loop, instead of in the worker thread. Giving the loop away while
         the transaction holds SQLite's write lock lets another turn reach its first
@@ -74,14 +74,12 @@ class NluService:
             return self.model.parse(text, today=today)
         return await self.parse(text, today=today)
 
-    async def parse_many(
-        self, texts: Sequence[str], *, today: date | None = None
-    ) -> list[dict[str, Any]]:
+    async def parse_many(self, texts: Sequence[str], *, today: date | None = None) -> list[Parse]:
         """Parse in order; the embedded model in batches of ``BATCH`` to bound memory."""
         if self._remote is None:
             model = self.model
             loop = asyncio.get_running_loop()
-            results: list[dict[str, Any]] = []
+            results: list[Parse] = []
             for start in range(0, len(texts), BATCH):
                 chunk = list(texts[start : start + BATCH])
                 parse = functools.partial(model.parse_batch, chunk, today=today)

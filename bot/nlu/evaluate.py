@@ -19,7 +19,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.encoder import EmbeddingCache
-from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, LANGUAGES, MOTIVES, SIGNALS
+from bot.nlu.labels import (
+    COMPLAIN,
+    COMPLAINT_TYPES,
+    DIALOGUE_INTENTS,
+    LANGUAGES,
+    MOTIVES,
+    SIGNALS,
+    Parse,
+)
 from bot.nlu.model import ModelConfig, TriageModel, intent_label
 
 NOT_COMPLAINT = "not_complaint"
@@ -121,9 +129,7 @@ def _empty_results() -> Results:
     }
 
 
-def _score_examples(
-    results: Results, examples: list[Example], parses: list[dict[str, Any]]
-) -> None:
+def _score_examples(results: Results, examples: list[Example], parses: list[Parse]) -> None:
     for example, parse in zip(examples, parses, strict=True):
         axes = results[example.language]
         gold_intent = intent_label(example)

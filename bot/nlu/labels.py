@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
 Axis = Literal["intent", "complaint_type", "motive", "signal"]
 
@@ -52,3 +52,31 @@ LABELS_OF_AXIS: Final[dict[Axis, tuple[str, ...]]] = {
     "motive": MOTIVES,
     "signal": SIGNALS,
 }
+
+
+class Ranked(TypedDict):
+    """A label and how sure the model is of it (0..1)."""
+
+    name: str
+    confidence: float
+
+
+class Parse(TypedDict, total=False):
+    """The parse of one message (`python -m bot nlu parse` prints it): Rasa's
+    /model/parse shape (text, intent, intent_ranking, entities) plus ours. A Rasa NLU
+    server (`RASA_NLU_URL`) gives Rasa's keys; the rest may then be missing, so readers
+    use `.get` for them."""
+
+    text: str
+    language: str
+    language_confidence: float
+    intent: Ranked
+    intent_ranking: list[Ranked]
+    complaint_type: Ranked
+    complaint_type_ranking: list[Ranked]
+    motive: Ranked
+    motive_ranking: list[Ranked]
+    entities: list[dict[str, Any]]
+    signals: list[str]
+    signal_scores: dict[str, float]
+    signal_phrases: list[str]

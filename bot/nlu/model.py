@@ -46,6 +46,8 @@ from bot.nlu.labels import (
     LANGUAGES,
     MOTIVES,
     SIGNALS,
+    Parse,
+    Ranked,
 )
 from bot.nlu.text import detect_language, normalise, words
 
@@ -324,7 +326,7 @@ class TriageModel:
             embeddings=embeddings if encoder is not None else None,
         )
 
-    def parse(self, text: str, *, today: date | None = None) -> dict[str, Any]:
+    def parse(self, text: str, *, today: date | None = None) -> Parse:
         return self.parse_batch([text], today=today)[0]
 
     def features(self, texts: Sequence[str]) -> csr_matrix:
@@ -337,9 +339,7 @@ class TriageModel:
             dense = self.encoder.embed(texts)
         return _join(tfidf, dense, self.config.encoder_weight)
 
-    def parse_batch(
-        self, texts: Sequence[str], *, today: date | None = None
-    ) -> list[dict[str, Any]]:
+    def parse_batch(self, texts: Sequence[str], *, today: date | None = None) -> list[Parse]:
         """Parse many texts at once (one matrix product per axis)."""
         today = today or date.today()
         cleaned = [text if isinstance(text, str) else "" for text in texts]
@@ -357,7 +357,7 @@ class TriageModel:
             }
             for language, models in self.signals.items()
         }
-        results = []
+        results: list[Parse] = []
         for row, (text, norm) in enumerate(zip(cleaned, normalised, strict=True)):
             evidence = any(token in self.known_words for token in words(norm))
             language, language_confidence = detect_language(text, self.default_language)
@@ -404,7 +404,7 @@ class TriageModel:
         return probabilities[:, order], labels
 
 
-def _rank(probabilities: np.ndarray, labels: Sequence[str], evidence: bool) -> list[dict[str, Any]]:
+def _rank(probabilities: np.ndarray, labels: Sequence[str], evidence: bool) -> list[Ranked]:
     """Labels by confidence.
 
     Without a single known word the model knows nothing: the confidence is uniform,

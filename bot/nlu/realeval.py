@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.nlu.evaluate import NOT_COMPLAINT, AxisResult
-from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, LANGUAGES, MOTIVES, SIGNALS
+from bot.nlu.labels import COMPLAIN, COMPLAINT_TYPES, LANGUAGES, MOTIVES, SIGNALS, Parse, Ranked
 
 UNSPECIFIED = "unspecified"
 MIN_MOTIVE_ROWS = 8
@@ -170,7 +170,7 @@ class SignalResult:
     found: dict[str, int] = field(default_factory=dict)
     missed: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, ticket: Ticket, parse: dict[str, Any]) -> None:
+    def add(self, ticket: Ticket, parse: Parse) -> None:
         fired = set(parse["signals"])
         row = {"id": ticket.id, "text": ticket.text, "gold": list(ticket.signals or ())}
         scores = {"fired": sorted(fired), "scores": parse.get("signal_scores", {})}
@@ -204,7 +204,7 @@ class SignalResult:
         }
 
 
-def _add(result: AxisResult, ticket: Ticket, gold: str, predicted: dict[str, Any]) -> None:
+def _add(result: AxisResult, ticket: Ticket, gold: str, predicted: Ranked) -> None:
     result.add(
         ticket.text,
         gold,
@@ -216,10 +216,10 @@ def _add(result: AxisResult, ticket: Ticket, gold: str, predicted: dict[str, Any
 
 
 def evaluate_tickets(
-    tickets: Sequence[Ticket], parses: Sequence[dict[str, Any]]
+    tickets: Sequence[Ticket], parses: Sequence[Parse]
 ) -> dict[str, LanguageResult]:
     """Score each ticket against its parse; languages in LANGUAGES order, axes with rows only."""
-    by_language: dict[str, list[tuple[Ticket, dict[str, Any]]]] = {}
+    by_language: dict[str, list[tuple[Ticket, Parse]]] = {}
     for ticket, parse in zip(tickets, parses, strict=True):
         by_language.setdefault(ticket.lang or parse["language"], []).append((ticket, parse))
     results: dict[str, LanguageResult] = {}

@@ -14,7 +14,15 @@ from typing import Any
 import aiohttp
 
 from bot.nlu.entities import EntityExtractor
-from bot.nlu.labels import AXIS_OF_LABEL, COMPLAIN, COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES
+from bot.nlu.labels import (
+    AXIS_OF_LABEL,
+    COMPLAIN,
+    COMPLAINT_TYPES,
+    DIALOGUE_INTENTS,
+    MOTIVES,
+    Parse,
+    Ranked,
+)
 from bot.nlu.text import detect_language
 
 
@@ -22,7 +30,7 @@ class RasaNluError(RuntimeError):
     """The Rasa server did not give a usable answer."""
 
 
-def _best(ranking: list[dict[str, Any]], labels: tuple[str, ...], fallback: str) -> dict[str, Any]:
+def _best(ranking: list[dict[str, Any]], labels: tuple[str, ...], fallback: str) -> Ranked:
     """The best-ranked label of one axis; ``fallback`` with no confidence when Rasa ranked none."""
     for item in ranking:
         if item.get("name") in labels:
@@ -38,7 +46,7 @@ def from_rasa(
     default_language: str = "zh",
     signal_threshold: float = 0.3,
     today: date | None = None,
-) -> dict[str, Any]:
+) -> Parse:
     """Map Rasa's parse answer onto our output contract."""
     ranking = list(answer.get("intent_ranking") or [])
     top = answer.get("intent") or {}
@@ -52,7 +60,7 @@ def from_rasa(
             continue
         intent = name if axis == "intent" else COMPLAIN
         merged[intent] = merged.get(intent, 0.0) + float(item.get("confidence", 0.0))
-    intent_ranking = [
+    intent_ranking: list[Ranked] = [
         {"name": name, "confidence": round(min(confidence, 1.0), 4)}
         for name, confidence in sorted(merged.items(), key=lambda pair: -pair[1])
     ] or [{"name": DIALOGUE_INTENTS[0], "confidence": 0.0}]

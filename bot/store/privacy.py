@@ -97,6 +97,18 @@ def prune_posted(session: Session, *, before: datetime) -> int:
     return int(getattr(gone, "rowcount", 0) or 0)
 
 
+def prune_inbox(session: Session, *, before: datetime) -> int:
+    """Raw updates handled before `before` are deleted (the nightly clean-up: they hold
+    what customers wrote); updates not yet handled stay. Returns how many went. The
+    caller commits."""
+    gone = session.execute(
+        delete(InboundUpdate).where(
+            col(InboundUpdate.done_at).is_not(None), col(InboundUpdate.done_at) < before
+        )
+    )
+    return int(getattr(gone, "rowcount", 0) or 0)
+
+
 def expire(session: Session, *, before: datetime) -> int:
     """RETENTION_DAYS: transcripts and evidence of conversations closed before `before`
     are deleted (the figures stay); returns how many messages went."""

@@ -34,6 +34,7 @@ from sqlmodel import col, func, select
 
 from bot.store import Database
 from bot.store.models import InboundUpdate, Lease, utcnow
+from bot.store.privacy import prune_inbox
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +190,11 @@ class Inbox:
             return row.attempts
 
     def prune(self, before: datetime) -> int:
-        """Handled updates older than a time are forgotten (the nightly clean-up)."""
+        """Handled updates older than a time are forgotten (bot/store/privacy.py)."""
         with self.db.session() as session:
-            result = session.execute(
-                delete(InboundUpdate).where(
-                    col(InboundUpdate.done_at).is_not(None), col(InboundUpdate.done_at) < before
-                )
-            )
+            gone = prune_inbox(session, before=before)
             session.commit()
-            return int(getattr(result, "rowcount", 0) or 0)
+            return gone
 
 
 class Leases:

@@ -39,13 +39,13 @@ from sqlmodel import col, func, select, update
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.dialogue.turn import StaffEvent
 from bot.store import OPEN_TICKET
 from bot.store.db import staff_post_waiting, without_card
 from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
 from bot.telegram.outbox import has_left, mark_leaving, unconfirmed
 from bot.telegram.request import ON_SEND, ReplyMark
+from handoff.events import StaffEvent
 from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
