@@ -820,6 +820,7 @@ class BotApiDouble:
         message["text"] = shown
         message["raw_text"] = params["text"]
         message["edit_date"] = int(time.time())
+        message["edited_at"] = time.monotonic()  # as sent_at: for measuring, never shown
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup
@@ -834,6 +835,7 @@ class BotApiDouble:
         if markup:
             message["reply_markup"] = markup
         message["edit_date"] = int(time.time())
+        message["edited_at"] = time.monotonic()
         return _clean(message)
 
     async def _m_answercallbackquery(self, params: dict[str, Any]) -> Any:
@@ -995,7 +997,15 @@ def _chat_id(value: Any) -> int:
 
 def _clean(message: dict[str, Any]) -> dict[str, Any]:
     """What goes over the wire: no bookkeeping keys."""
-    hidden = {"update_id", "raw_text", "copied_from", "pinned", "sent_at", "injected_at"}
+    hidden = {
+        "update_id",
+        "raw_text",
+        "copied_from",
+        "pinned",
+        "sent_at",
+        "edited_at",
+        "injected_at",
+    }
     out = {k: v for k, v in message.items() if k not in hidden}
     for key in ("message", "edited_message"):
         if key in out:
