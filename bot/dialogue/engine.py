@@ -649,7 +649,10 @@ class Engine:
         }
 
     def fact_value(self, name: str, value: Any, language: str) -> str:
-        """A fact as the customer reads it: the button's words, else what they typed."""
+        """A fact as the customer reads it: the button's words, else what they typed (a
+        sum with its cents: 45.90, not 45.9)."""
+        if isinstance(value, float) and name == "amount":
+            return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
         if value == "no_order_id":
             key = "value.none_order"
         elif value in ("amount_unknown", NOT_GIVEN):

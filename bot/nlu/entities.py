@@ -59,6 +59,36 @@ _AMOUNT_SUFFIX = re.compile(
     r"[¥￥$£€₹])(?![A-Za-z])",
     re.IGNORECASE,
 )
+# A sum with no currency is money when a payment word comes right before it ("charged me
+# 45.90", "paid 299", "扣了 45.9"), or, in English, when it has two decimals in a message
+# about paying ("45.90 each time" after "charged twice") and is not a time ("at 10.30").
+_BARE_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
+_NOT_MONEY_AFTER = (
+    r"(?![\d.,%A-Za-z]|\s*(?:%|x\b|times?\b|items?\b|pcs\b|pieces\b|days?\b|hours?\b|hrs?\b|"
+    r"minutes?\b|mins?\b|weeks?\b|months?\b|years?\b|am\b|pm\b|[次天个件年月号日周单台瓶盒斤元块]|"
+    r"小时|分钟|星期|公斤))"
+)
+_AMOUNT_AFTER_VERB = re.compile(
+    r"(?:(?<![A-Za-z])(?:charged|billed|paid|pay|cost|costs|costing|refunded|deducted|debited|"
+    r"overcharged(?:\s+by)?|(?:charge|refund|fee|payment|price|total)\s+(?:of|was|is))"
+    r"(?:\s+(?:me|us|him|her|them))?(?:\s+(?:twice|again|extra))?\s*:?\s*"
+    r"|(?:扣了|扣款|扣费|付了|付款|支付了?|花了|收了|收我|多收了?|退了|实付|价格是?)\s?)"
+    r"(" + _BARE_NUMBER + ")" + _NOT_MONEY_AFTER,
+    re.IGNORECASE,
+)
+_BARE_DECIMAL = re.compile(
+    r"(?<![\w.,:/$£€¥￥₹+-])(\d{1,3}(?:,\d{3})+\.\d{2}|\d+\.\d{2})" + _NOT_MONEY_AFTER
+)
+_PAYING = re.compile(
+    r"(?<![a-z])(?:charg|paid|pay|bill|refund|fee|price|cost|money|debit|deduct|overcharg|"
+    r"transaction)",
+    re.IGNORECASE,
+)
+_TIME_OR_VERSION_BEFORE = re.compile(
+    r"(?:(?<![a-z])(?:at|by|around|from|until|till|before|after|between|and|to|version|v|ios|"
+    r"android|update|size)\s*)$",
+    re.IGNORECASE,
+)
 # After "一块"/"两块" a noun means pieces, not money ("一块块往下剥", "两块电池").
 _MEASURE_WORD_FOLLOWS = re.compile(
     r"[\u4e00-\u9fff](?<![钱的了啊吧呢吗呀哦嘛多都还就也给退呗是买])"
@@ -413,6 +443,24 @@ class EntityExtractor:
                     "amount", match.group(0), match.start(), match.end(), "AmountExtractor",
                     {"amount": amount, "currency": currency},
                 )  # fmt: skip
+        yield from _amounts_without_currency(text)
+
+
+def _amounts_without_currency(text: str) -> Iterable[Entity]:
+    """ "charged me 45.90", "扣了45.9", and "45.90" in a message about paying: the currency
+    is unknown (``None``); a sum with its currency in the same place wins (longer)."""
+    found = [match.span(1) for match in _AMOUNT_AFTER_VERB.finditer(text)]
+    if _PAYING.search(text):
+        for match in _BARE_DECIMAL.finditer(text):
+            if not _TIME_OR_VERSION_BEFORE.search(text, 0, match.start()):
+                found.append(match.span(1))
+    for start, end in sorted(set(found)):
+        amount = _amount_value(text[start:end])
+        if amount:
+            yield Entity(
+                "amount", text[start:end], start, end, "AmountExtractor",
+                {"amount": amount, "currency": None},
+            )  # fmt: skip
 
 
 def _lookup_regex(terms: set[str]) -> re.Pattern[str] | None:

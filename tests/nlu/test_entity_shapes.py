@@ -339,6 +339,16 @@ AMOUNTS = [
     ("30美元运费", "30美元", 30.0, "USD"),
     ("退我两百五十块", "两百五十块", 250.0, "CNY"),
     ("£1,250.50 sofa", "£1,250.50", 1250.5, "GBP"),
+    # no currency: after a payment word, or two decimals in a message about paying
+    ("I was charged twice for my order SO20241105123, 45.90 each time", "45.90", 45.9, None),
+    ("charged me 45.90 twice", "45.90", 45.9, None),
+    ("paid 299 for it and it broke", "299", 299.0, None),
+    ("refund of 120 still not here", "120", 120.0, None),
+    ("they charged me twice, 12.99 a month", "12.99", 12.99, None),
+    ("it cost 1,299.00 and lasted a week", "1,299.00", 1299.0, None),
+    ("扣了 45.9 两次", "45.9", 45.9, None),
+    ("付了299还这样", "299", 299.0, None),
+    ("多收了15", "15", 15.0, None),
 ]
 
 
@@ -350,8 +360,16 @@ def test_amounts(text: str, surface: str, amount: float, currency: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["内胆涂层一块块往下剥", "两块电池都坏了", "bought 3 pieces", "5km away", "版本 11.3"]
-)
+    "text",
+    [
+        "内胆涂层一块块往下剥", "两块电池都坏了", "bought 3 pieces", "5km away", "版本 11.3",
+        "the driver came at 10.30 and left, I paid extra for nothing",
+        "upgraded to version 17.10 and was charged nothing", "paid 3 times",
+        "I paid 20 minutes ago",
+        "my bill is 2 months late", "paid for 2 items", "charged me 3x", "花了3天才到",
+        "付了款3天了还没发货", "the heater is 22.50 cm wide",
+    ],
+)  # fmt: skip
 def test_not_amounts(text: str) -> None:
     assert values(text, "amount") == []
 
