@@ -59,6 +59,7 @@ MAJOR_FACTS = {
 # Intents that answer a closed question negatively / positively.
 NEGATIVE_INTENTS = ("deny",)
 POSITIVE_INTENTS = ("affirm",)
+SMALL_TALK = ("thank", "greet", "goodbye")
 
 
 def slot_buttons(slot: Slot) -> list[dict[str, str]]:
@@ -412,8 +413,8 @@ def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) ->
     if len(answer) < 2 or facts.is_non_answer(answer, language):
         return False
     intent = (parse.get("intent") or {}).get("name")
-    if intent in NEGATIVE_INTENTS or intent in POSITIVE_INTENTS:
-        return False
+    if intent in NEGATIVE_INTENTS or intent in POSITIVE_INTENTS or intent in SMALL_TALK:
+        return False  # "ok thanks" to "what went wrong with the delivery?" is no answer
     if facts.named_outcome(answer, language) is not None:
         return False
     if any(e.get("entity") in ("email", "phone", "order_id") for e in parse.get("entities") or []):

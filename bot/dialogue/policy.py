@@ -59,6 +59,8 @@ RAISE_WHILE_WAITING = 0.95
 few words at least: a raise alerts a supervisor, and small talk while waiting ("the
 bank sent me a letter") or a fragment ("last week") can lean."""
 MAX_DENIALS = 2
+MAX_UNCLEAR = 2
+"""Restatements put again in other words before the types are offered as buttons."""
 """Restatements the customer may turn down before the bot stops guessing the type."""
 MIN_NOTE = 3
 MAX_WORDS = 1000
@@ -903,6 +905,8 @@ class Policy:
             turn.stage = Stage.LISTENING
         elif turn.payload is not None or not turn.text:
             self.reprompt(turn)
+        elif confused(turn.text) or load_facts().is_non_answer(turn.text, turn.language):
+            self._restate_again(turn)
         elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
             # Restated twice and not turned down: the type stands (it is not changed
             # behind their back by what they add); the added words still give facts.
@@ -912,6 +916,18 @@ class Policy:
         else:
             await self._hear_more(turn, fresh=False)
             self._restate(turn)
+
+    def _restate_again(self, turn: Turn) -> None:
+        """ "what?", "你说什么?" to the restatement: it is put again in other words, and
+        the reply is not part of the story (it would change the motive and show up in
+        "in your words"). Twice lost: the types as buttons, and a person."""
+        lost = int(turn.slots.get("restatements_unclear") or 0) + 1
+        turn.slots["restatements_unclear"] = lost
+        if lost > MAX_UNCLEAR:
+            self._ask_type_or_person(turn)
+            return
+        complaint_type = str(turn.slots.get("complaint_type") or "other")
+        turn.say(f"utter_restate_again_{complaint_type}", CONFIRM_BUTTONS, what=self._what(turn))
 
     def _named_type(self, turn: Turn) -> str | None:
         """The one type whose button words (or their first word) the text contains."""
@@ -1066,6 +1082,9 @@ class Policy:
         elif payload or not turn.text:
             self.reprompt(turn)
             return
+        elif self._answer_question(turn, "facts"):
+            self.reprompt(turn)  # "how long will this take?": answered, then the question
+            return
         else:
             candidate = turn.text
         await self._answer(turn, str(requested), candidate)
@@ -1135,8 +1154,11 @@ class Policy:
         if typed and self._named_field(turn):
             await self._stage_correcting(turn)  # "the order number": change that one
             return
+        if typed and self._answer_question(turn, "summary"):
+            self.reprompt(turn)  # "how long will this take?": answered, then the question
+            return
         if chosen(turn.payload, "summary") == "yes" or (
-            turn.payload is None and turn.intent == "affirm"
+            turn.payload is None and (turn.intent == "affirm" or _acknowledges(turn))
         ):
             await self._close(turn)
         elif (
@@ -1150,6 +1172,35 @@ class Policy:
             self.reprompt(turn)
         else:
             await self._add_note(turn)
+
+    def _answer_question(self, turn: Turn, stage: str) -> bool:
+        """A question asked during the questions or at the read-back is answered; it is
+        neither an answer nor a note for the agent. "How long will this take?" gets the
+        first-contact time (or when people are back, out of hours); a question the FAQ
+        knows gets its answer."""
+        question = asks_back(turn.text) or turn.intent == "inquiry"
+        if not question:
+            return False
+        if waiting_topic(turn.text, turn.language) == "how_long":
+            settings = self.engine.settings
+            local = turn.now.astimezone(settings.tz)
+            if settings.hours is not None and not settings.hours.is_open(local):
+                back = when_label(
+                    settings.hours.next_opening(local), turn.language, self.engine.responses
+                )
+                turn.say(f"utter_{stage}_how_long_after_hours", back=back)
+            else:
+                sla = self.engine.responses.duration(
+                    int(settings.first_contact_sla.total_seconds()), turn.language
+                )
+                turn.say(f"utter_{stage}_how_long", sla=sla)
+            return True
+        if turn.intent == "inquiry":
+            answer = self.engine.faq.answer(turn.text, turn.language)
+            if answer is not None:
+                turn.say(f"faq:{answer.topic}", answer=answer.text)
+                return True
+        return False
 
     async def _apply_correction(self, turn: Turn) -> bool:
         """Change every field the customer's words name; say "updated" only if one changed,
@@ -1280,6 +1331,14 @@ def _answers_nothing(turn: Turn) -> bool:
     if load_facts().is_non_answer(turn.text, turn.language):
         return True
     return mostly_entity(turn.parse or {}, turn.text, ("date", "order_id", "phone", "email"))
+
+
+ACKNOWLEDGED_SIZE = {"en": 4, "zh": 6}
+
+
+def _acknowledges(turn: Turn) -> bool:
+    """ "ok thanks", "好的谢谢" to "is that all correct?": a yes, not a note for the agent."""
+    return turn.intent == "thank" and _size(turn) <= ACKNOWLEDGED_SIZE.get(turn.language, 4)
 
 
 def _size(turn: Turn) -> int:

@@ -548,3 +548,116 @@ async def test_hello_is_still_a_greeting(anna: Customer) -> None:
     await anna.say("hello?")
     assert "utter_idle_confused" not in anna.keys
     assert "utter_who_am_i" not in anna.keys
+
+
+async def _said_plainer(person: Customer, complaint: str, lost: str, plainer: str) -> None:
+    await person.say(complaint)
+    assert person.keys[-1].startswith("utter_restate_")
+    restated = person.keys[-1]
+    await person.say(lost)
+    assert person.keys == [restated.replace("utter_restate_", "utter_restate_again_")]
+    assert plainer in person.text
+    assert len(person.buttons) == 2  # yes / not quite again
+    await person.tap(person.replies[-1].buttons[0].label)
+    if person.keys[-1] == "utter_ask_outcome":
+        await person.tap(person.replies[-1].buttons[1].label)  # a replacement
+    order = "SO20241105123" if person.lang == "en" else "订单号 30012288776"
+    await person.answer_questions({"utter_ask_order_id": order})
+    assert person.keys[-1] == "utter_summary_confirm"
+    assert lost not in person.text  # not in "in your words"
+    await person.tap(person.replies[-1].buttons[0].label)
+    summary = person.ticket().summary_data
+    assert lost not in str(summary)
+    assert summary["desired_outcome"] == "replacement"  # "what?" asked for no explanation
+
+
+async def test_what_to_the_restatement_gets_it_said_plainer_not_kept_as_words(
+    anna: Customer,
+) -> None:
+    await _said_plainer(
+        anna,
+        "my parcel was supposed to arrive last monday and it's still not here",
+        "what?",
+        "late, never came, or arrived wrong or damaged",
+    )
+
+
+async def test_what_to_the_restatement_gets_it_said_plainer_not_kept_as_words_zh(
+    li: Customer,
+) -> None:
+    await _said_plainer(li, "上周买的吹风机，用了三天就不出热风了", "你说什么?", "本身有毛病")
+
+
+async def test_still_confused_after_the_plainer_restatement_gets_the_types_and_a_person(
+    anna: Customer,
+) -> None:
+    await anna.say("my parcel was supposed to arrive last monday and it's still not here")
+    await anna.say("what?")
+    await anna.say("huh")
+    assert anna.keys == ["utter_restate_again_delivery"]
+    await anna.say("sorry what do you mean")
+    assert anna.keys == ["utter_ask_type_or_person"]
+    assert "Delivery" in anna.buttons and len(anna.buttons) > 2
+
+
+async def _question_then_thanks(
+    person: Customer, complaint: str, outcome: str, order: str, question: str, said: str,
+    thanks: str,
+) -> None:  # fmt: skip
+    await person.say(complaint)
+    await person.agree(outcome)
+    asked = person.keys[-1]
+    assert asked.startswith("utter_ask_")
+    await person.say(question)  # in the middle of the questions: answered, asked again
+    assert person.keys[0] == "utter_facts_how_long"
+    assert said in person.text
+    assert person.keys[-1] == asked
+    await person.say(thanks)  # not an answer to the question either
+    assert person.keys[0].startswith("utter_invalid_choice")
+    assert person.buttons  # the choices again
+    await person.press(person.replies[-1].buttons[0].payload)
+    await person.answer_questions({"utter_ask_order_id": order})
+    assert person.keys[-1] == "utter_summary_confirm"
+    assert thanks not in person.text  # not stored as a fact
+    await person.say(question)  # at the read-back: answered, then the same question
+    assert person.keys == ["utter_summary_how_long", "utter_summary_confirm"]
+    assert said in person.text
+    await person.say(thanks)  # "ok thanks" to "is that all correct?" is a yes
+    assert "utter_note_added" not in person.keys
+    assert person.status == "handed_off"
+    summary = str(person.ticket().summary_data)
+    assert thanks not in summary and question not in summary
+
+
+async def test_a_question_while_facts_are_gathered_is_answered_and_ok_thanks_is_a_yes(
+    anna: Customer,
+) -> None:
+    await _question_then_thanks(
+        anna, "the screen of my new laptop flickers all the time", "Replacement",
+        "SO20241105123", "how long will this take?", "within 2 hours", "ok thanks",
+    )  # fmt: skip
+
+
+async def test_a_question_while_facts_are_gathered_is_answered_and_ok_thanks_is_a_yes_zh(
+    li: Customer,
+) -> None:
+    await _question_then_thanks(
+        li, "上周买的吹风机，用了三天就不出热风了", "换货", "订单号 30012288776", "要等多久?",
+        "2小时内", "好的谢谢",
+    )  # fmt: skip
+
+
+async def test_a_parcel_still_not_here_is_late_without_asking(anna: Customer) -> None:
+    await anna.say("my parcel was supposed to arrive last monday and it's still not here")
+    await anna.agree("Replacement")
+    asked = await anna.answer_questions({"utter_ask_order_id": "SO20241105123"})
+    assert "utter_ask_delivery_issue" not in asked
+    assert "Delivery problem: It's late" in anna.text
+
+
+async def test_a_sum_given_without_a_currency_is_not_asked_for_again(anna: Customer) -> None:
+    await anna.say("I was charged twice for my order SO20241105123, 45.90 each time")
+    await anna.agree("Refund")
+    asked = await anna.answer_questions()
+    assert "utter_ask_amount" not in asked
+    assert "Amount: 45.90" in anna.text
