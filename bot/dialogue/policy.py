@@ -867,6 +867,13 @@ class Policy:
             if turn.parse is not None:
                 await self._start_complaint(turn)
             return
+        if mostly_entity(turn.parse or {}, turn.text, FACT_ENTITIES):
+            # "不对，订单号是SO…" after "not quite": a fact, not the story. Kept (it is not
+            # read for the type: an order number alone reads as a delivery problem), and
+            # the story is asked for again.
+            await self._corrections(turn)
+            turn.say("utter_noted_tell_more")
+            return
         await self._hear_more(turn, fresh=bool(turn.slots.pop("misunderstood", False)))
         self._restate(turn)
 
@@ -896,6 +903,7 @@ class Policy:
         ):
             denials = int(turn.slots.get("restatements_denied") or 0) + 1
             turn.slots["restatements_denied"] = denials
+            turn.slots["restatements"] = 0  # the type is not locked by a turned-down one
             if denials >= MAX_DENIALS:
                 self._ask_type_or_person(turn)  # twice wrong: stop guessing
                 return
@@ -1356,6 +1364,7 @@ def _fragment(turn: Turn) -> bool:
 
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")
+FACT_ENTITIES = ("order_id", "phone", "email", "date")
 
 
 def _full_account(turn: Turn) -> bool:

@@ -661,3 +661,38 @@ async def test_a_sum_given_without_a_currency_is_not_asked_for_again(anna: Custo
     asked = await anna.answer_questions()
     assert "utter_ask_amount" not in asked
     assert "Amount: 45.90" in anna.text
+
+
+async def test_an_order_number_after_not_quite_is_kept_and_the_story_asked_for(
+    li: Customer,
+) -> None:
+    """ "不完全对" then only an order number: that is a fact, not the story (alone it reads
+    as a delivery problem); the type comes from what they say next, and the number is
+    not asked for again."""
+    await li.say("耳机左边没声音了")
+    assert li.keys[-1] == "utter_restate_product_quality"
+    await li.tap("不完全对")
+    await li.say("不对，订单号是SO20241105123")
+    assert li.keys == ["utter_noted_tell_more"]
+    await li.say("耳机用了一周左边就没声音了")
+    assert li.keys[-1] == "utter_restate_product_quality"
+    await li.agree("退款")
+    asked = await li.answer_questions()
+    assert "utter_ask_order_id" not in asked
+    assert "订单号：SO20241105123" in li.text
+    assert "问题类型：产品质量" in li.text
+
+
+async def test_a_story_after_a_turned_down_restatement_is_read_again_not_locked(
+    anna: Customer,
+) -> None:
+    """The second restatement follows a "not quite": what the customer types next is read
+    for the type again (the type is locked only after two restatements nobody turned
+    down)."""
+    await anna.say("my headphones stopped working")
+    await anna.tap("Not quite")
+    await anna.say("the courier left the box in the rain and it was soaked")
+    first = anna.keys[-1]
+    assert first.startswith("utter_restate_")
+    await anna.say("the headphones inside were dead when I opened the box, water everywhere")
+    assert anna.keys[-1].startswith("utter_restate_")  # read again and restated, not locked
