@@ -23,17 +23,12 @@ from bot.config import PROJECT_ROOT
 
 PACKAGES = ("bot", "handoff", "actions")
 
-KNOWN_UPWARD = {
-    # the staff desk is the Telegram side of the hand-off; it goes to bot/telegram/
-    ("handoff.staff", "bot.dialogue"),  # the Engine, as a service locator (engine.db)
-    ("handoff.staff", "bot.telegram.outbox"),
-    ("handoff.staff", "bot.telegram.request"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 KNOWN_CYCLES = {
     # Policy and Survey hold the Engine and call back into it
     frozenset({"bot.dialogue.engine", "bot.dialogue.policy", "bot.dialogue.survey"}),
 }
-KNOWN_TELEGRAM = {"bot.followups.kinds", "handoff.private", "handoff.staff", "handoff.watch"}
+KNOWN_TELEGRAM: set[str] = set()
 KNOWN_TESTS: set[str] = set()
 
 

@@ -1,4 +1,4 @@
-"""The customer's side of a follow-up question (bot/followups/kinds.py asks it).
+"""The customer's side of a follow-up question (bot/telegram/followups.py asks it).
 
 Satisfaction survey (shared/domain.md §6): was your problem solved? (yes / no) -> on
 no, what is still not right (open) and the ticket reopens with a supervisor alert ->

@@ -8,7 +8,7 @@ duplicates one. `misfire_grace_time=None`: a job missed while the bot was down r
 when it is back. The job function is module-level and takes the row's id; it reads
 everything else from the database, so a job survives restarts and pickling.
 
-What each kind does is in :mod:`bot.followups.kinds`.
+What each kind does is in :mod:`bot.telegram.followups`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ EARLY = timedelta(seconds=1)
 
 
 class Jobs(Protocol):
-    """What the scheduler's jobs run (bot/followups/kinds.py: FollowUpKinds)."""
+    """What the scheduler's jobs run (bot/telegram/followups.py: FollowUpKinds)."""
 
     async def fire(self, follow_up_id: int) -> None: ...
 

@@ -38,12 +38,12 @@ from telegram.ext import AIORateLimiter, Application, CallbackContext, ContextTy
 from bot import logmask
 from bot.config import Settings
 from bot.dialogue import MAX_MERGED, Engine, Incoming, Reply, TurnResult
-from bot.followups.kinds import FollowUpKinds
 from bot.followups.scheduler import Scheduler
 from bot.nlu import NluService
 from bot.nlu.text import language_of_code
 from bot.store import Database, ProcessedUpdate
 from bot.store.models import InboundUpdate, utcnow
+from bot.telegram.followups import FollowUpKinds
 from bot.telegram.intake import (
     DATABASE_DOWN,
     MAX_ATTEMPTS,
@@ -55,12 +55,12 @@ from bot.telegram.intake import (
 from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
 from bot.telegram.outbox import Outbox, StaffRows
+from bot.telegram.private import AgentChat
 from bot.telegram.render import escape, keyboard
 from bot.telegram.request import ON_SEND, AiohttpRequest, ReplyMark, retry_seconds
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
-from handoff.private import AgentChat
-from handoff.staff import StaffDesk
-from handoff.watch import WaitingWatch
+from bot.telegram.staff import StaffDesk
+from bot.telegram.watch import WaitingWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -45,8 +45,8 @@ from bot.store.models import Lease, StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
 from bot.telegram.outbox import has_left, mark_leaving, unconfirmed
 from bot.telegram.request import ON_SEND, ReplyMark
+from bot.telegram.staff import StaffDesk
 from handoff.events import StaffEvent
-from handoff.staff import StaffDesk
 
 log = logging.getLogger(__name__)
 

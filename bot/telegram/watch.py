@@ -24,8 +24,8 @@ from sqlmodel import Session, col, select
 from telegram import Bot
 
 from bot.store import Conversation, FollowUp, Ticket
+from bot.telegram.staff import Outgoing, StaffDesk
 from handoff import queue
-from handoff.staff import Outgoing, StaffDesk
 
 log = logging.getLogger(__name__)
 

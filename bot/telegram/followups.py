@@ -40,7 +40,7 @@ from bot.store import Message as MessageRow
 from bot.store.db import active_conversation, add_message
 from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
 from bot.store.privacy import expire, prune_inbox, prune_posted
-from handoff.staff import Outgoing, StaffDesk
+from bot.telegram.staff import Outgoing, StaffDesk
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(hours=1)

@@ -15,8 +15,8 @@ from telegram import Bot, Message
 from bot.html_text import escape, split_text
 from bot.store import Agent, Customer, FollowUp, StaffMessage, Ticket
 from bot.store.models import TicketStatus
+from bot.telegram.staff import Outgoing, StaffDesk
 from handoff import queue
-from handoff.staff import Outgoing, StaffDesk
 
 COMMANDS = ("/queue", "/take", "/mine", "/away", "/available", "/help")
 QUEUE_LINES = 20
