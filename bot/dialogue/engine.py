@@ -467,7 +467,7 @@ class Engine:
             customer_tier=turn.customer.tier,
         )
         latest_message = latest or turn.parse or {"text": turn.text, "intent": {}, "entities": []}
-        events = self._user_events(turn)
+        events = self.user_events(turn)
         events += [
             {"event": "slot", "timestamp": None, "name": name, "value": value}
             for name, value in (candidates or {}).items()
@@ -508,7 +508,7 @@ class Engine:
             }
             turn.say(str(response.get("response")), list(response.get("buttons") or []), **values)
 
-    def _user_events(self, turn: Turn) -> list[dict[str, Any]]:
+    def user_events(self, turn: Turn) -> list[dict[str, Any]]:
         """The customer's messages of the current complaint, as Rasa user events."""
         start = turn.slots.get("complaint_from") or turn.message_id
         if turn.user_events is not None and turn.user_events_from == start:

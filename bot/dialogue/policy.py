@@ -43,7 +43,7 @@ from handoff.hours import (
 )
 
 if TYPE_CHECKING:
-    from bot.dialogue.engine import Engine
+    from bot.dialogue.services import TurnServices
     from bot.dialogue.turn import Turn
 
 COMPLAINT_CONFIDENCE = 0.4
@@ -106,9 +106,9 @@ MENU_BUTTONS = [
 
 
 class Policy:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: TurnServices) -> None:
         self.engine = engine
-        self.survey = survey.Survey(engine)
+        self.survey = survey.Survey()
 
     async def decide(self, turn: Turn) -> None:
         media = turn.incoming.media
@@ -841,7 +841,7 @@ class Policy:
     def _named_entity(self, turn: Turn, name: str) -> str | None:
         """A product or sum as the customer typed it, if they did (a word shouted in
         capitals is said back in lower case)."""
-        for message in self.engine._user_events(turn):
+        for message in self.engine.user_events(turn):
             for entity in (message.get("parse_data") or {}).get("entities") or []:
                 if entity.get("entity") == name:
                     value = str(entity.get("value"))

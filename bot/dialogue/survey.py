@@ -18,7 +18,6 @@ from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatu
 from handoff.events import StaffEvent
 
 if TYPE_CHECKING:
-    from bot.dialogue.engine import Engine
     from bot.dialogue.turn import Turn
 
 STAGES = (
@@ -40,8 +39,7 @@ def rating_buttons(follow_up_id: int) -> list[dict[str, str]]:
 
 
 class Survey:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Answers to follow-up questions; everything it needs comes with the turn."""
 
     async def handle(self, turn: Turn) -> None:
         row = self._row(turn)
