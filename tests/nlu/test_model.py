@@ -59,6 +59,14 @@ def assert_contract(result: dict[str, object]) -> None:
             "and needed to say it",
             "complain", "service_attitude", "venting", set(),
         ),
+        (  # the price paid and "money back" do not make a wrong size a billing problem
+            "This is ridiculous. I ordered a pair of running shoes 3 weeks ago (order "
+            "#A-77120934), paid $89.99, and they sent me the wrong size. I've emailed twice "
+            "and nobody answers. I want my money back NOW",
+            "complain", "delivery", "compensation", {"repeat_contact"},
+        ),
+        ("客服消息发了三次都没人理，我的耳机到底什么时候修好", "complain", None, None,
+         {"repeat_contact"}),
     ],
 )  # fmt: skip
 def test_typical_messages(
