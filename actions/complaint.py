@@ -4,6 +4,9 @@ They read the tracker (slots and the parsed user messages), return events and qu
 responses on the dispatcher by name (``utter_*``); wording and sending are the
 engine's. Button titles are label keys (``choice.<slot>.<value>``) that the engine
 translates, payloads are what the engine reads back.
+
+Why this module is over 400 lines: the rasa-sdk actions of one form (the complaint) and
+the validation they share; the action server loads this one module.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the dialogue tells the hand-off about a ticket: a line for its topic in the staff
 group, and whether the supervisors hear of it too. Written as a `staff_post` row in the
 customer's turn (bot/dialogue/engine.py) and posted by the Telegram side
-(bot/telegram/lanes.py, bot/telegram/staff.py). No Telegram here."""
+(bot/telegram/lanes.py, bot/telegram/staff/). No Telegram here."""
 
 from __future__ import annotations
 

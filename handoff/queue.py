@@ -117,7 +117,7 @@ def take(
     now: datetime,
 ) -> bool:
     """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins.
-    The caller commits, with what the decision says (bot/telegram/staff.py)."""
+    The caller commits, with what the decision says (bot/telegram/staff/)."""
     result = session.execute(
         sa.update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.status) == TicketStatus.WAITING)

@@ -6,6 +6,10 @@ character n-grams (robust to typos, unsegmented Chinese and mixed scripts) and w
 uni/bi-grams (jieba words for Chinese). Each axis is a linear SVM with
 sigmoid-calibrated probabilities, usable as confidences. Signals are one-vs-rest
 classifiers, backed by key phrases and regexes in nlu_data/.
+
+Why this module is over 400 lines: training, parsing, the calibrated arithmetic and the
+cache are one model's life cycle, and the pickled classes must keep this module path
+(the caches on disk name it).
 """
 
 from __future__ import annotations

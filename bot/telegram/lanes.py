@@ -21,7 +21,11 @@ each one's outcome. Rows a stop or a crash left behind are posted by the next sw
 most once, as every message the bot sends: a row is marked as its first request leaves
 (``send_started_at``, the outbox's :class:`bot.telegram.request.ReplyMark`), and a row
 so marked without an outcome — the request left and no answer came, or the process died
-meanwhile — is not posted again ("unconfirmed")."""
+meanwhile — is not posted again ("unconfirmed").
+
+Why this module is over 400 lines: the card lane and the post lane share one lease, one
+sweep and the at-most-once marks; apart, each would repeat them.
+"""
 
 from __future__ import annotations
 
