@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "or .env. To try the bot without one, be the customer in the terminal: "
             ".venv/bin/python -m bot chat --lang en --name Anna"
         )
-    from bot.telegram.app import run
+    from bot.telegram.runner import run
 
     run(settings)
     return 0
@@ -172,7 +172,7 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(
             "TELEGRAM_BOT_TOKEN is not set: the scheduler sends follow-ups through the bot"
         )
-    from bot.telegram.app import run
+    from bot.telegram.runner import run
 
     run(settings.model_copy(update={"run_scheduler": True}), intake=False)
     return 0

@@ -57,7 +57,7 @@ def _import_the_bot() -> None:
 
     before = dict(os.environ)
     import bot.cli
-    import bot.telegram.app  # noqa: F401
+    import bot.telegram.runner  # noqa: F401
 
     _set_by_imports.update({k: v for k, v in os.environ.items() if before.get(k) != v})
 
