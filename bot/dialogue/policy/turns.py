@@ -1,12 +1,7 @@
-"""The dialogue policy: the five steps of shared/domain.md §1, in order.
-
-1 greet by name · 2 empathy before facts, restate to check understanding ·
-3 find the expectation (motive) · 4 facts by closed questions, never re-asked ·
-5 read back, say what happens next and by when, hand off.
-
-Around them: FAQ answers for questions, thanks for praise, a person on request at any
-point, /cancel, the three-strike abuse protocol, threats straight to a supervisor.
-The conversation's ``stage`` says which question is open.
+"""One turn's decision (:meth:`Policy.decide`): what comes first at any stage — a person
+already has the case, a command (/cancel, /lang, /privacy, /forget, /help), a threat,
+abuse, a request for a person, a follow-up question, media — then the open stage's
+handler, ``_stage_<stage>``, from the layers below.
 """
 
 from __future__ import annotations
