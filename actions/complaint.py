@@ -62,6 +62,10 @@ MAJOR_FACTS = {
 # Intents that answer a closed question negatively / positively.
 NEGATIVE_INTENTS = ("deny",)
 POSITIVE_INTENTS = ("affirm",)
+SURE_INTENT = 0.5
+"""An answer is read as a yes, a no or small talk only when the model is this sure of it:
+a text with no word the model knows ("idk" typed oddly, a name) gets even odds on every
+intent, and its first one is no answer."""
 SMALL_TALK = ("thank", "greet", "goodbye")
 
 
@@ -338,7 +342,7 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     if answer in slot.options() and answer != OTHER:
         return answer, None
     parse = tracker.latest_message or {}
-    intent = (parse.get("intent") or {}).get("name")
+    intent = _sure_intent(parse)
     language = _language(tracker)
     if slot.kind == "order_id":
         # The parse's extractor knows every shape ("订单号 88231907", "Order no. 71230045.");
@@ -374,6 +378,8 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
                 value = bucket(slot, date.fromisoformat(day), _today(tracker))
                 return (value, None) if value else (None, "utter_invalid_date_future")
     if slot.kind == "yesno":
+        if load_facts().is_non_answer(answer, language):
+            return None, _unread(answer, "utter_invalid_choice")  # "idk" is neither
         if intent in POSITIVE_INTENTS:
             return "yes", None
         if intent in NEGATIVE_INTENTS:
@@ -385,6 +391,15 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
         # The customer described it in their own words: that is the "other" answer.
         return answer, None
     return None, _unread(answer, "utter_invalid_choice")
+
+
+def _sure_intent(parse: Mapping[str, Any]) -> str | None:
+    """The message's intent, if the model is sure enough of it to act on."""
+    intent = parse.get("intent") or {}
+    if float(intent.get("confidence") or 0.0) < SURE_INTENT:
+        return None
+    name = intent.get("name")
+    return str(name) if name else None
 
 
 def _unread(answer: str, problem: str) -> str:
@@ -415,7 +430,7 @@ def _describes(slot: Slot, answer: str, parse: dict[str, Any], language: str) ->
     facts = load_facts()
     if len(answer) < 2 or facts.is_non_answer(answer, language):
         return False
-    intent = (parse.get("intent") or {}).get("name")
+    intent = _sure_intent(parse)
     if intent in NEGATIVE_INTENTS or intent in POSITIVE_INTENTS or intent in SMALL_TALK:
         return False  # "ok thanks" to "what went wrong with the delivery?" is no answer
     if facts.named_outcome(answer, language) is not None:

@@ -696,3 +696,42 @@ async def test_a_story_after_a_turned_down_restatement_is_read_again_not_locked(
     assert first.startswith("utter_restate_")
     await anna.say("the headphones inside were dead when I opened the box, water everywhere")
     assert anna.keys[-1].startswith("utter_restate_")  # read again and restated, not locked
+
+
+async def test_are_you_a_real_person_at_a_question_is_answered_not_taken_for_a_want(
+    anna: Customer,
+) -> None:
+    await anna.say(
+        "ugh. my internet has been down since saturday and nobody at your helpline picks up"
+    )
+    await anna.tap("Yes")
+    assert anna.keys[-1] == "utter_ask_outcome"
+    await anna.say("are you even a real person")
+    assert anna.keys == ["utter_who_am_i_midway", "utter_ask_outcome"]
+    assert "automated assistant" in anna.text and "person right away" in anna.text
+    assert len(anna.buttons) == 6  # the outcomes again
+    await anna.say("I want it fixed today")  # the want, in words
+    assert anna.keys[0] == "utter_expectation_fix"
+    asked = await anna.answer_questions()
+    assert "What you'd like: Repair" in anna.text
+    assert "real person" not in anna.text and asked
+
+
+async def test_idk_to_a_yes_or_no_question_is_not_a_yes(anna: Customer) -> None:
+    """A text with no word the model knows gets even odds on every intent; the first of
+    them ("affirm") used to be taken as the answer: "idk" stored "Call-back promised:
+    Yes"."""
+    await anna.say(
+        "ugh. my internet has been down since saturday and nobody at your helpline picks up"
+    )
+    await anna.tap("Yes")
+    await anna.tap("Repair")
+    while anna.keys[-1] != "utter_ask_promised_callback":
+        assert anna.keys[-1].startswith("utter_ask_"), anna.keys
+        await anna.press(anna.replies[-1].buttons[0].payload)
+    await anna.say("idk")
+    assert anna.keys[0].startswith("utter_invalid_choice")
+    assert anna.buttons == ["Yes", "No"]
+    await anna.say("idk")
+    assert anna.keys[0] == "utter_fact_not_given"
+    assert "Call-back promised: not given" in anna.text

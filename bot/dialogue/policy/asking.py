@@ -306,11 +306,15 @@ class Asking:
             motive=name, desired_outcome=outcome, outcome_text=turn.text, motive_locked=True
         )
 
-    def _answer_question(self, turn: Turn, stage: str) -> bool:
+    def _answer_question(self, turn: Turn, stage: str, *, faq: bool = True) -> bool:
         """A question asked during the questions or at the read-back is answered; it is
         neither an answer nor a note for the agent. "How long will this take?" gets the
         first-contact time (or when people are back, out of hours); a question the FAQ
-        knows gets its answer."""
+        knows gets its answer (``faq=False`` where a question may be the answer itself:
+        "can I get a refund?" to "what would you like?")."""
+        if waiting_topic(turn.text, turn.language) == "bot":
+            turn.say("utter_who_am_i_midway")  # "are you even a real person?"
+            return True
         question = asks_back(turn.text) or turn.intent == "inquiry"
         if not question:
             return False
@@ -328,7 +332,7 @@ class Asking:
                 )
                 turn.say(f"utter_{stage}_how_long", sla=sla)
             return True
-        if turn.intent == "inquiry":
+        if faq and turn.intent == "inquiry":
             answer = self.engine.faq.answer(turn.text, turn.language)
             if answer is not None:
                 turn.say(f"faq:{answer.topic}", answer=answer.text)

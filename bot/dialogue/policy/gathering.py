@@ -50,6 +50,9 @@ class Gathering(HandingOff):
         elif payload or not turn.text:
             self.reprompt(turn)
             return
+        elif self._answer_question(turn, "facts", faq=False):
+            self.reprompt(turn)  # "are you a bot?", "how long?": answered, then asked again
+            return
         elif answers_nothing(turn):
             # "你说啥", "whatever", "last week": ask once more, then go on without it.
             if not turn.slots.get("outcome_unclear"):

@@ -207,6 +207,8 @@ class Listening(ReadBack):
             turn.stage = Stage.LISTENING
         elif turn.payload is not None or not turn.text:
             self.reprompt(turn)
+        elif self._answer_question(turn, "facts", faq=False):
+            self.reprompt(turn)  # answered; the restatement stands
         elif confused(turn.text) or load_facts().is_non_answer(turn.text, turn.language):
             self._restate_again(turn)
         elif int(turn.slots.get("restatements") or 0) >= MAX_RESTATEMENTS:
