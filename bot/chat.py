@@ -164,8 +164,10 @@ async def chat(
             )
             for reply in result.replies:
                 out.write(format_reply(reply) + "\n")
-                if reply.buttons:
-                    buttons = reply.buttons
+            if result.replies:
+                # The numbers pick from this turn's buttons; after a turn without any,
+                # "1" is typed text, as in Telegram (not a press of an older keyboard).
+                buttons = [button for reply in result.replies for button in reply.buttons]
             out.flush()
     finally:
         await engine.close()

@@ -126,6 +126,20 @@ def test_chat_with_piped_input_prints_bot_lines_and_numbered_buttons(
     assert done.stderr == ""
 
 
+def test_chat_a_number_after_a_reply_without_buttons_is_typed_text(
+    cli_env: dict[str, str], database_url: str
+) -> None:
+    """ "1" presses a button of the latest reply only; after one without buttons (an open
+    question) it is what the customer typed, not a press of an older keyboard."""
+    env = {**cli_env, "DATABASE_URL": database_url}
+    script = "my parcel never arrived, order SO20241105123\n2\n1\n"
+    done = run_cli("chat", "--lang", "en", "--name", "Anna", stdin=script, env=env)
+    assert done.returncode == 0, done.stderr
+    after = done.stdout.split("you> 1\n", 1)[1]
+    assert "expired" not in after and "earlier question" not in after, done.stdout
+    assert after.strip(), done.stdout  # answered, as typed text
+
+
 def test_chat_continues_after_a_restart_and_ends_cleanly_on_empty_input(
     cli_env: dict[str, str], database_url: str
 ) -> None:
