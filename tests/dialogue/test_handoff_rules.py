@@ -95,3 +95,29 @@ async def test_cancel_while_waiting_cancels_the_ticket(engine: Engine, anna: Cus
     ticket = anna.ticket()
     assert (ticket.status, ticket.resolution) == ("cancelled", "cancelled by the customer")
     assert ticket.resolved_at == NOW
+
+
+async def test_after_hours_how_long_says_when_people_are_back_before_and_after_the_hand_off(
+    settings: Settings, model: TriageModel
+) -> None:
+    """Out of hours, "how long will this take?" is answered with when the team is back, at
+    the read-back and while the ticket waits (the same day as the hand-off names)."""
+    closed = settings.model_copy(update={"business_hours": "Mon-Fri 09:00-18:00"})
+    engine = make_engine(closed, model)
+    try:
+        anna = Customer(engine)
+        await anna.say(BILLING)
+        await anna.tap("Yes")
+        await anna.answer_questions()
+        assert anna.keys[-1] == "utter_summary_confirm"
+        await anna.say("how long will this take?")
+        assert anna.keys == ["utter_summary_how_long_after_hours", "utter_summary_confirm"]
+        assert "Mon 23 Nov, 09:00" in anna.text
+        await anna.tap("Yes, all correct")
+        await anna.tap("No need")
+        await anna.say("how long will this take?")
+        assert anna.keys == ["utter_waiting_after_hours"]
+        assert "Mon 23 Nov, 09:00" in anna.text
+    finally:
+        await engine.close()
+        engine.db.dispose()

@@ -215,6 +215,14 @@ class Asking:
         hours = self.engine.settings.hours
         return hours is None or hours.is_open(turn.now.astimezone(self.engine.settings.tz))
 
+    def _back_at(self, turn: Turn) -> str | None:
+        """When the team is back, in the customer's words; None while it is in."""
+        settings = self.engine.settings
+        local = turn.now.astimezone(settings.tz)
+        if settings.hours is None or settings.hours.is_open(local):
+            return None
+        return when_label(settings.hours.next_opening(local), turn.language, self.engine.responses)
+
     def _queue_wait(self, turn: Turn, ticket_id: int) -> tuple[int, str, int] | None:
         """The ticket's place in the queue, the estimated wait in words and minutes."""
         place = queue.position(
@@ -319,16 +327,12 @@ class Asking:
         if not question:
             return False
         if waiting_topic(turn.text, turn.language) == "how_long":
-            settings = self.engine.settings
-            local = turn.now.astimezone(settings.tz)
-            if settings.hours is not None and not settings.hours.is_open(local):
-                back = when_label(
-                    settings.hours.next_opening(local), turn.language, self.engine.responses
-                )
+            back = self._back_at(turn)
+            if back is not None:
                 turn.say(f"utter_{stage}_how_long_after_hours", back=back)
             else:
                 sla = self.engine.responses.duration(
-                    int(settings.first_contact_sla.total_seconds()), turn.language
+                    int(self.engine.settings.first_contact_sla.total_seconds()), turn.language
                 )
                 turn.say(f"utter_{stage}_how_long", sla=sla)
             return True

@@ -124,10 +124,8 @@ class HandingOff(Asking):
     def _say_place(self, turn: Turn, ticket: Ticket) -> None:
         """Where the ticket is in the queue and about how long, the same estimate as at
         the hand-off; outside business hours, when people are back."""
-        settings = self.engine.settings
-        hours, local = settings.hours, turn.now.astimezone(settings.tz)
-        if hours is not None and not hours.is_open(local):
-            back = when_label(hours.next_opening(local), turn.language, self.engine.responses)
+        back = self._back_at(turn)
+        if back is not None:
             turn.say("utter_waiting_after_hours", back=back)
             return
         wait = self._queue_wait(turn, ticket.id or 0)
