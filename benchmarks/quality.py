@@ -22,9 +22,10 @@ import yaml
 from sqlmodel import select
 
 from actions.facts import load_facts
-from bot.dialogue.engine import SAME_PARAGRAPH, Engine
+from bot.dialogue.engine import Engine
 from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Incoming, Reply
+from bot.dialogue.wording import SAME_PARAGRAPH
 from bot.store import Ticket
 
 MAX_TURNS = 25

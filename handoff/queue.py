@@ -1,4 +1,5 @@
-"""Tickets in the queue: order, position, taking (exactly one agent wins), resolving.
+"""Tickets in the queue: order, position, estimated wait, which ticket a topic is.
+What changes a ticket (open, take, transfer, resolve...) is handoff/tickets.py.
 
 Order (shared/domain.md §4, §5): major and urgent first (priority), then declared VIP
 tiers, then strict arrival order.
@@ -9,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from statistics import median
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.store import Customer, Ticket
@@ -106,65 +106,6 @@ def recently_resolved(session: Session, *, customer_id: int, since: datetime) ->
         )
         .order_by(col(Ticket.resolved_at).desc())
     ).first()
-
-
-def take(
-    session: Session,
-    *,
-    ticket_id: int,
-    agent_id: int,
-    agent_name: str,
-    now: datetime,
-) -> bool:
-    """Assign a waiting ticket; a conditional UPDATE, so of two agents exactly one wins.
-    The caller commits, with what the decision says (bot/telegram/staff/)."""
-    result = session.execute(
-        sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status) == TicketStatus.WAITING)
-        .values(
-            status=TicketStatus.ASSIGNED,
-            agent_id=agent_id,
-            agent_name=agent_name,
-            assigned_at=now,
-            updated_at=now,
-        )
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def transfer(
-    session: Session,
-    *,
-    ticket_id: int,
-    agent_id: int | None,
-    agent_name: str | None,
-    now: datetime,
-) -> bool:
-    """Hand an open ticket to another agent, or back to the queue (agent_id None, where
-    the waiting clock's check-ins and alerts start again). The caller commits."""
-    values: dict[str, object] = {"agent_id": agent_id, "agent_name": agent_name, "updated_at": now}
-    if agent_id is None:
-        values.update(status=TicketStatus.WAITING, checked_in_at=None, untaken_alert_at=None)
-    else:
-        values.update(status=TicketStatus.ASSIGNED)
-    result = session.execute(
-        sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(OPEN_TICKET))
-        .values(**values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime) -> bool:
-    """Resolve a ticket not resolved yet; the caller commits."""
-    result = session.execute(
-        sa.update(Ticket)
-        .where(col(Ticket.id) == ticket_id, col(Ticket.status) != TicketStatus.RESOLVED)
-        .values(
-            status=TicketStatus.RESOLVED, resolution=resolution, resolved_at=now, updated_at=now
-        )
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def ticket_for_topic(

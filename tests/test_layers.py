@@ -149,10 +149,8 @@ def test_the_checks_see_what_they_are_meant_to() -> None:
 
 
 LONG = 400
-KNOWN_LONG = {
-    # to be split by job (issue 18): the turn runner apart from the ticket lifecycle
-    "bot.dialogue.engine",
-}
+KNOWN_LONG: set[str] = set()
+"""Modules over the limit with no reason yet (a debt to pay); none today."""
 REASON = "Why this module is over 400 lines:"
 
 

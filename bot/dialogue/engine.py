@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, select
 
-from actions.facts import NOT_GIVEN, load_facts
 from bot.config import Settings
-from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner, build_domain
+from bot.dialogue import records
+from bot.dialogue.actions_client import ActionError, ActionRunner, action_runner
 from bot.dialogue.faq import Faq
+from bot.dialogue.keyboards import is_stale, on_latest
 from bot.dialogue.policy import Policy
+from bot.dialogue.redelivery import redelivered
 from bot.dialogue.responses import Responses
-from bot.dialogue.turn import Button, Incoming, Reply, Turn
+from bot.dialogue.tracker import Tracker
+from bot.dialogue.turn import Incoming, Turn, TurnResult
+from bot.dialogue.wording import Wording
 from bot.nlu import NluService
 from bot.nlu.labels import Parse
 from bot.nlu.text import detect_language, language_of_code
@@ -32,26 +35,19 @@ from bot.store import (
     Conversation,
     ConversationStatus,
     Database,
-    Evidence,
     FollowUp,
     Message,
     ProcessedUpdate,
     StaffPost,
-    Ticket,
 )
 from bot.store.db import (
     active_conversation,
     add_message,
-    complaints_since,
     count_conversations,
     find_customer,
     get_or_create_customer,
-    habitual_window_start,
-    staff_post_waiting,
-    without_card,
 )
 from bot.store.models import Priority, Stage
-from handoff import queue
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +59,9 @@ LANGUAGE_SWITCH_LENGTH = 12
 
 GATHERING_STAGES = frozenset({Stage.IDLE, Stage.LISTENING})
 """Stages at which a customer tells their story in free text (see Engine.gathers)."""
-SAME_PARAGRAPH = frozenset({"utter_empathy_waited"})
-"""Lines that go on the paragraph before them (the wait after the empathy it adds to)."""
 MAX_MERGED = 8
 """Further lines joined into one turn at most, by any channel (a longer burst is several
 turns)."""
-LATEST_KEYBOARD = ("cb:", "sv:", "as:", "meets:")
-"""Payloads valid on the latest keyboard even when it is not the latest message."""
-
-
-@dataclass
-class TurnResult:
-    replies: list[Reply]
-    conversation_id: int
-    status: str
-    stage: str
-    ticket_id: int | None = None
-    duplicate: bool = False
-    """The update was handled before (a redelivery): nothing was done."""
-    continues: bool = False
-    """A press on the keyboard of the chat's latest message: the first reply may take
-    that message's place (an edit that shows the choice and the next question: one
-    Bot API call instead of an edit and a new message)."""
-    staff_posts: list[int] = field(default_factory=list)
-    """Tickets with something new for their topic — the customer's message, a
-    "reopened" note, a call-back booked, a cancellation — written as StaffPost rows in
-    the turn's transaction, to be posted in order."""
 
 
 class Engine:
@@ -110,8 +83,8 @@ class Engine:
         self.responses = responses or Responses()
         self.faq = faq or Faq()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.domain = build_domain()
-        self._empty_slots = dict.fromkeys(self.domain["slots"])
+        self.wording = Wording(self.responses)
+        self.tracker = Tracker(settings, self.actions)
         self.policy = Policy(self)
         self._locks: dict[int, asyncio.Lock] = {}
 
@@ -139,7 +112,7 @@ class Engine:
         with self.db.session() as session:
             if incoming.update_id is not None:
                 if session.get(ProcessedUpdate, incoming.update_id) is not None:
-                    return self._redelivered(session, incoming)
+                    return redelivered(session, incoming)
                 session.add(ProcessedUpdate(update_id=incoming.update_id))
                 for merged in incoming.merged_updates:  # one turn for a burst of lines
                     session.merge(ProcessedUpdate(update_id=merged))
@@ -164,13 +137,11 @@ class Engine:
                 _maybe_switch_language(conversation, parse, text)
             customer.language = conversation.language
             assert conversation.id is not None
-            stale = incoming.payload is not None and self._is_stale(
-                session, conversation.id, incoming
-            )
+            stale = incoming.payload is not None and is_stale(session, conversation.id, incoming)
             continues = (
                 incoming.payload is not None
                 and not stale
-                and self._on_latest(session, conversation.id, incoming)
+                and on_latest(session, conversation.id, incoming)
             )
             message = add_message(
                 session,
@@ -208,9 +179,9 @@ class Engine:
                 log.error("conversation %s: %s", conversation.id, error)
                 turn.parts.clear()
                 turn.say("utter_error")
-                self.open_ticket(turn, kind="error", priority=Priority.HIGH)
-                self.pause(turn)
-            replies = self._render(turn)
+                records.open_ticket(turn, self.wording, kind="error", priority=Priority.HIGH)
+                turn.hand_off()
+            replies = self.wording.render(turn)
             rows = [
                 add_message(
                     session,
@@ -282,40 +253,6 @@ class Engine:
         turn.session.add_all(posts)
         return list(dict.fromkeys(post.ticket_id for post in posts))
 
-    def _is_stale(self, session: Session, conversation_id: int, incoming: Incoming) -> bool:
-        """A pressed button is live only on the bot's latest keyboard, and only once.
-        Call-back slots and follow-up questions stay live while the customer writes more
-        or the bot says something else (their keyboard is the latest one, not
-        necessarily the latest message)."""
-        latest = select(Message).where(Message.conversation_id == conversation_id)
-        if (incoming.payload or "").startswith(LATEST_KEYBOARD):
-            recent = session.exec(
-                latest.where(Message.direction == "out").order_by(col(Message.id).desc()).limit(20)
-            ).all()
-            last = next((row for row in recent if row.buttons), None)
-        else:
-            last = session.exec(latest.order_by(col(Message.id).desc())).first()
-        if last is None or last.direction != "out" or not last.buttons:
-            return True
-        if incoming.button_ref is not None and last.external_id not in (None, incoming.button_ref):
-            return True
-        return incoming.payload not in {button["payload"] for button in last.buttons}
-
-    @staticmethod
-    def _on_latest(session: Session, conversation_id: int, incoming: Incoming) -> bool:
-        """Whether a press is on the keyboard of the chat's latest message (nothing was
-        said after it by either side)."""
-        last = session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(col(Message.id).desc())
-        ).first()
-        if last is None or last.direction != "out" or not last.buttons:
-            return False
-        if incoming.button_ref is not None and last.external_id != incoming.button_ref:
-            return False
-        return incoming.payload in {button["payload"] for button in last.buttons}
-
     def gathers(self, user_id: int) -> bool:
         """Whether this customer's next typed lines may be one thought told in several
         messages (no conversation yet, or the bot is listening to their account): the
@@ -331,74 +268,6 @@ class Engine:
                 conversation.status == ConversationStatus.OPEN
                 and conversation.stage in GATHERING_STAGES
             )
-
-    def _redelivered(self, session: Session, incoming: Incoming) -> TurnResult:
-        """An update handled before (Telegram delivered it again, or the process stopped
-        after the turn was saved): nothing is done again, but replies of that turn not
-        yet sent are returned to be sent, and a ticket whose card was never posted and
-        tickets with posts for their topic still waiting are named, so a crash between
-        saving and sending loses nothing."""
-        result = TurnResult(replies=[], conversation_id=0, status="", stage="", duplicate=True)
-        customer = find_customer(session, telegram_id=incoming.user_id)
-        if customer is None:
-            return result
-        conversation = session.exec(
-            select(Conversation)
-            .where(Conversation.customer_id == customer.id)
-            .order_by(col(Conversation.id).desc())
-        ).first()
-        if conversation is None or conversation.id is None:
-            return result
-        last_in = session.exec(
-            select(func.max(Message.id)).where(
-                Message.conversation_id == conversation.id, Message.direction == "in"
-            )
-        ).one()
-        unsent = session.exec(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.direction == "out",
-                col(Message.id) > (last_in or 0),
-                col(Message.external_id).is_(None),
-                col(Message.delivered).is_(True),
-            )
-            .order_by(col(Message.id))
-        ).all()
-        on_the_way = [row.id for row in unsent if row.send_started_at is not None]
-        if on_the_way:
-            log.warning(
-                "replies %s were on their way to Telegram when the bot stopped; not sent again",
-                on_the_way,
-            )
-        unsent = [row for row in unsent if row.send_started_at is None]
-        result.replies = [
-            Reply(
-                text=row.text,
-                buttons=[Button(**button) for button in row.buttons],
-                responses=[row.response] if row.response else [],
-                row_id=row.id,
-            )
-            for row in unsent
-        ]
-        result.conversation_id = conversation.id
-        result.status, result.stage = conversation.status, conversation.stage
-        card_missing = session.exec(
-            select(Ticket.id).where(
-                Ticket.conversation_id == conversation.id,
-                *without_card(),
-            )
-        ).first()
-        result.ticket_id = card_missing
-        result.staff_posts = list(
-            session.exec(
-                select(StaffPost.ticket_id)
-                .join(Ticket, col(Ticket.id) == col(StaffPost.ticket_id))
-                .where(Ticket.conversation_id == conversation.id, *staff_post_waiting())
-                .distinct()
-            )
-        )
-        return result
 
     def to_send(
         self, conversation_id: int, messages: list[tuple[str, str, str | None]]
@@ -447,278 +316,6 @@ class Engine:
             return True
 
     # --- actions -----------------------------------------------------------------
-
-    async def act(
-        self,
-        turn: Turn,
-        action: str,
-        *,
-        candidates: dict[str, Any] | None = None,
-        latest: Mapping[str, Any] | None = None,
-        silent: bool = False,
-    ) -> None:
-        """Run one action on a Rasa tracker of this conversation and apply its events."""
-        turn.slots.update(
-            language=turn.language,
-            today=turn.today.isoformat(),
-            now=turn.now.isoformat(),
-            first_contact_sla_seconds=int(self.settings.first_contact_sla.total_seconds()),
-            progress_sla_seconds=int(self.settings.progress_sla.total_seconds()),
-            customer_tier=turn.customer.tier,
-        )
-        latest_message = latest or turn.parse or {"text": turn.text, "intent": {}, "entities": []}
-        events = self.user_events(turn)
-        events += [
-            {"event": "slot", "timestamp": None, "name": name, "value": value}
-            for name, value in (candidates or {}).items()
-        ]
-        form = turn.stage in (Stage.FACTS, Stage.FACT_OTHER, Stage.FACT_OPEN)
-        call = {
-            "next_action": action,
-            "sender_id": str(turn.incoming.chat_id),
-            "version": "3.21.1",
-            "domain": self.domain,
-            "tracker": {
-                "sender_id": str(turn.incoming.chat_id),
-                "slots": {**self._empty_slots, **turn.slots, **(candidates or {})},
-                "latest_message": latest_message,
-                "events": events,
-                "paused": False,
-                "followup_action": None,
-                "active_loop": {"name": "complaint_form"} if form else {},
-                "latest_action_name": "action_listen",
-            },
-        }
-        result = await self.actions.run(call)
-        for event in result["events"]:
-            kind = event.get("event")
-            if kind == "slot":
-                turn.slots[event["name"]] = event["value"]
-            elif kind == "pause":
-                self.pause(turn)
-            elif kind == "reminder":
-                turn.reminders.append(event)
-        if silent:
-            return
-        for response in result["responses"]:
-            values = {
-                key: value
-                for key, value in response.items()
-                if key not in _RESPONSE_FIELDS and value is not None
-            }
-            turn.say(str(response.get("response")), list(response.get("buttons") or []), **values)
-
-    def user_events(self, turn: Turn) -> list[dict[str, Any]]:
-        """The customer's messages of the current complaint, as Rasa user events."""
-        start = turn.slots.get("complaint_from") or turn.message_id
-        if turn.user_events is not None and turn.user_events_from == start:
-            return list(turn.user_events)
-        rows = turn.session.exec(
-            select(Message)
-            .where(
-                Message.conversation_id == turn.conversation.id,
-                Message.direction == "in",
-                col(Message.id) >= start,
-            )
-            .order_by(col(Message.id))
-        )
-        turn.user_events = [
-            {
-                "event": "user",
-                "timestamp": row.created_at.timestamp(),
-                "text": row.text,
-                "parse_data": row.parse or {"text": row.text, "entities": []},
-            }
-            for row in rows
-            if row.payload is None
-        ]
-        turn.user_events_from = start
-        return list(turn.user_events)
-
-    # --- records -------------------------------------------------------------------
-
-    def save_complaint(self, turn: Turn) -> Complaint:
-        """Create or update the complaint row from the slots (nothing waits for the end)."""
-        complaint = turn.complaint
-        if complaint is None:
-            assert turn.conversation.id is not None and turn.customer.id is not None
-            complaint = Complaint(
-                conversation_id=turn.conversation.id,
-                customer_id=turn.customer.id,
-                first_words=str(turn.slots.get("first_words") or ""),
-            )
-        slots = turn.slots
-        complaint.complaint_type = str(slots.get("complaint_type") or "other")
-        complaint.motive = slots.get("motive")
-        complaint.desired_outcome = slots.get("desired_outcome")
-        complaint.facts = {
-            name: slots[name] for name in load_facts().slots if slots.get(name) is not None
-        } | ({"notes": slots["notes"]} if slots.get("notes") else {})
-        complaint.signals = list(slots.get("signals") or [])
-        complaint.major = bool(slots.get("major"))
-        complaint.major_reasons = list(slots.get("major_reasons") or [])
-        complaint.habitual = bool(slots.get("habitual"))
-        complaint.updated_at = turn.now
-        turn.session.add(complaint)
-        turn.session.flush()
-        turn.complaint = complaint
-        turn.slots["complaint_id"] = complaint.id
-        return complaint
-
-    def add_evidence(self, turn: Turn, *, kind: str, file_id: str) -> Evidence:
-        assert turn.conversation.id is not None
-        evidence = Evidence(
-            conversation_id=turn.conversation.id,
-            complaint_id=turn.slots.get("complaint_id"),
-            kind=kind,
-            file_id=file_id,
-            caption=turn.text,
-        )
-        turn.session.add(evidence)
-        return evidence
-
-    def prior_complaints(self, turn: Turn) -> int:
-        assert turn.customer.id is not None
-        since = habitual_window_start(turn.now)
-        count = complaints_since(turn.session, customer_id=turn.customer.id, since=since)
-        return count - (1 if turn.complaint is not None else 0)
-
-    def open_ticket(
-        self, turn: Turn, *, kind: str, priority: int = Priority.NORMAL, supervisor: bool = False
-    ) -> Ticket:
-        """The hand-off record. One open ticket per customer: if one is still open (from
-        an earlier conversation), this conversation joins it instead of queueing again."""
-        assert turn.conversation.id is not None and turn.customer.id is not None
-        summary = dict(turn.slots.get("summary") or {})
-        existing = queue.open_for_customer(turn.session, customer_id=turn.customer.id)
-        if existing is not None:
-            existing.conversation_id = turn.conversation.id
-            existing.priority = max(existing.priority, priority)
-            existing.supervisor_flag = existing.supervisor_flag or supervisor
-            existing.updated_at = turn.now
-            turn.session.add(existing)
-            turn.relay_ticket_id = existing.id
-            turn.slots["ticket_id"] = existing.id
-            turn.slots["ticket_ref"] = f"#{existing.id}"
-            return existing
-        ticket = Ticket(
-            conversation_id=turn.conversation.id,
-            customer_id=turn.customer.id,
-            complaint_id=turn.complaint.id if turn.complaint else None,
-            kind=kind,
-            priority=max(priority, int(turn.slots.get("priority") or 0)),
-            supervisor_flag=supervisor or bool(turn.slots.get("major")),
-            summary=self.summary_text(summary, turn.language) if summary else "",
-            summary_data=summary,
-        )
-        turn.session.add(ticket)
-        turn.session.flush()
-        turn.ticket_id = ticket.id
-        turn.slots["ticket_id"] = ticket.id
-        turn.slots["ticket_ref"] = f"#{ticket.id}"
-        return ticket
-
-    def pause(self, turn: Turn) -> None:
-        turn.conversation.status = ConversationStatus.HANDED_OFF
-        turn.stage = Stage.HANDED_OFF
-
-    # --- wording -------------------------------------------------------------------
-
-    def summary_values(self, summary: dict[str, Any], language: str) -> dict[str, str]:
-        """The read-back's placeholders: labels in the customer's language."""
-        label = self.responses.label
-        slots = load_facts().slots
-        colon = "：" if language == "zh" else ": "
-        lines = []
-        for name, value in (summary.get("facts") or {}).items():
-            shown = self.fact_value(name, value, language)
-            lines.append(f"{label(f'slot.{name}', language)}{colon}{shown}")
-        for name, note in (summary.get("notes") or {}).items():
-            title = label(f"slot.{name}" if name in slots else "note.correction", language)
-            lines.append(f"{title}{colon}{note}")
-        fallback = str(summary.get("outcome_text") or label("value.unknown", language))
-        outcome_text = self.responses.label_or(
-            f"outcome.{summary.get('desired_outcome')}", language, fallback
-        )
-        words = str(summary.get("customer_words") or "")
-        return {
-            "type": label(f"type.{summary.get('complaint_type') or 'other'}", language),
-            "outcome": outcome_text,
-            "facts": "\n".join(lines) if lines else label("value.unknown", language),
-            "words": words if len(words) <= 300 else words[:297] + "…",
-        }
-
-    def fact_value(self, name: str, value: Any, language: str) -> str:
-        """A fact as the customer reads it: the button's words, else what they typed (a
-        sum with its cents: 45.90, not 45.9)."""
-        if isinstance(value, float) and name == "amount":
-            return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
-        if value == "no_order_id":
-            key = "value.none_order"
-        elif value in ("amount_unknown", NOT_GIVEN):
-            key = "value.unknown"
-        elif value in ("yes", "no"):
-            key = f"button.{value}_plain"
-        else:
-            key = f"choice.{name}.{value}"
-        return self.responses.label_or(key, language, str(value))
-
-    def summary_text(self, summary: dict[str, Any], language: str) -> str:
-        rotation: dict[str, Any] = {}
-        return self.responses.render(
-            "utter_summary", language, rotation, **self.summary_values(summary, language)
-        )
-
-    def _render(self, turn: Turn) -> list[Reply]:
-        rotation = dict(turn.customer.variations)
-        replies: list[Reply] = []
-        current: Reply | None = None
-        joiner = "\n\n"
-        for part in turn.parts:
-            values = dict(part.values)
-            if part.key == "utter_summary":
-                values = self.summary_values(values.get("summary") or {}, turn.language)
-            if "outcome" in values:
-                values["outcome"] = self.responses.label_or(
-                    f"outcome.{values['outcome']}", turn.language, str(values["outcome"])
-                )
-            if "sla_seconds" in values:
-                values["sla"] = self.responses.duration(int(values["sla_seconds"]), turn.language)
-            values.setdefault("name", turn.customer.name or "")
-            if part.key.startswith("faq:"):
-                text = str(values["answer"])
-            else:
-                text = self.responses.render(part.key, turn.language, rotation, **values)
-            if part.key in SAME_PARAGRAPH:
-                joiner = "" if turn.language == "zh" else " "
-            if current is None:
-                current = Reply(text=text)
-            else:
-                current.text += joiner + text
-            current.responses.append(part.key)
-            joiner = "\n\n"
-            if part.key == "utter_greet_brief":
-                joiner = "" if turn.language == "zh" else " "
-            if part.buttons:
-                current.buttons = [
-                    Button(
-                        label=self.responses.label_or(b["title"], turn.language, b["title"]),
-                        payload=b["payload"],
-                    )
-                    for b in part.buttons
-                ]
-                replies.append(current)
-                current = None
-                joiner = "\n\n"
-        if current is not None:
-            replies.append(current)
-        turn.customer.variations = rotation
-        return replies
-
-
-_RESPONSE_FIELDS = {
-    "text", "buttons", "elements", "custom", "template", "response", "image", "attachment",
-}  # fmt: skip
 
 
 def _first_language(parse: Parse | None, fallback: str) -> str:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.payloads import FollowUpAnswer
 from bot.store import FollowUp, Ticket
-from bot.store.models import OPEN_TICKET, ConversationStatus, Stage, TicketStatus
+from bot.store.models import ConversationStatus, Stage
+from handoff import tickets
 from handoff.events import StaffEvent
 
 if TYPE_CHECKING:
@@ -171,15 +172,7 @@ class Survey:
         ticket = turn.session.get(Ticket, row.ticket_id) if row.ticket_id else None
         if ticket is None:
             return None
-        if ticket.status not in OPEN_TICKET:
-            ticket.status, ticket.resolved_at, ticket.updated_at = (
-                TicketStatus.WAITING,
-                None,
-                turn.now,
-            )
-            ticket.agent_id, ticket.agent_name = None, None
-            ticket.checked_in_at, ticket.untaken_alert_at = turn.now, None
-            turn.session.add(ticket)
+        if tickets.reopen(turn.session, ticket, now=turn.now):
             turn.reopened = True
         turn.relay_ticket_id = ticket.id
         turn.slots["reopened_ticket_id"] = ticket.id

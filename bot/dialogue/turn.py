@@ -11,6 +11,7 @@ from sqlmodel import Session
 from actions.complaint import strong_signals
 from bot.nlu.labels import Parse
 from bot.store import Complaint, Conversation, Customer
+from bot.store.models import ConversationStatus, Stage
 from handoff.events import StaffEvent
 
 
@@ -123,5 +124,29 @@ class Turn:
         """Signals strong enough to act on (see actions.complaint.SIGNAL_FLOORS)."""
         return strong_signals(self.parse or {})
 
+    def hand_off(self) -> None:
+        """A person has the conversation now: the bot stops leading it."""
+        self.conversation.status = ConversationStatus.HANDED_OFF
+        self.stage = Stage.HANDED_OFF
+
     def say(self, key: str, buttons: list[dict[str, str]] | None = None, **values: Any) -> None:
         self.parts.append(Part(key=key, values=values, buttons=buttons or []))
+
+
+@dataclass
+class TurnResult:
+    replies: list[Reply]
+    conversation_id: int
+    status: str
+    stage: str
+    ticket_id: int | None = None
+    duplicate: bool = False
+    """The update was handled before (a redelivery): nothing was done."""
+    continues: bool = False
+    """A press on the keyboard of the chat's latest message: the first reply may take
+    that message's place (an edit that shows the choice and the next question: one
+    Bot API call instead of an edit and a new message)."""
+    staff_posts: list[int] = field(default_factory=list)
+    """Tickets with something new for their topic — the customer's message, a
+    "reopened" note, a call-back booked, a cancellation — written as StaffPost rows in
+    the turn's transaction, to be posted in order."""

@@ -100,11 +100,13 @@ class Stage(StrEnum):
 
 class TicketStatus(StrEnum):
     """`Ticket.status` (stored as its text): waiting -> assigned -> resolved; a resolved
-    ticket the customer comes back to is waiting again."""
+    ticket the customer comes back to is waiting again; cancelled when the customer no
+    longer wants a person (/cancel, /forget). Changes: handoff/tickets.py."""
 
     WAITING = "waiting"
     ASSIGNED = "assigned"
     RESOLVED = "resolved"
+    CANCELLED = "cancelled"
 
 
 OPEN_TICKET = (TicketStatus.WAITING, TicketStatus.ASSIGNED)

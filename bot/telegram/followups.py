@@ -211,7 +211,7 @@ class FollowUpKinds:
         with self.db.session() as session:
             row, ticket = self._load(session, follow_up_id)
             due = row.due_at
-        if ticket is None or ticket.status == "cancelled":
+        if ticket is None or ticket.status == TicketStatus.CANCELLED:
             self._finish(follow_up_id, "cancelled")
             return
         contacted = ticket.first_contact_at is not None and ticket.first_contact_at <= due

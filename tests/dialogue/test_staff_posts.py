@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from bot.dialogue import Engine, Incoming
 from bot.store import Evidence, StaffPost
 from bot.store.models import utcnow
-from handoff import queue
+from handoff import tickets
 from tests.dialogue.conftest import Customer as Talker
 
 PHOTO = {"kind": "photo", "file_id": "receipt-2"}
@@ -95,7 +95,7 @@ async def test_media_after_the_hand_off_is_passed_on_and_the_bot_goes_quiet_once
     assert await send(voice, 50) == ["utter_handoff_waiting"]  # "added to your case"
     assert await send(PHOTO, 51) == ["utter_evidence_received"]
     with staffed.db.session() as session:
-        assert queue.take(
+        assert tickets.take(
             session, ticket_id=ticket_id, agent_id=9001, agent_name="Ada", now=utcnow()
         )
         session.commit()

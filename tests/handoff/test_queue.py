@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from bot.store import Conversation, Customer, Database, Ticket
-from handoff import queue
+from handoff import queue, tickets
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -58,8 +58,8 @@ def test_major_first_then_vip_tiers_then_arrival(db: Database) -> None:
 
 
 def _take(session: Session, **given: Any) -> bool:
-    """queue.take as the desk uses it: the caller commits."""
-    won = queue.take(session, **given)
+    """tickets.take as the desk uses it: the caller commits."""
+    won = tickets.take(session, **given)
     session.commit()
     return won
 
@@ -122,8 +122,8 @@ def test_transfer_moves_an_open_ticket_and_requeue_restarts_its_waiting_clock(
 ) -> None:
     ticket = _ticket(db, "anna", "regular", 0, 0)
     with db.session() as session:
-        assert queue.take(session, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0)
-        assert queue.transfer(session, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0)
+        assert tickets.take(session, ticket_id=ticket, agent_id=1, agent_name="Ada", now=T0)
+        assert tickets.transfer(session, ticket_id=ticket, agent_id=2, agent_name="Bo", now=T0)
         assert [t.id for t in queue.held_by(session, 2)] == [ticket] and not queue.held_by(
             session, 1
         )
@@ -132,7 +132,7 @@ def test_transfer_moves_an_open_ticket_and_requeue_restarts_its_waiting_clock(
         row.checked_in_at = row.untaken_alert_at = T0
         session.add(row)
         session.commit()
-        assert queue.transfer(session, ticket_id=ticket, agent_id=None, agent_name=None, now=T0)
+        assert tickets.transfer(session, ticket_id=ticket, agent_id=None, agent_name=None, now=T0)
         session.refresh(row)
         assert (row.status, row.agent_id, row.checked_in_at, row.untaken_alert_at) == (
             "waiting",
@@ -140,5 +140,5 @@ def test_transfer_moves_an_open_ticket_and_requeue_restarts_its_waiting_clock(
             None,
             None,
         )
-        assert queue.resolve(session, ticket_id=ticket, resolution="done", now=T0)
-        assert not queue.transfer(session, ticket_id=ticket, agent_id=1, agent_name="A", now=T0)
+        assert tickets.resolve(session, ticket_id=ticket, resolution="done", now=T0)
+        assert not tickets.transfer(session, ticket_id=ticket, agent_id=1, agent_name="A", now=T0)

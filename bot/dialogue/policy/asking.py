@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, asks_back, load_facts
-from bot.dialogue import survey
+from bot.dialogue import records, survey, tracker
 from bot.dialogue.mirror import waited
 from bot.dialogue.policy.rules import (
     CONFIRM_BUTTONS,
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 class Asking:
     """State and the moves every step makes."""
 
-    def __init__(self, engine: TurnServices) -> None:
-        self.engine = engine
+    def __init__(self, services: TurnServices) -> None:
+        self.services = services
         self.survey = survey.Survey()
 
     def _greet(self, turn: Turn) -> None:
@@ -60,7 +60,7 @@ class Asking:
     def _named_entity(self, turn: Turn, name: str) -> str | None:
         """A product or sum as the customer typed it, if they did (a word shouted in
         capitals is said back in lower case)."""
-        for message in self.engine.user_events(turn):
+        for message in tracker.user_events(turn):
             for entity in (message.get("parse_data") or {}).get("entities") or []:
                 if entity.get("entity") == name:
                     value = str(entity.get("value"))
@@ -75,7 +75,7 @@ class Asking:
         generic = (
             "item" if turn.slots.get("complaint_type") in ("product_quality", "safety") else "order"
         )
-        return self.engine.responses.label(f"value.{generic}", turn.language)
+        return self.services.responses.label(f"value.{generic}", turn.language)
 
     def _restate(self, turn: Turn) -> None:
         complaint_type = str(turn.slots.get("complaint_type") or "other")
@@ -155,16 +155,16 @@ class Asking:
 
     async def _summarise(self, turn: Turn) -> None:
         turn.slots["requested_slot"] = None
-        await self.engine.act(turn, "action_summarise")
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "action_summarise")
+        records.save_complaint(turn)
         turn.stage = Stage.SUMMARY
 
     async def _corrections(self, turn: Turn) -> list[str]:
         """Apply what this message names (outcome, facts, contact); the changed fields."""
-        await self.engine.act(turn, "action_apply_correction", silent=True)
+        await self.services.tracker.act(turn, "action_apply_correction", silent=True)
         changed = list(turn.slots.pop("corrected", None) or [])
         if changed:
-            self.engine.save_complaint(turn)
+            records.save_complaint(turn)
         return changed
 
     def _note(self, turn: Turn, key: str) -> None:
@@ -181,12 +181,12 @@ class Asking:
         latest = (
             turn.parse
             if fresh
-            else await self.engine.nlu.parse_in_turn(" ".join(texts)[-4000:], today=turn.today)
+            else await self.services.nlu.parse_in_turn(" ".join(texts)[-4000:], today=turn.today)
         )
         if latest is not None and turn.parse is not None:
             latest = {**latest, "signals": sorted(set(latest.get("signals") or []) | turn.signals)}
-        await self.engine.act(turn, "action_record_complaint", latest=latest)
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "action_record_complaint", latest=latest)
+        records.save_complaint(turn)
 
     def _relay(self, turn: Turn) -> list[Ticket]:
         """The message joins the conversation's open ticket, to be shown in its topic."""
@@ -212,16 +212,18 @@ class Asking:
         turn.say("utter_threat_supervisor")
 
     def _open_now(self, turn: Turn) -> bool:
-        hours = self.engine.settings.hours
-        return hours is None or hours.is_open(turn.now.astimezone(self.engine.settings.tz))
+        hours = self.services.settings.hours
+        return hours is None or hours.is_open(turn.now.astimezone(self.services.settings.tz))
 
     def _back_at(self, turn: Turn) -> str | None:
         """When the team is back, in the customer's words; None while it is in."""
-        settings = self.engine.settings
+        settings = self.services.settings
         local = turn.now.astimezone(settings.tz)
         if settings.hours is None or settings.hours.is_open(local):
             return None
-        return when_label(settings.hours.next_opening(local), turn.language, self.engine.responses)
+        return when_label(
+            settings.hours.next_opening(local), turn.language, self.services.responses
+        )
 
     def _queue_wait(self, turn: Turn, ticket_id: int) -> tuple[int, str, int] | None:
         """The ticket's place in the queue, the estimated wait in words and minutes."""
@@ -229,23 +231,23 @@ class Asking:
             turn.session,
             ticket_id,
             now=turn.now,
-            starve_after=self.engine.settings.starvation_limit,
+            starve_after=self.services.settings.starvation_limit,
         )
         if not place:
             return None
         minutes = queue.estimated_wait_minutes(turn.session, place)
-        return place, self.engine.responses.duration(60 * minutes, turn.language), minutes
+        return place, self.services.responses.duration(60 * minutes, turn.language), minutes
 
     def _offer_callback_if_long(self, turn: Turn, minutes: int) -> None:
         """Past a few minutes' wait, "wait, or shall we get back to you?" (shared/domain.md
         §5): call-back slots as buttons, once per ticket, none once one is booked."""
-        if minutes * 60 <= self.engine.settings.callback_offer.total_seconds() or turn.slots.get(
+        if minutes * 60 <= self.services.settings.callback_offer.total_seconds() or turn.slots.get(
             "callback_offered"
         ):
             return
-        settings = self.engine.settings
+        settings = self.services.settings
         local = turn.now.astimezone(settings.tz)
-        responses = self.engine.responses
+        responses = self.services.responses
         buttons = [
             {"title": slot_label(slot, turn.language, responses), "payload": slot_payload(slot)}
             for slot in callback_slots_soon(settings.hours, local)
@@ -258,9 +260,9 @@ class Asking:
         """Before an early hand-off: the facts said so far and the summary, silently."""
         if not turn.slots.get("complaint_id"):
             return
-        await self.engine.act(turn, "validate_complaint_form", silent=True)
-        await self.engine.act(turn, "action_summarise", silent=True)
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "validate_complaint_form", silent=True)
+        await self.services.tracker.act(turn, "action_summarise", silent=True)
+        records.save_complaint(turn)
 
     def _safety_advice(self, turn: Turn, injury: str) -> None:
         """Someone hurt: medical help first; otherwise: stop using it. The answer is the
@@ -280,7 +282,7 @@ class Asking:
         typed = turn.text.lower()
         named = []
         for name in COMPLAINT_TYPES:
-            label = self.engine.responses.label(f"type.{name}", turn.language).lower()
+            label = self.services.responses.label(f"type.{name}", turn.language).lower()
             parts = [part.strip() for part in label.split("/") if part.strip()]
             # a label's key word: its first word ("delivery"), or a Chinese part's first
             # two characters ("物流", "售后"); "something else" only in full
@@ -299,7 +301,7 @@ class Asking:
             chosen(button["payload"], "change")
             for button in self._change_buttons(turn)
             if chosen(button["payload"], "change") != OTHER
-            and (label := self.engine.responses.label(button["title"], turn.language).lower())
+            and (label := self.services.responses.label(button["title"], turn.language).lower())
             and (label in typed or (len(typed) >= 4 and typed in label))
         ]
         return named[0] if len(named) == 1 else None
@@ -331,13 +333,13 @@ class Asking:
             if back is not None:
                 turn.say(f"utter_{stage}_how_long_after_hours", back=back)
             else:
-                sla = self.engine.responses.duration(
-                    int(self.engine.settings.first_contact_sla.total_seconds()), turn.language
+                sla = self.services.responses.duration(
+                    int(self.services.settings.first_contact_sla.total_seconds()), turn.language
                 )
                 turn.say(f"utter_{stage}_how_long", sla=sla)
             return True
         if faq and turn.intent == "inquiry":
-            answer = self.engine.faq.answer(turn.text, turn.language)
+            answer = self.services.faq.answer(turn.text, turn.language)
             if answer is not None:
                 turn.say(f"faq:{answer.topic}", answer=answer.text)
                 return True

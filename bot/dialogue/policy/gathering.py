@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actions.facts import OTHER, asks_back, load_facts, order_id_in
+from bot.dialogue import records
 from bot.dialogue.policy.handing_off import HandingOff
 from bot.dialogue.policy.rules import (
     OUTCOMES,
@@ -87,8 +88,8 @@ class Gathering(HandingOff):
     async def _continue_facts(self, turn: Turn) -> None:
         """Fill what the customer already said, then ask the next missing fact or sum up."""
         turn.stage = Stage.FACTS
-        await self.engine.act(turn, "validate_complaint_form")
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "validate_complaint_form")
+        records.save_complaint(turn)
         requested = turn.slots.get("requested_slot")
         if requested is None:
             await self._summarise(turn)
@@ -107,8 +108,8 @@ class Gathering(HandingOff):
         unsure = turn.slots.pop(f"unsure_{requested}", None)
         if chosen(payload, "unsure") == "yes" and unsure:
             turn.slots[str(requested)] = unsure
-            await self.engine.act(turn, "validate_complaint_form")
-            self.engine.save_complaint(turn)
+            await self.services.tracker.act(turn, "validate_complaint_form")
+            records.save_complaint(turn)
             await self._next_fact(turn)
             return
         if chosen(payload, "unsure") == "no":
@@ -135,8 +136,10 @@ class Gathering(HandingOff):
         await self._answer(turn, str(requested), candidate)
 
     async def _answer(self, turn: Turn, slot_name: str, candidate: Any) -> None:
-        await self.engine.act(turn, "validate_complaint_form", candidates={slot_name: candidate})
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(
+            turn, "validate_complaint_form", candidates={slot_name: candidate}
+        )
+        records.save_complaint(turn)
         value = turn.slots.get(slot_name)
         if value is None:
             turn.stage = Stage.FACTS
@@ -180,6 +183,6 @@ class Gathering(HandingOff):
             notes[str(turn.slots.get("open_slot"))] = turn.text
             turn.slots["notes"] = notes
         turn.stage = Stage.FACTS
-        await self.engine.act(turn, "validate_complaint_form")
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "validate_complaint_form")
+        records.save_complaint(turn)
         await self._next_fact(turn)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from bot.dialogue import records
 from bot.dialogue.faq import Answer
 from bot.dialogue.policy.asking import Asking
 from bot.dialogue.policy.rules import (
@@ -45,15 +46,15 @@ class HandingOff(Asking):
     async def _hand_off(self, turn: Turn) -> None:
         """The actions say what happens next and schedule the promises; the customer also
         hears why they wait, their place in the queue and an estimate (§5)."""
-        await self.engine.act(turn, "action_handoff")
-        await self.engine.act(turn, "action_schedule_follow_up")
+        await self.services.tracker.act(turn, "action_handoff")
+        await self.services.tracker.act(turn, "action_schedule_follow_up")
         if turn.ticket_id is None:
             return
-        settings = self.engine.settings
+        settings = self.services.settings
         hours, local = settings.hours, turn.now.astimezone(settings.tz)
         if hours is not None and not hours.is_open(local):
             # Nobody is in: say when they are, and offer a call-back (shared/domain.md §5).
-            responses = self.engine.responses
+            responses = self.services.responses
             buttons = [
                 {"title": slot_label(slot, turn.language, responses), "payload": slot_payload(slot)}
                 for slot in callback_slots(hours, local)
@@ -82,7 +83,9 @@ class HandingOff(Asking):
         """Threat of harm or a third insult: a supervisor takes over now."""
         turn.say(response)
         await self._record_what_is_known(turn)
-        self.engine.open_ticket(turn, kind=kind, priority=Priority.URGENT, supervisor=True)
+        records.open_ticket(
+            turn, self.services.wording, kind=kind, priority=Priority.URGENT, supervisor=True
+        )
         turn.slots["handoff_kind"] = kind
         await self._hand_off(turn)
 
@@ -90,15 +93,15 @@ class HandingOff(Asking):
         """The customer asked for a person: hand off at once with what is known."""
         turn.say("utter_handoff_request_human")
         await self._record_what_is_known(turn)
-        self.engine.open_ticket(turn, kind="request_human")
+        records.open_ticket(turn, self.services.wording, kind="request_human")
         turn.slots["handoff_kind"] = "request_human"
         await self._hand_off(turn)
 
     async def _close(self, turn: Turn) -> None:
         """Tell the customer what happens next and by when, then hand off."""
-        self.engine.save_complaint(turn)
+        records.save_complaint(turn)
         priority = int(turn.slots.get("priority") or 0)
-        self.engine.open_ticket(turn, kind="complaint", priority=priority)
+        records.open_ticket(turn, self.services.wording, kind="complaint", priority=priority)
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
 
@@ -172,8 +175,8 @@ class HandingOff(Asking):
                     "ticket": f"#{ticket.id}",
                     # in the staff's language (the desk's: DEFAULT_LANGUAGE), as on the card
                     "signals": "; ".join(
-                        self.engine.responses.label(
-                            f"staff.flag_{name}", self.engine.settings.default_language
+                        self.services.responses.label(
+                            f"staff.flag_{name}", self.services.settings.default_language
                         )
                         for name in signals
                     ),
@@ -185,7 +188,7 @@ class HandingOff(Asking):
 
     def _book_callback(self, turn: Turn, ticket: Any) -> None:
         """A call-back slot pressed after hours: a follow-up for the agent on duty."""
-        settings = self.engine.settings
+        settings = self.services.settings
         if turn.payload == NO_CALLBACK or ticket is None:
             in_hours = turn.slots.get("callback_offered") and self._open_now(turn)
             turn.say("utter_callback_declined_waiting" if in_hours else "utter_callback_declined")
@@ -206,9 +209,9 @@ class HandingOff(Asking):
         )
         booked.due_at, booked.note = slot, turn.customer.phone or ""
         turn.session.add(booked)  # one appointment per ticket: a second press moves it
-        when = slot_label(slot, turn.language, self.engine.responses)
+        when = slot_label(slot, turn.language, self.services.responses)
         turn.say("utter_callback_booked", when=when)
-        staff_when = slot_label(slot, settings.default_language, self.engine.responses)
+        staff_when = slot_label(slot, settings.default_language, self.services.responses)
         turn.staff_events.append(
             StaffEvent(ticket.id, "staff.callback_booked", {"when": staff_when})
         )
@@ -223,7 +226,7 @@ class HandingOff(Asking):
         bot is silent (the agent answers), except that a threat is still flagged.
         """
         tickets = self._relay(turn)
-        if SlotPick.parse(turn.payload, self.engine.settings.tz) is not None:
+        if SlotPick.parse(turn.payload, self.services.settings.tz) is not None:
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
         if chosen(turn.payload, "meets") in ("yes", "no"):
@@ -260,7 +263,7 @@ class HandingOff(Asking):
             return
         answer = None
         if topic is None and turn.intent == "inquiry":
-            answer = self.engine.faq.answer(turn.text, turn.language)
+            answer = self.services.faq.answer(turn.text, turn.language)
         if topic == "how_long":
             if tickets:
                 self._say_place(turn, tickets[-1])
@@ -280,7 +283,7 @@ class HandingOff(Asking):
         waits, that it was passed on; once an agent has it, nothing (the agent answers)."""
         kind = media.get("kind")
         if kind in ("photo", "document"):
-            self.engine.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
+            records.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
         elif kind == "contact":
             turn.customer.phone = str(media.get("phone_number") or "") or None
             turn.slots["phone"] = turn.customer.phone
@@ -309,6 +312,6 @@ class HandingOff(Asking):
             turn.say("utter_not_understood", MENU_BUTTONS)
             return
         turn.say("utter_faq_no_match")
-        self.engine.open_ticket(turn, kind="inquiry")
+        records.open_ticket(turn, self.services.wording, kind="inquiry")
         turn.slots["handoff_kind"] = "inquiry"
         await self._hand_off(turn)

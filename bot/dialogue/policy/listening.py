@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from actions.complaint import mostly_entity
 from actions.facts import confused, find_term, load_facts
+from bot.dialogue import records
 from bot.dialogue.intensity import AGITATED, intensity
 from bot.dialogue.policy.readback import ReadBack
 from bot.dialogue.policy.rules import (
@@ -61,7 +62,7 @@ class Listening(ReadBack):
             turn.say("utter_idle_confused", MENU_BUTTONS)
             return
         intent = turn.intent
-        answer = self.engine.faq.answer(turn.text, turn.language) if intent == "inquiry" else None
+        answer = self.services.faq.answer(turn.text, turn.language) if intent == "inquiry" else None
         if is_complaint(turn, faq_matched=answer is not None):
             await self._start_complaint(turn)
         elif intent == "greet" or not turn.text:
@@ -97,10 +98,10 @@ class Listening(ReadBack):
             first_words=turn.text,
             complaint_texts=[turn.text],
             restatements=0,
-            complaints_90d=self.engine.prior_complaints(turn),
+            complaints_90d=records.prior_complaints(turn),
         )
-        await self.engine.act(turn, "action_record_complaint")
-        self.engine.save_complaint(turn)
+        await self.services.tracker.act(turn, "action_record_complaint")
+        records.save_complaint(turn)
         self._greet_briefly(turn)
         agitated = intensity(turn.text, turn.parse) >= AGITATED
         if turn.slots.get("major"):
@@ -147,7 +148,7 @@ class Listening(ReadBack):
             turn.say("utter_safety_advice")
         else:
             self._safety_advice(turn, injury)
-            self.engine.save_complaint(turn)
+            records.save_complaint(turn)
         self._restate(turn)
 
     def _empathise(self, turn: Turn, level: str) -> None:
@@ -157,7 +158,7 @@ class Listening(ReadBack):
         headphones"), the sum taken ("$59.99") and how long they say they have waited
         ("10 days")."""
         typed = f"utter_empathy_{level}_{turn.slots.get('complaint_type')}"
-        known = self.engine.responses.packs[turn.language].responses
+        known = self.services.responses.packs[turn.language].responses
         amount = self._named_entity(turn, "amount")
         product = self._named_entity(turn, "product")
         if amount and f"{typed}_amount" in known:
@@ -244,5 +245,5 @@ class Listening(ReadBack):
             self.reprompt(turn)
             return
         turn.slots.update(complaint_type=picked, type_locked=True)
-        self.engine.save_complaint(turn)
+        records.save_complaint(turn)
         await self._after_confirm(turn)

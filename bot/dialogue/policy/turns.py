@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actions.facts import order_id_in
-from bot.dialogue import survey
+from bot.dialogue import records, survey
 from bot.dialogue.policy.listening import Listening
 from bot.dialogue.policy.rules import (
     FORGET_BUTTONS,
@@ -20,10 +20,9 @@ from bot.dialogue.policy.rules import (
     waiting_topic,
 )
 from bot.payloads import chosen
-from bot.store.db import open_tickets
-from bot.store.models import ConversationStatus, Stage, TicketStatus
+from bot.store.models import ConversationStatus, Stage
 from bot.store.privacy import forget
-from handoff import queue
+from handoff import queue, tickets
 from handoff.events import StaffEvent
 
 if TYPE_CHECKING:
@@ -105,15 +104,11 @@ class Policy(Listening):
         ticket = queue.recently_resolved(
             turn.session,
             customer_id=turn.customer.id,
-            since=turn.now - self.engine.settings.reopen_window,
+            since=turn.now - self.services.settings.reopen_window,
         )
         if ticket is None:
             return False
-        ticket.status, ticket.resolved_at, ticket.updated_at = TicketStatus.WAITING, None, turn.now
-        ticket.agent_id, ticket.agent_name = None, None
-        ticket.checked_in_at, ticket.untaken_alert_at = turn.now, None
-        ticket.conversation_id = turn.conversation.id or ticket.conversation_id
-        turn.session.add(ticket)
+        tickets.reopen(turn.session, ticket, now=turn.now, conversation_id=turn.conversation.id)
         turn.slots.update(complaint_id=ticket.complaint_id, ticket_id=ticket.id)
         turn.conversation.status, turn.stage = ConversationStatus.HANDED_OFF, Stage.HANDED_OFF
         turn.relay_ticket_id, turn.reopened = ticket.id, True
@@ -128,7 +123,7 @@ class Policy(Listening):
         kind = media.get("kind")
         self._greet_briefly(turn)
         if kind in ("photo", "document"):
-            self.engine.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
+            records.add_evidence(turn, kind=str(kind), file_id=str(media["file_id"]))
             in_case = (
                 bool(turn.slots.get("complaint_id"))
                 or turn.conversation.status != ConversationStatus.OPEN
@@ -221,11 +216,10 @@ class Policy(Listening):
 
     def _cancel_tickets(self, turn: Turn) -> None:
         """The customer no longer wants a person: the ticket closes, its topic says why."""
-        for ticket in open_tickets(turn.session, conversation_id=turn.conversation.id or 0):
-            ticket.status, ticket.resolved_at, ticket.updated_at = "cancelled", turn.now, turn.now
-            ticket.resolution = "cancelled by the customer"
-            turn.session.add(ticket)
-            assert ticket.id is not None
+        conversation_id = turn.conversation.id or 0
+        for ticket_id in tickets.cancel_open(
+            turn.session, conversation_id=conversation_id, now=turn.now
+        ):
             turn.staff_events.append(
-                StaffEvent(ticket.id, "staff.customer_cancelled", close_topic=True)
+                StaffEvent(ticket_id, "staff.customer_cancelled", close_topic=True)
             )

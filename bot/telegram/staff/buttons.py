@@ -31,7 +31,7 @@ from bot.telegram.staff.commands import Commands
 from bot.telegram.staff.rows import (
     Outgoing,
 )
-from handoff import queue
+from handoff import queue, tickets
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Buttons(Commands):
             if self._full(session, agent_id):
                 held = len(queue.held_by(session, agent_id))
                 return "full", self.label("staff.you_are_full", count=held)
-            won = queue.take(
+            won = tickets.take(
                 session,
                 ticket_id=ticket_id,
                 agent_id=agent_id,
@@ -249,7 +249,7 @@ class Buttons(Commands):
                 )
                 return
             old = ticket.agent_name or "—"
-            moved = queue.transfer(
+            moved = tickets.transfer(
                 session,
                 ticket_id=ticket_id,
                 agent_id=target or None,

@@ -47,7 +47,7 @@ class Cards(DeskRows):
             ),
         ]
         if data:
-            values = self.engine.summary_values(data, self.language)
+            values = self.engine.wording.summary_values(data, self.language)
             motive = data.get("motive")
             lines.append(f"{self.label('slot.complaint_type')}: {values['type']}")
             if motive:

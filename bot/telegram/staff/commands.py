@@ -32,7 +32,7 @@ from bot.telegram.staff.rows import (
     TICKET_TAG,
     Outgoing,
 )
-from handoff import queue
+from handoff import queue, tickets
 from handoff.coaching import phrase_to_avoid
 from handoff.events import StaffEvent
 
@@ -175,7 +175,7 @@ class Commands(Relay):
             return
         out = Outgoing()
         with self.engine.db.session() as session:
-            done = queue.resolve(
+            done = tickets.resolve(
                 session,
                 ticket_id=ticket.id or 0,
                 resolution=resolution,

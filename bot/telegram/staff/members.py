@@ -28,7 +28,7 @@ from bot.telegram.staff.rows import (
     Outgoing,
     member_gone,
 )
-from handoff import queue
+from handoff import queue, tickets
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Members(Reach):
             moved = [
                 ticket_id
                 for ticket_id in held
-                if queue.transfer(
+                if tickets.transfer(
                     session,
                     ticket_id=ticket_id,
                     agent_id=None,
