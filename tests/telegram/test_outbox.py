@@ -1,6 +1,7 @@
 """The outbox on its own: rows in a database, a real python-telegram-bot `Bot`, the Bot
-API double. What a customer or a member of staff would see: the messages, in order,
-once; and the rows' outcomes."""
+API double reached in-process at PTB's request seam (tests/support/botapi/inprocess.py:
+no socket, the same spec checks and answers). What a customer or a member of staff would
+see: the messages, in order, once; and the rows' outcomes."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ from telegram import Bot
 from bot.store import Conversation, Customer, Database, Message, StaffMessage
 from bot.telegram.outbox import Outbox, StaffRows
 from tests.support.botapi.double import TOKEN, BotApiDouble
+from tests.support.botapi.inprocess import InProcessRequest
 
 OLD_GROUP, NEW_GROUP = -777, -100777
 
 
 @pytest.fixture
-async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
-    async with Bot(TOKEN, base_url=double.base_url) as running:
+def seam(double: BotApiDouble) -> InProcessRequest:
+    return InProcessRequest(double)
+
+
+@pytest.fixture
+async def bot(seam: InProcessRequest) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, request=seam) as running:
         yield running
 
 
@@ -133,3 +140,46 @@ async def test_staff_messages_follow_a_group_upgraded_to_a_supergroup(
     assert moved == [(OLD_GROUP, NEW_GROUP)]
     with db.session() as session:
         assert set(session.exec(select(StaffMessage.chat_id))) == {NEW_GROUP}
+
+
+async def test_telegram_away_then_502s_the_rows_wait_and_go_once_in_order(
+    double: BotApiDouble, seam: InProcessRequest, bot: Bot, db: Database
+) -> None:
+    """Connections refused, then Telegram's front answering 502: two customers' rows
+    wait (no limit on how long) and, once it answers, each goes once, each chat in
+    order; nothing is given up on."""
+    double.add_user(601, "Anna")
+    double.add_user(602, "Ben")
+    _write(db, _conversation(db, 601), ["A1", "A2", "A3"])
+    _write(db, _conversation(db, 602), ["B1", "B2"])
+    seam.down = True
+    outbox = Outbox(db, None)
+    outbox.start(bot)
+    await double.wait_for(lambda: len(seam.calls) >= 4, 20, "tries while refused")
+    double.bad_gateway = True
+    seam.down = False
+    await double.wait_for(lambda: any(code == 502 for _, code, _ in double.errors), 20, "a 502")
+    assert _outcomes(db) == [None] * 5 and double.sent_to(601) == []
+    double.bad_gateway = False
+    await double.wait_for(lambda: _outcomes(db) == ["sent"] * 5, 30, "all sent")
+    await outbox.stop(1)
+    assert [m["text"] for m in double.sent_to(601)] == ["A1", "A2", "A3"]
+    assert [m["text"] for m in double.sent_to(602)] == ["B1", "B2"]
+
+
+async def test_a_message_whose_answer_never_came_is_not_sent_again(
+    double: BotApiDouble, bot: Bot, db: Database
+) -> None:
+    """Telegram read the request and the connection dropped: it may have the message,
+    so it is recorded as "unconfirmed" and not sent a second time; the chat's next
+    message still goes."""
+    double.add_user(601, "Anna")
+    double.swallow_next(601)
+    _write(db, _conversation(db, 601), ["first", "second"])
+    outbox = Outbox(db, None)
+    outbox.start(bot)
+    await double.wait_for(lambda: None not in _outcomes(db), 20, "both outcomes")
+    await outbox.stop(1)
+    assert _outcomes(db) == ["unconfirmed", "sent"]
+    assert [m["text"] for m in double.sent_to(601)] == ["second"]
+    assert [method for method, _ in double.requests].count("sendMessage") == 2

@@ -47,6 +47,13 @@ WEBHOOK_RETRY = 0.5
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
 
+BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head></html>"
+
+
+class Swallowed(Exception):
+    """The call was read and its connection is dropped: the bot never gets an answer."""
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -274,23 +281,32 @@ class BotApiDouble:
         method = request.match_info["method"]
         if self.bad_gateway:
             self.errors.append((method, 502, "Bad Gateway"))
-            return web.Response(
-                status=502,
-                text="<html><head><title>502 Bad Gateway</title></head></html>",
-                content_type="text/html",
-            )
+            return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
         if request.match_info["token"] != self.token:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
-        params = await self._params(request)
+        try:
+            status, body = await self.answer(method, await self._params(request))
+        except Swallowed:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never reaches the bot
+        response = web.json_response(body, status=status)
+        if status == 200 and self._going_down is not None:
+            await self._cut_off(request, response)
+        return response
+
+    async def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One Bot API call as Telegram answers it: recorded, checked against the spec,
+        handled; (HTTP status, JSON body). The HTTP server and the in-process request
+        (tests/support/botapi/inprocess.py) both come here. Raises :class:`Swallowed`
+        for a call whose connection is to drop with no answer (swallow_next)."""
         self.requests.append((method, params))
         problems = check_call(method, params)
         if problems and problems[0].startswith("unknown method"):
             self.violations.append(problems[0])
-            return web.json_response(
-                {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
-            )
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         try:
             if problems:
                 self.violations.extend(problems)
@@ -305,9 +321,7 @@ class BotApiDouble:
                 if _chat_id(params.get("chat_id")) in self.swallowing:
                     self.swallowing.discard(_chat_id(params.get("chat_id")))
                     self.errors.append((method, 0, "connection dropped, no answer"))
-                    assert request.transport is not None
-                    request.transport.close()
-                    return web.Response(status=500)  # never reaches the bot
+                    raise Swallowed
                 self._flood(_chat_id(params.get("chat_id")))
             result = await handler(params) if handler else True
         except ApiError as error:
@@ -321,11 +335,8 @@ class BotApiDouble:
                 body["parameters"] = {"retry_after": error.retry_after}
             if error.migrate_to_chat_id is not None:
                 body["parameters"] = {"migrate_to_chat_id": error.migrate_to_chat_id}
-            return web.json_response(body, status=error.code)
-        response = web.json_response({"ok": True, "result": result})
-        if self._going_down is not None:
-            await self._cut_off(request, response)
-        return response
+            return error.code, body
+        return 200, {"ok": True, "result": result}
 
     async def _cut_off(self, request: web.Request, response: web.Response) -> None:
         """The start of an outage, as this answer leaves: nothing listens any more, idle
