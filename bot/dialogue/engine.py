@@ -269,27 +269,6 @@ class Engine:
                 and conversation.stage in GATHERING_STAGES
             )
 
-    def to_send(
-        self, conversation_id: int, messages: list[tuple[str, str, str | None]]
-    ) -> list[int]:
-        """Messages the hand-off has for the customer (an agent's, a status), each (text,
-        response, payload), join the transcript in one transaction as rows waiting for
-        the sender (bot/telegram/outbox.py); their ids."""
-        with self.db.session() as session:
-            rows = [
-                add_message(
-                    session,
-                    conversation_id=conversation_id,
-                    direction="out",
-                    text=text,
-                    response=response,
-                    payload=payload,
-                )
-                for text, response, payload in messages
-            ]
-            session.commit()
-            return [row.id or 0 for row in rows]
-
     def edited(self, *, user_id: int, message_ref: int, text: str) -> bool:
         """The customer edited a message: the transcript shows the new text, keeps the old."""
         with self.db.session() as session:

@@ -70,8 +70,8 @@ class FollowUpKinds:
         self.bot = bot
         self.scheduler = scheduler
         self.settings = desk.settings
-        self.engine = desk.engine
-        self.db = desk.engine.db
+        self.responses = desk.responses
+        self.db = desk.db
         self._gate = asyncio.Semaphore(IN_FLIGHT)
 
     def sync(self) -> int:
@@ -218,7 +218,7 @@ class FollowUpKinds:
         if contacted or (ticket.resolved_at is not None and ticket.resolved_at <= due):
             self._finish(follow_up_id, "met")
             return
-        sla = self.engine.responses.duration(
+        sla = self.responses.duration(
             int(self.settings.first_contact_sla.total_seconds()), self.desk.language
         )
         text = self.desk.label("staff.sla_first_contact", ticket=f"#{ticket.id}", sla=sla)
@@ -386,11 +386,11 @@ class FollowUpKinds:
             session.add(conversation)
             language = conversation.language
             buttons = [
-                Button(self.engine.responses.label(b["title"], language), b["payload"])
+                Button(self.responses.label(b["title"], language), b["payload"])
                 for b in yes_no("sv" if row.kind == "survey" else "as", follow_up_id)
             ]
             ref = f"#{ticket.id}" if ticket is not None else ""
-            text = self.engine.responses.render(key, language, {}, ticket=ref)
+            text = self.responses.render(key, language, {}, ticket=ref)
             message = add_message(
                 session,
                 conversation_id=conversation.id or 0,

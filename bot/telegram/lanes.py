@@ -128,7 +128,7 @@ class StaffLanes:
         self.desk = desk
         self.on_outcome = on_outcome
         """Called with each row's outcome (counted in /metrics)."""
-        self.db = desk.engine.db
+        self.db = desk.db
         self.leases = leases
         self._queues: dict[int, deque[tuple[str, Job]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}

@@ -26,7 +26,7 @@ class AgentChat:
     def __init__(self, desk: StaffDesk) -> None:
         self.desk = desk
         self.settings = desk.settings
-        self.db = desk.engine.db
+        self.db = desk.db
 
     def handles(self, message: Message) -> bool:
         user, text = message.from_user, (message.text or "")

@@ -55,7 +55,7 @@ class WaitingWatch:
     def __init__(self, desk: StaffDesk) -> None:
         self.desk = desk
         self.settings = desk.settings
-        self.db = desk.engine.db
+        self.db = desk.db
 
     async def tick(self, bot: Bot, now: datetime) -> None:
         await self._waiting(bot, now)
@@ -103,7 +103,7 @@ class WaitingWatch:
             for item in checkins:
                 conversation = session.get(Conversation, item.ticket.conversation_id)
                 language = conversation.language if conversation else self.desk.language
-                wait = self.desk.engine.responses.duration(60 * item.minutes, language)
+                wait = self.desk.responses.duration(60 * item.minutes, language)
                 # A place that moved back is explained: urgent cases go first (§5).
                 response = "utter_waiting_moved_back" if item.was else "utter_queue_checkin"
                 self.desk.customer_line(

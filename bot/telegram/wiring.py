@@ -167,7 +167,7 @@ class Wiring:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.desk = StaffDesk(settings, engine)
+        self.desk = StaffDesk.of(engine)
         self.agents = AgentChat(self.desk)
         self.watch = WaitingWatch(self.desk)
         self._watch_task: asyncio.Task[None] | None = None

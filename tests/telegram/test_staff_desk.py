@@ -64,7 +64,7 @@ async def test_a_new_ticket_gets_a_topic_with_its_card_and_the_take_button(
     engine: Engine, double: BotApiDouble, bot: Bot
 ) -> None:
     ticket = await _handed_off(engine)
-    desk = StaffDesk(engine.settings, engine)
+    desk = StaffDesk.of(engine)
     await desk.post(bot, ticket.id or 0)
     (thread, topic), *others = [(t, topic) for (chat, t), topic in double.topics.items()]
     assert others == [] and "Anna" in topic["name"]
@@ -85,7 +85,7 @@ async def test_a_topic_deleted_by_hand_is_replaced_with_the_card_and_the_line_go
     engine: Engine, double: BotApiDouble, bot: Bot
 ) -> None:
     ticket = await _handed_off(engine)
-    desk = StaffDesk(engine.settings, engine)
+    desk = StaffDesk.of(engine)
     await desk.post(bot, ticket.id or 0)
     with engine.db.session() as session:
         posted = session.get(Ticket, ticket.id)

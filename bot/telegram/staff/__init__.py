@@ -20,6 +20,7 @@ Transfer, Escalate, Close).
 
 from __future__ import annotations
 
+from bot.dialogue import Engine
 from bot.telegram.staff.buttons import Buttons
 from bot.telegram.staff.rows import Outgoing
 
@@ -28,3 +29,8 @@ __all__ = ["Outgoing", "StaffDesk"]
 
 class StaffDesk(Buttons):
     """Agents in the staff group (see the module's docstring)."""
+
+    @classmethod
+    def of(cls, engine: Engine) -> StaffDesk:
+        """The desk for the engine's settings, database and wording."""
+        return cls(engine.settings, engine.db, engine.responses, engine.wording)

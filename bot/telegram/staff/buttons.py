@@ -69,7 +69,7 @@ class Buttons(Commands):
             # The escalation and its alert first: the answer only stops the spinner, and
             # while Telegram is away it fails without taking the escalation with it
             out = Outgoing()
-            with self.engine.db.session() as session:  # the flag and the alert together
+            with self.db.session() as session:  # the flag and the alert together
                 ticket = session.get(Ticket, ticket_id)
                 if ticket is not None:
                     ticket.supervisor_flag, ticket.priority = (
@@ -103,7 +103,7 @@ class Buttons(Commands):
         left (not in the staff group any more)."""
         if agent_id in self.left:
             return "left", self.label("staff.not_member")
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None:
                 return "missing", self.label("staff.unknown")
@@ -143,7 +143,7 @@ class Buttons(Commands):
     async def _callback_taken(self, bot: Bot, query: Any, follow_up_id: int, now: datetime) -> None:
         """An agent takes a due call-back: the customer hears who will contact them."""
         user = query.from_user
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             row = session.get(FollowUp, follow_up_id)
             if row is None or row.kind != "callback" or row.data.get("taken_by"):
                 taken = row.data.get("taken_by") if row is not None else None
@@ -176,7 +176,7 @@ class Buttons(Commands):
 
     async def _offer_transfer(self, bot: Bot, query: Any, ticket_id: int) -> None:
         """Buttons in the topic: every other member of staff, and back to the queue."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.status not in OPEN_TICKET:
                 await query.answer(self.label("staff.unknown"), show_alert=True)
@@ -226,7 +226,7 @@ class Buttons(Commands):
     async def _transfer(self, bot: Bot, query: Any, ticket_id: int, target: int) -> None:
         by = query.from_user.first_name
         now = datetime.now(UTC)
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.status not in OPEN_TICKET or target not in self.staff | {0}:
                 await query.answer(self.label("staff.unknown"), show_alert=True)

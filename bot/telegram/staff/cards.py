@@ -29,7 +29,7 @@ class Cards(DeskRows):
     def type_label(self, ticket: Ticket) -> str:
         """The complaint type in the staff's language (or the ticket's kind: request_human…)."""
         kind = (ticket.summary_data or {}).get("complaint_type") or ticket.kind
-        return self.engine.responses.label_or(f"type.{kind}", self.language, kind)
+        return self.responses.label_or(f"type.{kind}", self.language, kind)
 
     def topic_name(self, ticket: Ticket, customer: Customer) -> str:
         return f"#{ticket.id} · {self.type_label(ticket)} · {customer.name}"[:TOPIC_NAME_LIMIT]
@@ -47,7 +47,7 @@ class Cards(DeskRows):
             ),
         ]
         if data:
-            values = self.engine.wording.summary_values(data, self.language)
+            values = self.wording.summary_values(data, self.language)
             motive = data.get("motive")
             lines.append(f"{self.label('slot.complaint_type')}: {values['type']}")
             if motive:
@@ -95,7 +95,7 @@ class Cards(DeskRows):
 
     def history(self, ticket: Ticket, lines: int = HISTORY_LINES) -> str:
         """The customer's earlier tickets and the latest lines of this conversation."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             earlier = session.exec(
                 select(Ticket)
                 .where(Ticket.customer_id == ticket.customer_id, col(Ticket.id) != ticket.id)

@@ -60,7 +60,7 @@ class Commands(Relay):
             return
         self.left.discard(user.id)  # whoever writes in the group is in it
         replied = message.reply_to_message
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = queue.ticket_for_topic(
                 session,
                 chat_id=message.chat.id,
@@ -117,7 +117,7 @@ class Commands(Relay):
             await self.to_topic(bot, ticket, self.label("staff.promise_usage"))
             return
         due = datetime.now(UTC) + delay
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             session.add(
                 FollowUp(
                     ticket_id=ticket.id,
@@ -129,7 +129,7 @@ class Commands(Relay):
                 )
             )
             session.commit()
-        before = self.engine.responses.duration(
+        before = self.responses.duration(
             int(min(self.settings.promise_reminder, delay / 2).total_seconds()), self.language
         )
         await self.to_topic(
@@ -147,7 +147,7 @@ class Commands(Relay):
     async def _promises_kept(self, bot: Bot, ticket: Ticket, agent: str) -> None:
         """`/done`: the ticket's open promises are kept (no missed-promise alert), and
         missed ones are settled late."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             promises = session.exec(
                 select(FollowUp).where(
                     FollowUp.ticket_id == ticket.id,
@@ -174,7 +174,7 @@ class Commands(Relay):
             await self.to_topic(bot, ticket, self.label("staff.close_how"))
             return
         out = Outgoing()
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             done = tickets.resolve(
                 session,
                 ticket_id=ticket.id or 0,
@@ -222,7 +222,7 @@ class Commands(Relay):
 
     async def event(self, bot: Bot, event: StaffEvent) -> None:
         """A note from the customer's side (a call-back booked, a cancellation)."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, event.ticket_id)
         if ticket is None:
             return

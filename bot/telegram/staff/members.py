@@ -57,7 +57,7 @@ class Members(Reach):
         self._member_checked.pop(user_id, None)
         now = datetime.now(UTC)
         out = Outgoing()
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             held = [ticket.id or 0 for ticket in queue.held_by(session, user_id)]
             moved = [
                 ticket_id
@@ -73,19 +73,19 @@ class Members(Reach):
             agent = session.get(Agent, user_id) or Agent(telegram_id=user_id, name=name)
             agent.available, agent.updated_at = False, now
             session.add(agent)
-            tickets = list(
+            given_back = list(
                 session.exec(
                     select(Ticket).where(col(Ticket.id).in_(moved)).order_by(col(Ticket.id))
                 )
             )
-            for ticket in tickets:  # each back in the queue with its line and message
+            for ticket in given_back:  # each back in the queue with its line and message
                 line = self.label("staff.member_left_requeued", agent=name, ticket=f"#{ticket.id}")
                 self.topic_line(out, ticket, line)
                 self.customer_line(out, session, ticket, "utter_agent_requeue")
             out.write(session)
             session.commit()
         self.deliver(bot, out)
-        refs = ", ".join(f"#{ticket.id}" for ticket in tickets)
+        refs = ", ".join(f"#{ticket.id}" for ticket in given_back)
         log.warning(
             "staff member %s (%s) left the staff group; tickets back in the queue: %s",
             name,

@@ -65,7 +65,7 @@ class Reach(Topics):
         self.unreachable.add(row.chat_id)
         ticket = None
         if row.ticket_id is not None:
-            with self.engine.db.session() as session:
+            with self.db.session() as session:
                 ticket = session.get(Ticket, row.ticket_id)
         await self._mention(bot, [row.chat_id], row.mention, ticket)
 

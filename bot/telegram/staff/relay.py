@@ -26,6 +26,7 @@ from bot.store import (
     Ticket,
 )
 from bot.store import Message as MessageRow
+from bot.store.db import add_message
 from bot.telegram.outbox import Copy
 from bot.telegram.staff.members import Members
 from bot.telegram.staff.rows import (
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 class Relay(Members):
     async def _hold(self, bot: Bot, ticket: Ticket, agent_id: int, text: str, phrase: str) -> None:
         """Keep the message back; offer the agent a better wording, Send anyway / Discard."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             held = HeldMessage(
                 ticket_id=ticket.id or 0, agent_id=agent_id, text=text, phrase=phrase
             )
@@ -69,7 +70,7 @@ class Relay(Members):
         )
 
     async def _release(self, bot: Bot, query: Any, held_id: int, send: bool) -> None:
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             held = session.get(HeldMessage, held_id)
             if held is None or held.status != "held" or held.agent_id != query.from_user.id:
                 await query.answer(self.label("staff.unknown"), show_alert=True)
@@ -91,14 +92,14 @@ class Relay(Members):
         """An agent's words (or photo, document) to the customer, signed with their name.
         The first one is the ticket's first contact (its SLA)."""
         if ticket.first_contact_at is None:
-            with self.engine.db.session() as session:
+            with self.db.session() as session:
                 row = session.get(Ticket, ticket.id)
                 if row is not None and row.first_contact_at is None:
                     row.first_contact_at = datetime.now(UTC)
                     session.add(row)
                     session.commit()
         language, chat_id = self.customer_chat(ticket)
-        prefix = self.engine.responses.label("relay.from_agent", language, agent=agent)
+        prefix = self.responses.label("relay.from_agent", language, agent=agent)
         if message is not None and (message.photo or message.document):
             # Two rows, so the name always comes before the photo
             await self.to_customer(
@@ -134,7 +135,17 @@ class Relay(Members):
         del bot
         payload = Copy(*copy).payload() if copy is not None else None
         rows = [(before, "relay", None)] if before else []
-        self.engine.to_send(ticket.conversation_id, [*rows, (text, response, payload)])
+        with self.db.session() as session:
+            for line, key, data in [*rows, (text, response, payload)]:
+                add_message(
+                    session,
+                    conversation_id=ticket.conversation_id,
+                    direction="out",
+                    text=line,
+                    response=key,
+                    payload=data,
+                )
+            session.commit()
         if self.outbox is not None:
             self.outbox.kick(chat_id)
 
@@ -142,7 +153,7 @@ class Relay(Members):
         """The outbox's word on a message Telegram refused for good, or that left and
         never got an answer (it may not have arrived): if the customer has a ticket, its
         topic says so (a routine one once per ticket)."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.exec(
                 select(Ticket)
                 .where(Ticket.conversation_id == row.conversation_id)

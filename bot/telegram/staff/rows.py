@@ -28,13 +28,15 @@ from telegram.error import (
 )
 
 from bot.config import Settings
-from bot.dialogue import Engine
+from bot.dialogue.responses import Responses
+from bot.dialogue.wording import Wording
 from bot.html_text import escape
 from bot.store import (
     OPEN_TICKET,
     Agent,
     Conversation,
     Customer,
+    Database,
     StaffMessage,
     StaffPost,
     Ticket,
@@ -114,9 +116,13 @@ class Outgoing:
 class DeskRows:
     """The desk's state and the rows it writes; the layers above add what agents do."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, responses: Responses, wording: Wording
+    ) -> None:
         self.settings = settings
-        self.engine = engine
+        self.db = db
+        self.responses = responses
+        self.wording = wording
         self.language = settings.default_language
         self.staff = set(settings.agent_ids) | set(settings.supervisor_ids)
         self.staff_chat_id = settings.staff_chat_id
@@ -139,22 +145,22 @@ class DeskRows:
         or blocked it): their alerts mention them in the staff group instead."""
 
     def label(self, key: str, **values: Any) -> str:
-        return self.engine.responses.label(key, self.language, **values)
+        return self.responses.label(key, self.language, **values)
 
     def customer_text(self, key: str, language: str, **values: Any) -> str:
-        return self.engine.responses.render(key, language, {}, **values)
+        return self.responses.render(key, language, {}, **values)
 
     def when(self, moment: datetime) -> str:
         """A due time as agents read it, in the business's time zone."""
         return moment.astimezone(self.settings.tz).strftime("%m-%d %H:%M")
 
     def customer_name(self, ticket: Ticket) -> str:
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             customer = session.get(Customer, ticket.customer_id)
             return customer.name if customer is not None else "?"
 
     def customer_chat(self, ticket: Ticket) -> tuple[str, int]:
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             conversation = session.get(Conversation, ticket.conversation_id)
             assert conversation is not None
             return conversation.language, conversation.chat_id
@@ -184,7 +190,7 @@ class DeskRows:
         started."""
         if not out.posts and not out.staff:
             return
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             out.write(session)
             session.commit()
         self.deliver(bot, out)
@@ -312,7 +318,7 @@ class DeskRows:
 
     def remember(self, user_id: int, name: str) -> None:
         """Staff are known by name once they have acted (for transfer buttons, /queue)."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             agent = session.get(Agent, user_id)
             if agent is None:
                 session.add(Agent(telegram_id=user_id, name=name))

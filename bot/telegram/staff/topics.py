@@ -65,7 +65,7 @@ class Topics(Cards):
         """The group `old` was upgraded to the supergroup `new` (Telegram's answer
         ChatMigrated, or its service message): tickets move with it, and if it is the
         staff group, this process uses the new id from now on and says so once."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             session.execute(
                 sa.update(Ticket).where(col(Ticket.staff_chat_id) == old).values(staff_chat_id=new)
             )
@@ -113,7 +113,7 @@ class Topics(Cards):
         ticket_id = ticket.id or 0
         lock = self._topic_locks.setdefault(ticket_id, asyncio.Lock())
         async with lock:
-            with self.engine.db.session() as session:
+            with self.db.session() as session:
                 row = session.get(Ticket, ticket_id)
             if row is not None and row.topic_id == gone:
                 log.warning(
@@ -136,7 +136,7 @@ class Topics(Cards):
         """The ticket's topic in the staff group with its card (then the customer's photos
         and files), stored on the ticket; `note` is a line under the card; `out`: rows
         written in the same transaction as the card's place."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             assert ticket is not None
             customer = session.get(Customer, ticket.customer_id)
@@ -179,7 +179,7 @@ class Topics(Cards):
         )
         chat_id = message.chat.id
         await self._evidence(bot, chat_id, topic_id, message.message_id, evidence)
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             row = session.get(Ticket, ticket_id)
             assert row is not None
             row.staff_chat_id, row.topic_id, row.card_message_id = (
@@ -223,7 +223,7 @@ class Topics(Cards):
         each ticket's budget (the card is the topic's first message anyway)."""
         if self.staff_chat_id is None:
             return
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.card_message_id is not None:
                 return
@@ -263,7 +263,7 @@ class Topics(Cards):
 
     async def close_topic(self, bot: Bot, ticket_id: int) -> None:
         """Close the ticket's forum topic (already closed or deleted: nothing to do)."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
         if ticket is None or ticket.topic_id is None or ticket.staff_chat_id is None:
             return
@@ -272,7 +272,7 @@ class Topics(Cards):
 
     async def post_note(self, bot: Bot, ticket_id: int, body: dict[str, Any]) -> None:
         """A "note" row of the ticket's lane, to its topic now."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return
@@ -297,7 +297,7 @@ class Topics(Cards):
     ) -> None:
         """What the customer writes while a person has the case appears in its topic: the
         text, or (a photo, a file, a voice message) a copy of the message itself."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
         if ticket is None or ticket.staff_chat_id is None:
             return
@@ -322,7 +322,7 @@ class Topics(Cards):
 
     async def reopen(self, bot: Bot, ticket_id: int) -> None:
         """The customer came back: the topic opens again with a note, agents see it."""
-        with self.engine.db.session() as session:
+        with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
         if ticket is None or ticket.staff_chat_id is None:
             return
