@@ -15,6 +15,7 @@ cache are one model's life cycle, and the pickled classes must keep this module 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import pickle
 import re
@@ -40,7 +41,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 from sklearn.utils.parallel import Parallel, delayed
 
-from bot.nlu.data import Example, TrainingData, fingerprint, load_training_data
+from bot.nlu.data import (
+    Example,
+    TrainingData,
+    data_files,
+    fingerprint,
+    load_training_data,
+    read_file,
+)
 from bot.nlu.encoder import EmbeddingCache, SentenceEncoder
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.labels import (
@@ -207,6 +215,35 @@ def _term_pattern(terms: Sequence[str], patterns: Sequence[str] = ()) -> re.Patt
     return re.compile("|".join(parts)) if parts else None
 
 
+ALSO = {"threat_of_harm": ("self_harm",)}
+"""Key-phrase lists that raise a signal besides its own: self-harm is a threat of harm."""
+
+
+def key_phrases(data: TrainingData, *names: str) -> re.Pattern[str] | None:
+    """The key phrases (`lookup: <name>_terms`) and shapes (`regex: <name>_pattern`) of
+    nlu_data/ for these names, as one pattern on lower-cased text."""
+    terms = [term for name in names for term in data.lookups.get(f"{name}_terms", [])]
+    patterns = [pattern for name in names for pattern in data.regexes.get(f"{name}_pattern", [])]
+    return _term_pattern(terms, patterns)
+
+
+@functools.cache
+def _self_harm(root: Path) -> re.Pattern[str] | None:
+    data = TrainingData()
+    for language, path in data_files(root):
+        if path.name == "signals.yml":
+            read_file(path, language, data)
+    return key_phrases(data, "self_harm")
+
+
+def says_self_harm(text: str, root: Path) -> bool:
+    """Whether the message says, in the words of nlu_data/'s `self_harm_terms`, that the
+    customer may hurt themselves (the parse reports it as threat_of_harm; the dialogue
+    answers it differently). Read from the data folder, so it holds with a remote NLU."""
+    pattern = _self_harm(root)
+    return bool(pattern and pattern.search(_lexicon_text(text)))
+
+
 def intent_label(example: Example) -> str:
     """Complaint types, motives and signals are all examples of the `complain` intent."""
     return example.label if example.axis == "intent" else COMPLAIN
@@ -307,10 +344,7 @@ class TriageModel:
         for language in signal_languages:
             signals[language] = {signal: next(rest) for signal in SIGNALS}
         signal_terms = {
-            signal: _term_pattern(
-                data.lookups.get(f"{signal}_terms", []), data.regexes.get(f"{signal}_pattern", [])
-            )
-            for signal in SIGNALS
+            signal: key_phrases(data, *ALSO.get(signal, ()), signal) for signal in SIGNALS
         }
         known = frozenset(token for text in texts for token in words(text) if _is_word(token))
         return cls(

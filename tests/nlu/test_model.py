@@ -221,45 +221,62 @@ def test_the_reduced_classifier_gives_sklearns_probabilities(binary: bool) -> No
 
 
 SIGNAL_SETS = Path(__file__).parent / "signals"
-# Measured on tests/nlu/signals/ (written blind to the training data, never trained on;
-# docs/nlu.md). Floors at the measured figures: the goal is at most 2% false alarms and
-# recall 0.90 or better, and a change that moves away from it fails here.
-MAX_FALSE_ALARMS = {"zh": 1 / 133, "en": 2 / 134}  # measured: 0 and 2 (session 12)
-SIGNAL_RECALL_FLOORS = {
-    ("zh", "major_media"): 0.97,
-    ("zh", "repeat_contact"): 0.78,
-    ("zh", "abusive"): 0.97,
-    ("zh", "threat_of_harm"): 0.87,
-    ("en", "major_media"): 0.89,
-    ("en", "repeat_contact"): 0.78,
-    ("en", "abusive"): 0.91,
-    ("en", "threat_of_harm"): 0.9,
-}  # fmt: skip  (measured, session 12: 1.00 0.84 1.00 0.91 / 0.91 0.81 0.94 0.91)
+# tests/nlu/signals/ (written blind to the training data, never trained on; its README
+# says which set has been read since) and docs/nlu.md.
+SIGNAL_FLOORS: dict[str, tuple[dict[str, float], dict[tuple[str, str], float]]] = {
+    # set: (most false alarms per language, recall floor per language and signal)
+    "": (  # read since (see its README): a check that nothing regressed
+        {"zh": 1 / 133, "en": 2 / 134},  # measured: 0 and 2 (session 18)
+        {
+            ("zh", "major_media"): 0.97, ("zh", "repeat_contact"): 0.96,
+            ("zh", "abusive"): 0.97, ("zh", "threat_of_harm"): 0.9,
+            ("en", "major_media"): 0.94, ("en", "repeat_contact"): 0.9,
+            ("en", "abusive"): 0.97, ("en", "threat_of_harm"): 0.96,
+        },  # measured, session 18: 1.00 1.00 1.00 0.94 / 0.97 0.94 1.00 1.00
+    ),
+    "blind_2": (  # positives never read by the writers of nlu_data/
+        {"zh": 1 / 60, "en": 2 / 60},  # measured: 0 and 2 (session 18)
+        {
+            ("zh", "major_media"): 0.93, ("zh", "repeat_contact"): 0.73,
+            ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.95,
+            ("en", "major_media"): 0.93, ("en", "repeat_contact"): 0.6,
+            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.75,
+        },  # measured, session 18: 1.00 0.80 1.00 1.00 / 1.00 0.67 1.00 0.80
+    ),
+}  # fmt: skip
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def test_signals_on_messages_written_blind_to_the_training_data(model: TriageModel) -> None:
-    """A confused, short or mildly cross message raises no signal; real abuse, threats,
-    threats to go public and repeat contacts do."""
-    harmless = _jsonl(SIGNAL_SETS / "benign.jsonl")
-    positive = _jsonl(SIGNAL_SETS / "positive.jsonl")
-    assert len(harmless) >= 150 and len(positive) >= 240
+@pytest.mark.parametrize("folder", list(SIGNAL_FLOORS), ids=["read", "blind_2"])
+def test_signals_on_messages_written_blind_to_the_training_data(
+    model: TriageModel, folder: str
+) -> None:
+    """A confused, short or mildly cross message raises no signal; real abuse, threats
+    (self-harm among them), threats to go public and repeat contacts do. Floors at the
+    measured figures (docs/nlu.md); the goal is at most 2% false alarms and recall 0.90
+    or better, and a change that moves away from it fails here."""
+    max_false_alarms, recall_floors = SIGNAL_FLOORS[folder]
+    harmless = _jsonl(SIGNAL_SETS / folder / "benign.jsonl")
+    positive = _jsonl(SIGNAL_SETS / folder / "positive.jsonl")
+    assert len(harmless) >= 120 and len(positive) >= 120
     fired = {row["text"]: parse["signals"] for row, parse in
              zip(harmless, model.parse_batch([row["text"] for row in harmless]), strict=True)
              if parse["signals"]}  # fmt: skip
-    for language, most in MAX_FALSE_ALARMS.items():
+    for language, most in max_false_alarms.items():
         rows = [row for row in harmless if row["lang"] == language]
         alarms = {row["text"]: fired[row["text"]] for row in rows if row["text"] in fired}
         assert len(alarms) <= most * len(rows), alarms
     parses = model.parse_batch([row["text"] for row in positive])
-    for (language, signal), floor in SIGNAL_RECALL_FLOORS.items():
+    for (language, signal), floor in recall_floors.items():
         rows = [(row, parse) for row, parse in zip(positive, parses, strict=True)
                 if row["lang"] == language and signal in row["signals"]]  # fmt: skip
         missed = [row["text"] for row, parse in rows if signal not in parse["signals"]]
-        assert 1 - len(missed) / len(rows) >= floor, (language, signal, missed)
+        recall = 1 - len(missed) / len(rows)
+        # the blind set's misses are not printed: nobody writing training data reads them
+        assert recall >= floor, (language, signal, missed if folder == "" else recall)
 
 
 @pytest.mark.parametrize(
