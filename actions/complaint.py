@@ -565,6 +565,10 @@ def _corrections(
     return events, changed
 
 
+URGENT_HANDOFFS = frozenset({"threat", "self_harm", "abuse"})
+"""Hand-offs a supervisor takes at once (policy: _escalate): told as a major case."""
+
+
 class ActionHandoff(Action):
     """Tell the customer what happens next and by when, then pause the bot."""
 
@@ -581,10 +585,13 @@ class ActionHandoff(Action):
         major = (
             bool(tracker.get_slot("major"))
             or int(tracker.get_slot("priority") or 0) >= Priority.URGENT
+            or kind in URGENT_HANDOFFS
         )
         heard = tracker.get_slot("desired_outcome") == "be_heard"
         # Someone who only wants to be heard is not promised a call they did not ask for.
         next_steps = "utter_next_steps_major" if major else "utter_next_steps"
+        if kind == "self_harm":  # they were just told a supervisor will contact them now
+            next_steps = "utter_next_steps_self_harm"
         dispatcher.utter_message(
             response=next_steps if major or not heard else "utter_next_steps_heard",
             sla_seconds=int(tracker.get_slot("first_contact_sla_seconds") or 7200),

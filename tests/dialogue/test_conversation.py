@@ -227,6 +227,28 @@ async def test_a_threat_of_harm_goes_straight_to_a_supervisor(li: Customer) -> N
     assert (ticket.kind, ticket.priority, ticket.supervisor_flag) == ("threat", 2, True)
 
 
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "three weeks without my refund, i'm done with life honestly"),
+        ("zh", "退款一直不到账，我真的不想活了"),
+    ],
+)
+async def test_words_of_self_harm_are_met_with_care_and_a_supervisor(
+    engine: Engine, lang: str, text: str
+) -> None:
+    """Not "keep it respectful", not a threat to others: the customer hears that they
+    matter and where to get help now, and a supervisor is asked to contact them."""
+    customer = Customer(engine, name="Sam", lang=lang)
+    await customer.say(text)
+    assert customer.keys[0] == "utter_self_harm_supervisor"
+    assert "respectful" not in customer.text and "threat" not in customer.text
+    assert ("120" in customer.text) and ("110" in customer.text)
+    assert customer.status == "handed_off"
+    ticket = customer.ticket()
+    assert (ticket.kind, ticket.priority, ticket.supervisor_flag) == ("self_harm", 2, True)
+
+
 async def test_a_major_complaint_is_flagged_and_asks_only_the_essentials(li: Customer) -> None:
     await li.say("这已经是我第三次投诉了！买的冰箱不制冷，再不处理我就去12315投诉，还要找媒体曝光")
     assert "utter_empathy_major" in li.keys

@@ -22,6 +22,7 @@ from bot.dialogue.policy.rules import (
     waiting_topic,
 )
 from bot.nlu.labels import COMPLAINT_TYPES
+from bot.nlu.model import says_self_harm
 from bot.payloads import Choice, chosen
 from bot.store import Ticket
 from bot.store.db import open_tickets
@@ -201,15 +202,17 @@ class Asking:
             turn.slots["waiting_acknowledged"] = True
 
     def _flag_threat(self, turn: Turn, tickets: list[Ticket]) -> None:
+        """A threat, or words of self-harm, while a person has the case: the ticket goes
+        to the top with a supervisor's alert, and the customer hears it was passed on."""
+        self_harm = says_self_harm(turn.text, self.services.settings.nlu_data_dir)
         for ticket in tickets:
             ticket.priority, ticket.supervisor_flag = Priority.URGENT, True
             turn.session.add(ticket)
+            key = "staff.self_harm_flagged" if self_harm else "staff.threat_flagged"
             turn.staff_events.append(
-                StaffEvent(
-                    ticket.id or 0, "staff.threat_flagged", {"ticket": f"#{ticket.id}"}, alert=True
-                )
+                StaffEvent(ticket.id or 0, key, {"ticket": f"#{ticket.id}"}, alert=True)
             )
-        turn.say("utter_threat_supervisor")
+        turn.say("utter_self_harm_supervisor" if self_harm else "utter_threat_supervisor")
 
     def _open_now(self, turn: Turn) -> bool:
         hours = self.services.settings.hours

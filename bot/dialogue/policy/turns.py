@@ -19,6 +19,7 @@ from bot.dialogue.policy.rules import (
     is_threat,
     waiting_topic,
 )
+from bot.nlu.model import says_self_harm
 from bot.payloads import chosen
 from bot.store.models import ConversationStatus, Stage
 from bot.store.privacy import forget
@@ -49,7 +50,10 @@ class Policy(Listening):
             await self._while_handed_off(turn)
             return
         if is_threat(turn):
-            await self._escalate(turn, kind="threat", response="utter_threat_supervisor")
+            if says_self_harm(turn.text, self.services.settings.nlu_data_dir):
+                await self._escalate(turn, kind="self_harm", response="utter_self_harm_supervisor")
+            else:
+                await self._escalate(turn, kind="threat", response="utter_threat_supervisor")
             return
         if "abusive" in turn.signals:
             strikes = int(turn.slots.get("abuse_strikes") or 0) + 1
