@@ -68,6 +68,7 @@ class TelegramFrontEnd(Routes):
         # Messages a previous run left waiting go first, in order, then the new ones.
         self.outbox.start(application.bot)
         self.staff_outbox.start(application.bot)
+        self.lanes.start(application.bot)  # the lines for tickets' topics
         if self.settings.run_scheduler:
             self._lease_task = asyncio.create_task(self._hold_scheduler(application))
 

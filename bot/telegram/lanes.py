@@ -12,43 +12,38 @@ Nothing is lost at a stop or a crash. A ticket whose card was never posted is fo
 :meth:`StaffLanes.sweep` (the hand-off watch calls it every ``HANDOFF_TICK``) and posted
 then. One process posts a given card: it holds the lease ``card:<ticket>`` while it does,
 renewed while the card waits for the group; a card that failed is tried again when its
-lease has run out. Everything else for a topic — the customer's lines, "reopened",
-events written in the customer's turn; the desk's own lines ("Taken by", "Closed by", a
-promise, an SLA breach, a message not delivered) and the closing of the topic — is a
-``StaffPost`` row; a lane posts a ticket's rows in id order under the lease
-``posts:<ticket>`` (so with several workers they still arrive in order) and records
-each one's outcome. Rows a stop or a crash left behind are posted by the next sweep. At
-most once, as every message the bot sends: a row is marked as its first request leaves
-(``send_started_at``, the outbox's :class:`bot.telegram.request.ReplyMark`), and a row
-so marked without an outcome — the request left and no answer came, or the process died
-meanwhile — is not posted again ("unconfirmed").
+lease has run out.
 
-Why this module is over 400 lines: the card lane and the post lane share one lease, one
-sweep and the at-most-once marks; apart, each would repeat them.
+Everything else for a topic — the customer's lines, "reopened", events written in the
+customer's turn; the desk's own lines ("Taken by", "Closed by", a promise, an SLA breach,
+a message not delivered) and the closing of the topic — is a ``StaffPost`` row, delivered
+by the one sender (bot/telegram/outbox.py) with :class:`TopicRows` as its rows: a lane
+per ticket, in id order, behind the ticket's card, under the lease ``posts:<ticket>``
+with several processes, at most once (the ``send_started_at`` mark: a row whose request
+left and got no answer is "unconfirmed", not posted again), each row's outcome recorded,
+rows left by a stop or a crash sent by the outbox's sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlmodel import col, func, select, update
+from sqlmodel import Session, col, func, select, update
 from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.store import OPEN_TICKET
 from bot.store.db import staff_post_waiting, without_card
-from bot.store.models import Lease, StaffPost, Ticket, utcnow
+from bot.store.models import StaffPost, Ticket, utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
-from bot.telegram.outbox import has_left, mark_leaving, unconfirmed
-from bot.telegram.request import ON_SEND, ReplyMark
+from bot.telegram.outbox import NoPace, Outbox, Row, Undeliverable
 from bot.telegram.staff import StaffDesk
 from handoff.events import StaffEvent
 
@@ -60,14 +55,6 @@ RENEW_EVERY = 60.0
 SWEEP_AGE = timedelta(seconds=10)
 """The sweep leaves a ticket this young to the turn that made it."""
 SWEEP_BATCH = 100
-POSTS_BATCH = 20
-POSTS_LEASE = timedelta(minutes=3)
-"""How long a claim on posting a ticket's rows lasts unrenewed."""
-IN_DOUBT = timedelta(minutes=3)
-"""A row marked as leaving this long ago and still without an outcome: its process
-stopped or died with the request on its way; Telegram may have it ("unconfirmed")."""
-CARD_WAIT = 600.0
-"""Seconds a line for a topic waits for a card another process is posting."""
 CARDS_AT_ONCE = 8
 """Cards being posted at once. A card is two requests to the group (the topic, then
 the card), and the group's limiter serves requests in arrival order: with every new
@@ -80,10 +67,6 @@ Job = Callable[[], Awaitable[None]]
 
 def _lease(ticket_id: int) -> str:
     return f"card:{ticket_id}"
-
-
-def _posts_lease(ticket_id: int) -> str:
-    return f"posts:{ticket_id}"
 
 
 class Turns:
@@ -126,10 +109,17 @@ class StaffLanes:
         self, desk: StaffDesk, leases: Leases, on_outcome: Callable[[str], object] | None = None
     ) -> None:
         self.desk = desk
-        self.on_outcome = on_outcome
-        """Called with each row's outcome (counted in /metrics)."""
         self.db = desk.db
         self.leases = leases
+        self.topics = Outbox(
+            desk.db,
+            # several processes share a ticket's rows only on PostgreSQL (as the inbox)
+            None if desk.db.url.startswith("sqlite") else leases,
+            rows=TopicRows(desk),
+            pace=NoPace(),
+            on_outcome=on_outcome,  # each row's outcome, counted in /metrics
+        )
+        """The sender of the tickets' StaffPost rows."""
         self._queues: dict[int, deque[tuple[str, Job]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._claimed: set[int] = set()
@@ -139,13 +129,17 @@ class StaffLanes:
         self._renewer: asyncio.Task[None] | None = None
         self._cards = Turns(CARDS_AT_ONCE)
         """Which cards go next: major complaints first, then the oldest ticket."""
-        self._posting: set[int] = set()
-        """Tickets with a "posts" job queued and not started yet (one is enough)."""
 
     @property
     def pending(self) -> int:
-        """Jobs queued or running (for /metrics)."""
-        return sum(len(queue) for queue in self._queues.values()) + len(self._tasks)
+        """Cards queued or being posted, and tickets whose lines are being posted (for
+        /metrics)."""
+        busy = sum(1 for task in self.topics._lanes.values() if not task.done())
+        return sum(len(queue) for queue in self._queues.values()) + len(self._tasks) + busy
+
+    def start(self, bot: Bot) -> None:
+        """Post what a previous run left for the topics, and keep an eye on rows left."""
+        self.topics.start(bot)
 
     def card(self, bot: Bot, ticket_id: int) -> None:
         """A new ticket: its topic and card, first in its lane — unless it is already
@@ -165,11 +159,10 @@ class StaffLanes:
         self.add(ticket_id, "card", lambda: self._post(bot, ticket_id))
 
     def posts(self, bot: Bot, ticket_id: int) -> None:
-        """The ticket has StaffPost rows: post them, in its lane, after its card."""
-        if ticket_id in self._posting:
-            return
-        self._posting.add(ticket_id)
-        self.add(ticket_id, "posts", lambda: self._post_rows(bot, ticket_id))
+        """The ticket has StaffPost rows: its topic lane posts them (after its card: a
+        ticket whose card is still to come is started again once the card is up)."""
+        del bot  # the outbox sends with the application's
+        self.topics.kick(ticket_id)
 
     def add(self, ticket_id: int, what: str, job: Job) -> None:
         """Queue `job` (named `what` in the log) behind the ticket's earlier ones."""
@@ -179,25 +172,11 @@ class StaffLanes:
 
     def sweep(self, bot: Bot) -> int:
         """Tickets still waiting for their card (the process that made them stopped, or
-        the card failed), and rows for topics left behind: queue them. Returns how many
-        cards were queued."""
+        the card failed): queue them. Returns how many cards were queued. (Rows for the
+        topics left behind are the topic outbox's own sweep.)"""
         if self.desk.staff_chat_id is None:
             return 0
         with self.db.session() as session:
-            doubtful = unconfirmed(session, StaffPost, utcnow() - IN_DOUBT)
-            if doubtful:
-                log.warning(
-                    "%s line(s) for topics were on their way to Telegram when the bot "
-                    "stopped; not posted again",
-                    doubtful,
-                )
-            left = session.exec(
-                select(StaffPost.ticket_id)
-                .where(*staff_post_waiting(), col(StaffPost.created_at) < utcnow() - SWEEP_AGE)
-                .group_by(col(StaffPost.ticket_id))
-                .order_by(func.min(StaffPost.id))
-                .limit(SWEEP_BATCH)
-            ).all()
             missing = session.exec(
                 select(Ticket.id)
                 .where(
@@ -219,17 +198,13 @@ class StaffLanes:
             queued += ticket_id in self._claimed
         if queued:
             log.info("%s ticket(s) without a card; posting them now", queued)
-        carded = set(missing)
-        behind = [t for t in left if t not in self._tasks or (t in carded and t in self._claimed)]
-        for ticket_id in behind:
-            self.posts(bot, ticket_id)
-        if behind:
-            log.info("%s ticket(s) with lines for their topic left over; posting them", len(behind))
         return queued
 
     async def stop(self, timeout: float) -> None:
         """A clean stop: finish what is queued (up to `timeout` seconds), then let go of
-        the cards not posted, so the next process's sweep need not wait for the lease."""
+        the cards not posted, so the next process's sweep need not wait for the lease;
+        the topics' lines left wait in the database for the next start."""
+        await self.topics.stop(timeout)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self._tasks:
@@ -253,8 +228,6 @@ class StaffLanes:
             while queue:
                 what, job = queue.popleft()
                 try:
-                    if what != "card":
-                        await self._card_ready(ticket_id)
                     await job()
                 except TelegramError as error:
                     log.error("staff group, ticket #%s, %s: %s", ticket_id, what, error)
@@ -285,115 +258,7 @@ class StaffLanes:
         self._failed.pop(ticket_id, None)
         with contextlib.suppress(*DATABASE_DOWN):
             self.leases.release(_lease(ticket_id))
-
-    async def _post_rows(self, bot: Bot, ticket_id: int) -> None:
-        """Post the ticket's StaffPost rows in order, each deleted once it is posted.
-        Another process holding the ticket's posts lease posts them itself (this one
-        stops): a holder looks again after letting go, so a row written just then is
-        not left behind. Rows of a ticket whose card is still to come wait for it."""
-        self._posting.discard(ticket_id)
-        lease = _posts_lease(ticket_id)
-        while self.leases.acquire(lease, POSTS_LEASE):
-            try:
-                if not await self._post_all(bot, ticket_id, lease):
-                    return  # its card is still to come; the sweep brings these after it
-            finally:
-                with contextlib.suppress(*DATABASE_DOWN):
-                    self.leases.release(lease)
-            if not self._rows(ticket_id, 1):
-                return
-
-    async def _post_all(self, bot: Bot, ticket_id: int, lease: str) -> bool:
-        """Post rows until none are left (True), or stop at a ticket without its card
-        yet (False)."""
-        while rows := self._rows(ticket_id):
-            with self.db.session() as session:
-                ticket = session.get(Ticket, ticket_id)
-            if ticket is not None and ticket.staff_chat_id is None and ticket.status in OPEN_TICKET:
-                return False
-            for row in rows:
-                # a ticket closed before its card: nowhere to post (alerts went as rows)
-                outcome = await self._post_row(bot, row) if ticket is not None else "no_ticket"
-                self._finish(row, outcome)
-                self.leases.acquire(lease, POSTS_LEASE)  # renewed: it may wait long
-        return True
-
-    async def _post_row(self, bot: Bot, row: StaffPost) -> str:
-        """One row to the topic; its outcome. Telegram refusing it, or a fault, is logged
-        and the row is done with (as a message that cannot be delivered); one whose
-        request left and got no answer is "unconfirmed"; a database outage keeps it."""
-        token = ON_SEND.set(
-            ReplyMark(functools.partial(mark_leaving, self.db, StaffPost), row.id or 0)
-        )
-        try:
-            if row.kind == "line":
-                await self.desk.from_customer(bot, row.ticket_id, **row.body)
-            elif row.kind == "reopened":
-                await self.desk.reopen(bot, row.ticket_id)
-            elif row.kind == "event":
-                await self.desk.event(bot, StaffEvent(**row.body))
-            elif row.kind == "note":
-                await self.desk.post_note(bot, row.ticket_id, row.body)
-            elif row.kind == "close_topic":
-                await self.desk.close_topic(bot, row.ticket_id)
-            else:
-                log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
-                return "failed"
-        except TelegramError as error:
-            if has_left(self.db, StaffPost, row.id or 0):
-                log.warning(
-                    "staff group, ticket #%s, %s %s left and got no answer (%s); not posted "
-                    "again: Telegram may have it",
-                    row.ticket_id,
-                    row.kind,
-                    row.id,
-                    error,
-                )
-                return "unconfirmed"
-            log.error("staff group, ticket #%s, %s: %s", row.ticket_id, row.kind, error)
-            return "refused"
-        except DATABASE_DOWN:
-            raise
-        except Exception:
-            log.exception("staff group, ticket #%s, %s failed", row.ticket_id, row.kind)
-            return "failed"
-        finally:
-            ON_SEND.reset(token)
-        return "sent"
-
-    def _rows(self, ticket_id: int, limit: int = POSTS_BATCH) -> list[StaffPost]:
-        with self.db.session() as session:
-            return list(
-                session.exec(
-                    select(StaffPost)
-                    .where(StaffPost.ticket_id == ticket_id, *staff_post_waiting())
-                    .order_by(col(StaffPost.id))
-                    .limit(limit)
-                )
-            )
-
-    def _finish(self, row: StaffPost, outcome: str) -> None:
-        with self.db.session() as session:
-            session.execute(
-                update(StaffPost).where(col(StaffPost.id) == row.id).values(outcome=outcome)
-            )
-            session.commit()
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
-
-    async def _card_ready(self, ticket_id: int) -> None:
-        """A line for a topic waits while another process is posting the ticket's card
-        (this process's own card is ahead of it in the lane)."""
-        deadline = time.monotonic() + CARD_WAIT
-        while time.monotonic() < deadline:
-            with self.db.session() as session:
-                ticket = session.get(Ticket, ticket_id)
-                if ticket is None or ticket.staff_chat_id is not None:
-                    return
-                lease = session.get(Lease, _lease(ticket_id))
-                if lease is None or lease.until < utcnow() or lease.holder == self.leases.holder:
-                    return
-            await asyncio.sleep(1.0)
+        self.topics.kick(ticket_id)  # lines that waited for the card
 
     async def _renew_forever(self) -> None:
         while True:
@@ -404,3 +269,73 @@ class StaffLanes:
                 except DATABASE_DOWN as error:
                     log.warning("card lease not renewed: %s", first_line(error))
                     break
+
+
+class TopicRows:
+    """Lines for the tickets' topics (`staff_post` rows), for an :class:`Outbox`: a lane
+    per ticket, each row a call on the staff desk (which finds the topic, replaces a
+    deleted one, follows a moved group and waits Telegram out)."""
+
+    table: type[Row] = StaffPost
+    lease = "posts"
+    left_over = "%d ticket(s) with lines for their topic left over; posting them"
+
+    def __init__(self, desk: StaffDesk) -> None:
+        self.desk = desk
+
+    def next(self, session: Session, chat_id: int) -> Row | None:
+        """The ticket's next row; none while its card is still to come (an open ticket
+        not in the staff group yet). Rows of a ticket that no longer exists are done
+        with here ("no_ticket")."""
+        ticket = session.get(Ticket, chat_id)
+        if ticket is None:
+            session.execute(
+                update(StaffPost)
+                .where(col(StaffPost.ticket_id) == chat_id, *staff_post_waiting())
+                .values(outcome="no_ticket")
+            )
+            session.commit()
+            return None
+        if ticket.staff_chat_id is None and ticket.status in OPEN_TICKET:
+            return None
+        return session.exec(
+            select(StaffPost)
+            .where(StaffPost.ticket_id == chat_id, *staff_post_waiting())
+            .order_by(col(StaffPost.id))
+            .limit(1)
+        ).first()
+
+    def chats(self, session: Session, before: datetime) -> list[int]:
+        return list(
+            session.exec(
+                select(StaffPost.ticket_id)
+                .where(*staff_post_waiting(), col(StaffPost.created_at) <= before)
+                .group_by(col(StaffPost.ticket_id))
+                .order_by(func.min(StaffPost.id))
+                .limit(SWEEP_BATCH)
+            )
+        )
+
+    async def send(self, bot: Bot, chat_id: int, row: Row) -> int | None:
+        assert isinstance(row, StaffPost)
+        desk = self.desk
+        try:
+            if row.kind == "line":
+                await desk.from_customer(bot, row.ticket_id, **row.body)
+            elif row.kind == "reopened":
+                await desk.reopen(bot, row.ticket_id)
+            elif row.kind == "event":
+                await desk.event(bot, StaffEvent(**row.body))
+            elif row.kind == "note":
+                await desk.post_note(bot, row.ticket_id, row.body)
+            elif row.kind == "close_topic":
+                await desk.close_topic(bot, row.ticket_id)
+            else:
+                log.error("staff post %s of an unknown kind %r dropped", row.id, row.kind)
+                raise Undeliverable("failed")
+        except (TelegramError, Undeliverable, *DATABASE_DOWN):
+            raise
+        except Exception as error:  # a fault: logged, and the lane goes on with the next
+            log.exception("staff group, ticket #%s, %s %s failed", chat_id, row.kind, row.id)
+            raise Undeliverable("failed") from error
+        return None

@@ -3,7 +3,9 @@
 What the bot says to a customer — a turn's replies, an agent's words, a status, a
 check-in, a follow-up question — is a ``Message`` row (direction "out") written in the
 same transaction as the decision that made it; an alert or a note for staff is a
-``StaffMessage`` row (:class:`StaffRows`, a second :class:`Outbox`). A row's ``outcome``
+``StaffMessage`` row (:class:`StaffRows`, a second :class:`Outbox`); a line for a
+ticket's topic in the staff group is a ``StaffPost`` row (``TopicRows`` in
+bot/telegram/lanes.py, a third, whose lanes are tickets). A row's ``outcome``
 stays empty until it has gone ("sent") or never will ("blocked", "chat_not_found",
 "refused", "unconfirmed").
 
@@ -40,7 +42,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, func, select
 from sqlmodel import update as sa_update
@@ -49,7 +51,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.dialogue import Button
-from bot.store import Conversation, Database, Message, StaffMessage
+from bot.store import Conversation, Database, Message, StaffMessage, StaffPost
 from bot.store.models import utcnow
 from bot.telegram.intake import DATABASE_DOWN, Leases
 from bot.telegram.render import escape, keyboard, split_text
@@ -96,7 +98,46 @@ class Copy:
         return Copy(int(chat), int(message))
 
 
-Row = Message | StaffMessage
+Row = Message | StaffMessage | StaffPost
+
+
+class RowSource(Protocol):
+    """Which rows an :class:`Outbox` delivers, and how one goes to Telegram. A *chat* is
+    the key of a lane: a Telegram chat for messages, a ticket for lines of its topic."""
+
+    table: type[Row]
+    lease: str
+    left_over: str
+    """The log's line when a sweep finds rows a previous run left ("%d": how many lanes)."""
+
+    def next(self, session: Session, chat_id: int) -> Row | None:
+        """The chat's next row to go (None: nothing, or nothing may go yet)."""
+
+    def chats(self, session: Session, before: datetime) -> list[int]:
+        """Chats with rows written before `before` still waiting."""
+
+    async def send(self, bot: Bot, chat_id: int, row: Row) -> int | None:
+        """Send the row: the (last) Telegram message id, if there is one to keep."""
+
+
+class Undeliverable(Exception):
+    """A row that will never go, for a reason of its own (its outcome), not Telegram's:
+    a line for a ticket that no longer exists, a kind nobody knows, a fault."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class NoPace:
+    """No pace of its own: lanes whose requests go to the staff group, which PTB's
+    AIORateLimiter already keeps to 20 a minute."""
+
+    def delay(self, chat_id: int, now: float) -> float:
+        return 0.0
+
+    def refused(self, chat_id: int, now: float) -> None:
+        return None
 
 
 class Pace:
@@ -137,6 +178,7 @@ class CustomerRows:
 
     table: type[Row] = Message
     lease = "send"
+    left_over = "sending the waiting messages of %d chat(s)"
 
     def next(self, session: Session, chat_id: int) -> Row | None:
         return session.exec(
@@ -174,6 +216,7 @@ class StaffRows:
 
     table: type[Row] = StaffMessage
     lease = "staff-send"
+    left_over = "sending the waiting staff messages of %d chat(s)"
 
     def next(self, session: Session, chat_id: int) -> Row | None:
         return session.exec(
@@ -217,14 +260,15 @@ class Outbox:
         db: Database,
         leases: Leases | None,
         *,
-        rows: CustomerRows | StaffRows | None = None,
+        rows: RowSource | None = None,
+        pace: Pace | NoPace | None = None,
         on_outcome: Callable[[str], object] | None = None,
         on_failed: Failed | None = None,
         on_sent: Callable[[Any], object] | None = None,
         on_migrated: Callable[[int, int], object] | None = None,
     ) -> None:
         self.db = db
-        self.rows = rows or CustomerRows()
+        self.rows: RowSource = rows or CustomerRows()
         self.leases = leases
         """None with one process (SQLite): its lanes are its own order."""
         self.bot: Bot | None = None
@@ -236,7 +280,7 @@ class Outbox:
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._held: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self.pace = Pace()
+        self.pace = pace or Pace()
 
     # --- the turn's side ---------------------------------------------------------------
 
@@ -285,9 +329,9 @@ class Outbox:
             row.outcome = outcome
             if isinstance(row, Message):
                 row.delivered = outcome == "sent" or outcome == "unconfirmed"
-            elif row.photo is not None:
+            elif isinstance(row, StaffMessage) and row.photo is not None:
                 row.photo = None  # a report's chart: the database need not keep it
-            if external_id is not None:
+            if external_id is not None and not isinstance(row, StaffPost):
                 row.external_id = external_id
             session.add(row)
             session.commit()
@@ -342,7 +386,7 @@ class Outbox:
             try:
                 started = self.sweep(age)
                 if started:
-                    log.info("sending the waiting messages of %d chat(s)", started)
+                    log.info(self.rows.left_over, started)
             except DATABASE_DOWN as error:
                 log.warning("outbox sweep: the database is away (%s)", error)
             age = SWEEP_AGE
@@ -367,6 +411,9 @@ class Outbox:
                     await asyncio.sleep(wait)
                 try:
                     external_id = await self._send(chat_id, row)
+                except Undeliverable as error:
+                    self.finish(row.id or 0, error.outcome)
+                    continue
                 except RetryAfter as error:
                     await asyncio.sleep(retry_seconds(error.retry_after))
                     self.pace.refused(chat_id, asyncio.get_running_loop().time())
@@ -431,7 +478,7 @@ class Outbox:
 
     def _get(self, session: Session, row_id: int) -> Row | None:
         row = session.get(self.rows.table, row_id)
-        return row if isinstance(row, Message | StaffMessage) else None
+        return row if isinstance(row, Message | StaffMessage | StaffPost) else None
 
     def _next(self, chat_id: int) -> Row | None:
         with self.db.session() as session:
@@ -450,7 +497,7 @@ class Outbox:
         """Message.send_started_at set as the row's request leaves, cleared if refused."""
         mark_leaving(self.db, self.rows.table, row_id, on_its_way=on_its_way)
 
-    async def _send(self, chat_id: int, row: Row) -> int:
+    async def _send(self, chat_id: int, row: Row) -> int | None:
         """One row to Telegram: the (last) message id."""
         assert self.bot is not None and row.id is not None
         ON_SEND.set(ReplyMark(self.marking, row.id))

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import IO, Any
 
@@ -133,8 +134,15 @@ def _spawn(request: dict[str, Any], answers: IO[bytes]) -> int:
         sys.argv = ["bot", *request.get("args", ["run"])]
     except BaseException:
         os._exit(70)
-    runpy.run_module("bot", run_name="__main__", alter_sys=True)
-    raise SystemExit(0)  # bot/__main__.py always exits through sys.exit
+    try:
+        runpy.run_module("bot", run_name="__main__", alter_sys=True)
+    except SystemExit:
+        raise  # bot/__main__.py always exits through sys.exit
+    except BaseException:  # as the interpreter would: the traceback, exit status 1
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    raise SystemExit(0)
 
 
 def _returncode(pid: int, block: bool) -> int | None:

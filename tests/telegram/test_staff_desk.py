@@ -1,21 +1,25 @@
 """The staff desk on its own: the real engine writes a ticket, the desk posts it to the
 staff group through a real python-telegram-bot `Bot` whose requests reach the Bot API
 double in-process (tests/support/botapi/inprocess.py). What agents would see: the
-topic, the card and its buttons, and a topic deleted by hand replaced."""
+topic, the card and its buttons, a topic deleted by hand replaced, and the lines for a
+topic behind its card."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from telegram import Bot
 
 from bot.config import Settings
 from bot.dialogue import Engine
 from bot.nlu.model import TriageModel
-from bot.store import Ticket
+from bot.store import StaffPost, Ticket
+from bot.telegram.intake import Leases
+from bot.telegram.lanes import StaffLanes
 from bot.telegram.staff import StaffDesk
 from tests.dialogue.conftest import Customer, make_engine
 from tests.support.botapi.double import TOKEN, BotApiDouble
@@ -102,3 +106,40 @@ async def test_a_topic_deleted_by_hand_is_replaced_with_the_card_and_the_line_go
     with engine.db.session() as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None and row.topic_id == thread
+
+
+def _outcomes(engine: Engine) -> list[str | None]:
+    with engine.db.session() as session:
+        return list(session.exec(select(StaffPost.outcome).order_by(col(StaffPost.id))))
+
+
+async def test_lines_for_a_topic_wait_for_its_card_then_go_once_in_order(
+    engine: Engine, double: BotApiDouble, bot: Bot
+) -> None:
+    """StaffPost rows go through the one sender (an Outbox of TopicRows): a ticket's
+    lines wait while its card is not in the group, then follow it in order, each once;
+    a row nobody knows how to post is recorded as failed and the lane goes on."""
+    ticket = await _handed_off(engine)
+    assert ticket.id is not None
+    with engine.db.session() as session:
+        session.add_all(
+            [
+                StaffPost(ticket_id=ticket.id, kind="note", body={"text": "line 1"}),
+                StaffPost(ticket_id=ticket.id, kind="no such kind", body={}),
+                StaffPost(ticket_id=ticket.id, kind="note", body={"text": "line 2"}),
+            ]
+        )
+        session.commit()
+    lanes = StaffLanes(StaffDesk.of(engine), Leases(engine.db))
+    lanes.start(bot)
+    lanes.posts(bot, ticket.id)
+    await asyncio.sleep(0.5)
+    assert double.sent_to(GROUP) == [] and _outcomes(engine) == [None, None, None]
+    lanes.card(bot, ticket.id)
+    await double.wait_for(lambda: None not in _outcomes(engine), 20, "every line's outcome")
+    await lanes.stop(1)
+    assert _outcomes(engine) == ["sent", "failed", "sent"]
+    ((_, thread),) = double.topics
+    card, *lines = _in_topic(double, thread)
+    assert f"Ticket #{ticket.id}" in card["text"]
+    assert [line["text"] for line in lines] == ["line 1", "line 2"]
