@@ -269,7 +269,8 @@ def _order_value_ok(value: str, head: str = "") -> bool:
         return digits >= 8
     if digits >= 6:
         return not _ISO_DATE.fullmatch(value)
-    if re.search("[#＃]", head) and digits >= 3 and len(value) >= 8:  # "order #A1B2C3D4E5"
+    # "order #A1B2C3D4E5", "order #A-55821": the '#' says it is a number, not a model name
+    if re.search("[#＃]", head) and digits >= 4 and len(value) >= 6:
         return True
     # "booking ref XK7P2Q": a record locator, upper case with a digit in it.
     return bool(

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import select
 
 from bot.dialogue import Engine
+from bot.dialogue.policy.rules import without_denials
 from bot.store import Ticket
 from tests.dialogue.conftest import Customer
 
@@ -735,3 +736,53 @@ async def test_idk_to_a_yes_or_no_question_is_not_a_yes(anna: Customer) -> None:
     await anna.say("idk")
     assert anna.keys[0] == "utter_fact_not_given"
     assert "Call-back promised: not given" in anna.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "story", "not_quite", "correction"),
+    [
+        (
+            "en",
+            "my parcel from you is a week late, order #A-55821",
+            "Not quite",
+            "no, not the late delivery, the speaker crackles",
+        ),
+        ("zh", "快递说好昨天到的，现在还没送到，订单号 SO20241102889", "不完全对",
+         "不对，不是快递没到，是台灯一直闪"),
+    ],
+)  # fmt: skip
+async def test_a_correction_is_read_for_what_it_says_is_so_not_what_it_denies(
+    engine: Engine, lang: str, story: str, not_quite: str, correction: str
+) -> None:
+    """After "not quite", "it's X, not the delivery" named the delivery and was restated
+    as a delivery problem again: the denied part is left out of the reading."""
+    customer = Customer(engine, name="Maya", lang=lang)
+    await customer.say(story)
+    assert customer.keys[-1] == "utter_restate_delivery"
+    await customer.tap(not_quite)
+    await customer.say(correction)
+    assert customer.keys[-1].startswith("utter_restate_")
+    assert customer.keys[-1] != "utter_restate_delivery"
+    # the order number given in the first message is still known
+    await customer.tap(customer.replies[-1].buttons[0].label)
+    assert "utter_ask_order_id" not in customer.all_keys
+
+
+@pytest.mark.parametrize(
+    ("text", "told"),
+    [
+        ("不对，是耳机坏了，不是快递", "是耳机坏了"),
+        ("no, the headphones stopped working, not the delivery", "the headphones stopped working"),
+        ("not quite. it is the charger that is broken", "it is the charger that is broken"),
+        ("不是，是商家少发了一件", "是商家少发了一件"),
+        ("it's got nothing to do with the courier. the lid is cracked", "the lid is cracked"),
+        ("跟快递没关系，杯子有裂缝", "杯子有裂缝"),
+        # nothing denied, or only a denial: as it was
+        ("不是很好用，屏幕有问题", "不是很好用，屏幕有问题"),
+        ("the parcel is not here", "the parcel is not here"),
+        ("no", "no"),
+        ("不对", "不对"),
+    ],
+)  # fmt: skip
+def test_a_correction_keeps_what_it_says_is_so(text: str, told: str) -> None:
+    assert without_denials(text) == told

@@ -77,6 +77,8 @@ ORDER_IDS: list[tuple[str, str | tuple[str, ...]]] = [
     ("order 88231907 and 13812345678 is my phone", "88231907"),
     ("Hello, regarding my order (no. 40098812) the item is missing a part.", "40098812"),
     ("Where's my stuff?? Order #A1B2C3D4E5 placed 10 days ago", "A1B2C3D4E5"),
+    ("hi, my order #A-55821 arrived with a cracked screen, I paid 299", "A-55821"),
+    ("order #A55821X never came", "A55821X"),
     ("PO number 4500123456 was invoiced twice", "4500123456"),
     # after a keyword, Chinese
     ("订单号 30012288776", "30012288776"),

@@ -20,6 +20,7 @@ from bot.dialogue.policy.rules import (
     UNSURE_BUTTONS,
     outcome_buttons,
     waiting_topic,
+    without_denials,
 )
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.nlu.model import says_self_harm
@@ -179,11 +180,16 @@ class Asking:
         turn.slots["complaint_texts"] = texts
         # The read-back's "in your words" is the whole story as they told it.
         turn.slots["first_words"] = " / ".join(texts)[:MAX_WORDS]
-        latest = (
-            turn.parse
-            if fresh
-            else await self.services.nlu.parse_in_turn(" ".join(texts)[-4000:], today=turn.today)
-        )
+        if fresh:  # a correction: what it says is so, not what it says is not
+            latest = turn.parse
+            told = without_denials(turn.text)
+            if latest is not None and told != turn.text:
+                reread = await self.services.nlu.parse_in_turn(told, today=turn.today)
+                latest = {**reread, "text": turn.text, "entities": latest.get("entities", [])}
+        else:
+            latest = await self.services.nlu.parse_in_turn(
+                " ".join(texts)[-4000:], today=turn.today
+            )
         if latest is not None and turn.parse is not None:
             latest = {**latest, "signals": sorted(set(latest.get("signals") or []) | turn.signals)}
         await self.services.tracker.act(turn, "action_record_complaint", latest=latest)

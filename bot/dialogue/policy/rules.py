@@ -4,6 +4,7 @@ a fragment, a full account, a threat, safety said), shared by every step.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,6 +131,27 @@ CHANGE_WORDS = ("change", "correct", "edit", "fix that", "wrong", "改", "修改
 def asks_to_change(text: str) -> bool:
     lowered = text.strip().lower()
     return len(lowered) <= 20 and any(word in lowered for word in CHANGE_WORDS)
+
+
+_CLAUSES = re.compile(r"[,，.。;；!！?？]+|\s+but\s+|但是|而是")
+_DENIED = re.compile(
+    r"^\s*(?:no\b|nope\b|not\b|it'?s not\b|it is not\b|it isn'?t\b|isn'?t\b|"
+    r"that'?s not\b|(?:it'?s got |it has |it'?s |has )?nothing to do with\b|"
+    r"不对|不是(?![很太])|并不是|并非|没说|跟.{0,8}没关系|和.{0,8}没关系|与.{0,8}无关)",
+    re.IGNORECASE,
+)
+
+
+def without_denials(text: str) -> str:
+    """What a correction says is so, without what it says is not: "不对，是耳机坏了，不是快递"
+    is about the earphones, "no, the headphones broke, not the delivery" too. The parts
+    that deny ("不是快递", "not the delivery", a bare "no") are left out; if nothing is
+    left, the text as it was."""
+    parts = [part.strip() for part in _CLAUSES.split(text) if part and part.strip()]
+    kept = [part for part in parts if not _DENIED.match(part)]
+    if not kept or len(kept) == len(parts):
+        return text
+    return ", ".join(kept)
 
 
 @cache
