@@ -1,5 +1,5 @@
 """A ticket's life, as functions that take the session: open (or join the customer's
-open one), take, transfer, reopen, cancel, resolve.
+open one), take, transfer, reopen, cancel, resolve, and an agent's promises on it.
 
 Every function changes rows and leaves the commit to the caller, so the change lands in
 the same transaction as the decision that made it (a turn, a staff button, a command).
@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, or_, select
 
-from bot.store import Ticket
+from bot.store import FollowUp, Ticket
 from bot.store.db import open_tickets
 from bot.store.models import OPEN_TICKET, TicketStatus
 from handoff.queue import open_for_customer
@@ -155,3 +155,37 @@ def resolve(session: Session, *, ticket_id: int, resolution: str, now: datetime)
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def promise(
+    session: Session, ticket: Ticket, *, agent_id: int, note: str, due: datetime
+) -> FollowUp:
+    """An agent's promise on the ticket (`/promise 2d …`): a follow-up due then, which
+    reminds them before and alerts a supervisor if it is missed (bot/telegram/followups)."""
+    row = FollowUp(
+        ticket_id=ticket.id,
+        conversation_id=ticket.conversation_id,
+        kind="promise",
+        due_at=due,
+        agent_id=agent_id,
+        note=note,
+    )
+    session.add(row)
+    return row
+
+
+def keep_promises(session: Session, ticket_id: int) -> list[str]:
+    """`/done`: the ticket's open promises are kept (no missed-promise alert), and missed
+    ones are settled late (they stay on record as late); their notes."""
+    promises = session.exec(
+        select(FollowUp).where(
+            FollowUp.ticket_id == ticket_id,
+            FollowUp.kind == "promise",
+            or_(FollowUp.status == "pending", FollowUp.outcome == "missed"),
+        )
+    ).all()
+    for row in promises:
+        late = row.outcome == "missed"
+        row.status, row.outcome = "done", "kept_late" if late else "kept"
+        session.add(row)
+    return [row.note for row in promises]

@@ -9,7 +9,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import or_, select
 from telegram import (
     Bot,
     Message,
@@ -118,16 +117,7 @@ class Commands(Relay):
             return
         due = datetime.now(UTC) + delay
         with self.db.session() as session:
-            session.add(
-                FollowUp(
-                    ticket_id=ticket.id,
-                    conversation_id=ticket.conversation_id,
-                    kind="promise",
-                    due_at=due,
-                    agent_id=agent_id,
-                    note=note.strip(),
-                )
-            )
+            tickets.promise(session, ticket, agent_id=agent_id, note=note.strip(), due=due)
             session.commit()
         before = self.responses.duration(
             int(min(self.settings.promise_reminder, delay / 2).total_seconds()), self.language
@@ -148,19 +138,8 @@ class Commands(Relay):
         """`/done`: the ticket's open promises are kept (no missed-promise alert), and
         missed ones are settled late."""
         with self.db.session() as session:
-            promises = session.exec(
-                select(FollowUp).where(
-                    FollowUp.ticket_id == ticket.id,
-                    FollowUp.kind == "promise",
-                    or_(FollowUp.status == "pending", FollowUp.outcome == "missed"),
-                )
-            ).all()
-            for promise in promises:  # a missed one stays on record as late
-                late = promise.outcome == "missed"
-                promise.status, promise.outcome = "done", "kept_late" if late else "kept"
-                session.add(promise)
+            notes = tickets.keep_promises(session, ticket.id or 0)
             session.commit()
-            notes = [promise.note for promise in promises]
         if notes:
             kept = "; ".join(notes)
             await self.to_topic(
