@@ -786,3 +786,30 @@ async def test_a_correction_is_read_for_what_it_says_is_so_not_what_it_denies(
 )  # fmt: skip
 def test_a_correction_keeps_what_it_says_is_so(text: str, told: str) -> None:
     assert without_denials(text) == told
+
+
+@pytest.mark.parametrize(
+    ("lang", "story", "outcome", "given"),
+    [
+        ("en", "my new kettle stopped heating after two days", "Refund",
+         "order number is SO20241102889"),
+        ("zh", "我买的电饭煲用了两天就坏了，不能加热", "退款", "订单号是 SO20241102889"),
+    ],
+)  # fmt: skip
+async def test_an_order_number_given_at_another_question_is_noted_and_the_question_stands(
+    engine: Engine, lang: str, story: str, outcome: str, given: str
+) -> None:
+    """Asked when it was bought, the customer sends the order number: it is kept, they
+    hear it was, the same question is asked again — not "I didn't catch which one"."""
+    customer = Customer(engine, name="Sam", lang=lang)
+    await customer.say(story)
+    await customer.agree(outcome)
+    asked = customer.keys[-1]
+    assert asked.startswith("utter_ask_") and asked != "utter_ask_order_id"
+    await customer.say(given)
+    assert customer.keys == ["utter_noted_fact", asked]
+    assert "SO20241102889" not in customer.text and "invalid" not in " ".join(customer.keys)
+    await customer.answer_questions()
+    assert "utter_ask_order_id" not in customer.all_keys
+    await customer.press(customer.replies[-1].buttons[0].payload)  # yes, all correct
+    assert customer.ticket().summary_data["facts"]["order_id"] == "SO20241102889"

@@ -12,6 +12,7 @@ from bot.dialogue.policy.handing_off import HandingOff
 from bot.dialogue.policy.rules import (
     OUTCOMES,
     answers_nothing,
+    names_a_fact,
     outcome_buttons,
 )
 from bot.payloads import chosen
@@ -130,6 +131,17 @@ class Gathering(HandingOff):
             return
         elif self._answer_question(turn, "facts"):
             self.reprompt(turn)  # "how long will this take?": answered, then the question
+            return
+        elif (
+            load_facts().slots[str(requested)].kind in ("choice", "date", "yesno")
+            and names_a_fact(turn)
+        ) and (noted := [name for name in await self._corrections(turn) if name != requested]):
+            # "订单号是 SO…" while asked when it was bought: kept, said so, and the
+            # question stands (not "I didn't catch which one you chose"). Asked for a
+            # number or a contact, the question's own checks say what fits where.
+            fact = self.services.responses.label_or(f"slot.{noted[0]}", turn.language, noted[0])
+            turn.say("utter_noted_fact", fact=fact)
+            self._ask(turn, str(requested))
             return
         else:
             candidate = turn.text

@@ -111,6 +111,30 @@ def is_fragment(turn: Turn) -> bool:
 
 FULL_ACCOUNT_ENTITIES = ("order_id", "product", "date", "amount")
 FACT_ENTITIES = ("order_id", "phone", "email", "date")
+AROUND_A_FACT = {"en": 4, "zh": 6}
+"""Words (en) or characters (zh) besides the fact that still make a message "just the
+fact": "order number is SO…", "我的订单号是 SO…"."""
+
+
+GIVEN_FACTS = ("order_id", "phone", "email")
+"""Facts a customer types unasked at any question (a date is usually the answer to it)."""
+
+
+def names_a_fact(turn: Turn) -> bool:
+    """The message is an order number, phone or e-mail with at most a label around it,
+    and not a question — a fact given, whatever the question was."""
+    if turn.text.rstrip().endswith(("?", "？")):
+        return False
+    for entity in (turn.parse or {}).get("entities") or []:
+        if entity.get("entity") not in GIVEN_FACTS:
+            continue
+        start, end = int(entity.get("start") or 0), int(entity.get("end") or 0)
+        rest = turn.text[:start] + " " + turn.text[end:]
+        words = re.findall(r"[A-Za-z']+", rest)
+        chars = re.findall(r"[\u4e00-\u9fff]", rest)
+        if len(words) <= AROUND_A_FACT["en"] and len(chars) <= AROUND_A_FACT["zh"]:
+            return True
+    return False
 
 
 def full_account(turn: Turn) -> bool:
