@@ -34,7 +34,7 @@ from actions.facts import (
     order_id_in,
     policy_for,
 )
-from bot.payloads import Choice
+from bot.payloads import Choice, SlotAnswer
 from bot.store.models import Priority
 
 MOTIVE_THRESHOLD = 0.8
@@ -81,7 +81,7 @@ def slot_buttons(slot: Slot) -> list[dict[str, str]]:
             title = f"button.{value}"
         else:
             title = f"choice.{slot.name}.{value}"
-        buttons.append({"title": title, "payload": Choice("slot", f"{slot.name}={value}").pack()})
+        buttons.append({"title": title, "payload": SlotAnswer(slot.name, value).pack()})
     return buttons
 
 

@@ -4,7 +4,8 @@ in the spirit of aiogram's `CallbackData`: a prefix, then fields separated by ":
 
 - `Choice`: a customer's answer to the question on screen, `<question>:<value>`
   (`type:delivery`, `outcome:refund`, `confirm:yes`, `change:order_id`,
-  `slot:order_id=SO123`). The dialogue compares whole payloads for the fixed ones.
+  `slot:order_id=SO123`: a `SlotAnswer`). The dialogue compares whole payloads for the
+  fixed ones.
 - `FollowUpAnswer`: an answer to a follow-up question, `<kind>:<answer>:<follow-up id>`
   (`sv:yes:12` the survey, `sv:r4:12` a score, `sv:skip:12`, `as:no:12` after a
   repair): the id ties the answer to its question after other messages.
@@ -55,6 +56,31 @@ class Choice:
         if not sep or not name or (question is not None and name != question):
             return None
         return cls(name, value)
+
+
+@dataclass(frozen=True)
+class SlotAnswer:
+    """A fact question's button: `slot:<fact>=<value>` (`slot:order_id=no_order_id`,
+    `slot:defect=broken`)."""
+
+    QUESTION: ClassVar[str] = "slot"
+
+    slot: str
+    value: str
+
+    def pack(self) -> str:
+        if "=" in self.slot or ":" in self.slot or not self.slot:
+            raise PayloadError(f"a fact's name has no '=' or ':' and is not empty: {self.slot!r}")
+        return Choice(self.QUESTION, f"{self.slot}={self.value}").pack()
+
+    @classmethod
+    def parse(cls, payload: str | None) -> SlotAnswer | None:
+        """The answer in `payload`, or None if it is not a well-formed one."""
+        raw = chosen(payload, cls.QUESTION)
+        if raw is None:
+            return None
+        slot, sep, value = raw.partition("=")
+        return cls(slot, value) if sep and slot else None
 
 
 def chosen(payload: str | None, question: str) -> str | None:

@@ -15,6 +15,7 @@ from bot.payloads import (
     DeskPress,
     FollowUpAnswer,
     PayloadError,
+    SlotAnswer,
     SlotPick,
     chosen,
 )
@@ -67,6 +68,17 @@ def test_choices_name_their_question() -> None:
     assert chosen("outcome:delivery", "type") is None  # another question's answer
     assert chosen("slot:order_id=SO1:2", "slot") == "order_id=SO1:2"  # the value keeps its ':'
     assert chosen(None, "type") is None and chosen("typedelivery", "type") is None
+
+
+def test_a_fact_questions_button_names_the_fact_and_its_value() -> None:
+    answer = SlotAnswer("order_id", "no_order_id")
+    assert answer.pack() == "slot:order_id=no_order_id"
+    assert SlotAnswer.parse("slot:order_id=no_order_id") == answer
+    assert SlotAnswer.parse("slot:defect=a=b") == SlotAnswer("defect", "a=b")
+    for data in ("slot:order_id", "slot:=x", "type:delivery", "order_id=x", None):
+        assert SlotAnswer.parse(data) is None
+    with pytest.raises(PayloadError):
+        SlotAnswer("order=id", "x").pack()
 
 
 def test_follow_up_answers_and_scores() -> None:

@@ -15,7 +15,7 @@ from bot.dialogue.policy.rules import (
     names_a_fact,
     outcome_buttons,
 )
-from bot.payloads import chosen
+from bot.payloads import SlotAnswer, chosen
 from bot.store.models import Stage
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ class Gathering(HandingOff):
         if chosen(payload, "unsure") == "no":
             self._ask(turn, str(requested))  # the open question now
             return
-        if (answer := chosen(payload, "slot")) is not None:
-            name, _, value = answer.partition("=")
+        if (answer := SlotAnswer.parse(payload)) is not None:
+            name, value = answer.slot, answer.value
             if name != requested:
                 self.reprompt(turn)
                 return
