@@ -813,3 +813,25 @@ async def test_an_order_number_given_at_another_question_is_noted_and_the_questi
     assert "utter_ask_order_id" not in customer.all_keys
     await customer.press(customer.replies[-1].buttons[0].payload)  # yes, all correct
     assert customer.ticket().summary_data["facts"]["order_id"] == "SO20241102889"
+
+
+@pytest.mark.parametrize(
+    ("lang", "story", "outcome", "defect"),
+    [
+        ("en", "my new kettle stopped heating after two days", "Refund", "stopped_working"),
+        ("zh", "我买的电饭煲用了两天就坏了，不能加热", "退款", "not_working"),
+    ],
+)
+async def test_what_went_wrong_told_in_the_story_is_not_asked_again(
+    engine: Engine, lang: str, story: str, outcome: str, defect: str
+) -> None:
+    """The story says what is wrong ("stopped heating", "不能加热"): the question about it
+    is not asked, and the read-back says it does not work (not "broken or damaged", which
+    "坏了" alone would have said)."""
+    customer = Customer(engine, name="Sam", lang=lang)
+    await customer.say(story)
+    await customer.agree(outcome)
+    await customer.answer_questions()
+    assert "utter_ask_defect" not in customer.all_keys
+    await customer.press(customer.replies[-1].buttons[0].payload)  # yes, all correct
+    assert customer.ticket().summary_data["facts"]["defect"] == defect
