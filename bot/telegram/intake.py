@@ -242,6 +242,12 @@ Handler = Callable[[InboundUpdate], Awaitable[bool]]
 """Handles one stored update: True when it is done with, False to try again later."""
 
 
+def shared_leases(db: Database) -> Leases | None:
+    """Leases for lanes several processes may run on one database (PostgreSQL); None on
+    SQLite, where one process's own order is enough."""
+    return None if db.url.startswith("sqlite") else Leases(db)
+
+
 class Dispatcher:
     """Works through the inbox: one task per chat with stored updates, in order."""
 

@@ -31,8 +31,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select, update
@@ -42,7 +41,7 @@ from telegram.error import TelegramError
 from bot.store import OPEN_TICKET
 from bot.store.db import staff_post_waiting, without_card
 from bot.store.models import StaffPost, Ticket, utcnow
-from bot.telegram.intake import DATABASE_DOWN, Leases, first_line
+from bot.telegram.intake import DATABASE_DOWN, Leases, first_line, shared_leases
 from bot.telegram.outbox import NoPace, Outbox, Row, Undeliverable
 from bot.telegram.staff import StaffDesk
 from handoff.events import StaffEvent
@@ -61,8 +60,6 @@ the card), and the group's limiter serves requests in arrival order: with every 
 ticket's lane asking at once, the topics of all of them would come before any card
 (the load bench saw 2 cards a minute of a possible 10). A few at a time keep a card's
 two requests together; enough that a slow Telegram does not leave the budget unused."""
-
-Job = Callable[[], Awaitable[None]]
 
 
 def _lease(ticket_id: int) -> str:
@@ -103,7 +100,8 @@ class Turns:
 
 
 class StaffLanes:
-    """One queue of staff-group work per ticket, each worked through by its own task."""
+    """The cards of new tickets, each posted by its own task (major ones first), and the
+    sender of the lines for their topics (`topics`)."""
 
     def __init__(
         self, desk: StaffDesk, leases: Leases, on_outcome: Callable[[str], object] | None = None
@@ -113,15 +111,14 @@ class StaffLanes:
         self.leases = leases
         self.topics = Outbox(
             desk.db,
-            # several processes share a ticket's rows only on PostgreSQL (as the inbox)
-            None if desk.db.url.startswith("sqlite") else leases,
+            shared_leases(desk.db),  # several processes share a ticket's rows on PostgreSQL
             rows=TopicRows(desk),
             pace=NoPace(),
             on_outcome=on_outcome,  # each row's outcome, counted in /metrics
         )
         """The sender of the tickets' StaffPost rows."""
-        self._queues: dict[int, deque[tuple[str, Job]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        """Cards being posted (or waiting their turn), by ticket."""
         self._claimed: set[int] = set()
         """Tickets whose card this process is to post (it holds their lease)."""
         self._failed: dict[int, float] = {}
@@ -134,8 +131,7 @@ class StaffLanes:
     def pending(self) -> int:
         """Cards queued or being posted, and tickets whose lines are being posted (for
         /metrics)."""
-        busy = sum(1 for task in self.topics._lanes.values() if not task.done())
-        return sum(len(queue) for queue in self._queues.values()) + len(self._tasks) + busy
+        return len(self._tasks) + self.topics.at_work
 
     def start(self, bot: Bot) -> None:
         """Post what a previous run left for the topics, and keep an eye on rows left."""
@@ -156,19 +152,13 @@ class StaffLanes:
         self._claimed.add(ticket_id)
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_forever())
-        self.add(ticket_id, "card", lambda: self._post(bot, ticket_id))
+        self._tasks[ticket_id] = asyncio.create_task(self._run(bot, ticket_id))
 
     def posts(self, bot: Bot, ticket_id: int) -> None:
         """The ticket has StaffPost rows: its topic lane posts them (after its card: a
         ticket whose card is still to come is started again once the card is up)."""
         del bot  # the outbox sends with the application's
         self.topics.kick(ticket_id)
-
-    def add(self, ticket_id: int, what: str, job: Job) -> None:
-        """Queue `job` (named `what` in the log) behind the ticket's earlier ones."""
-        self._queues.setdefault(ticket_id, deque()).append((what, job))
-        if ticket_id not in self._tasks:
-            self._tasks[ticket_id] = asyncio.create_task(self._run(ticket_id))
 
     def sweep(self, bot: Bot) -> int:
         """Tickets still waiting for their card (the process that made them stopped, or
@@ -222,23 +212,18 @@ class StaffLanes:
                 self.leases.release(_lease(ticket_id))
         self._claimed.clear()
 
-    async def _run(self, ticket_id: int) -> None:
-        queue = self._queues[ticket_id]
+    async def _run(self, bot: Bot, ticket_id: int) -> None:
+        """Post the ticket's card; a failure is logged (the sweep tries again later)."""
         try:
-            while queue:
-                what, job = queue.popleft()
-                try:
-                    await job()
-                except TelegramError as error:
-                    log.error("staff group, ticket #%s, %s: %s", ticket_id, what, error)
-                except DATABASE_DOWN as error:
-                    log.error("staff group, ticket #%s, %s: %s", ticket_id, what, first_line(error))
-                except Exception:  # a fault: logged, and the lane goes on with the next job
-                    log.exception("staff group, ticket #%s, %s failed", ticket_id, what)
+            await self._post(bot, ticket_id)
+        except TelegramError as error:
+            log.error("staff group, ticket #%s, card: %s", ticket_id, error)
+        except DATABASE_DOWN as error:
+            log.error("staff group, ticket #%s, card: %s", ticket_id, first_line(error))
+        except Exception:  # a fault: logged; the sweep tries again once the lease has run out
+            log.exception("staff group, ticket #%s, card failed", ticket_id)
         finally:
             self._tasks.pop(ticket_id, None)
-            if not queue:
-                self._queues.pop(ticket_id, None)
 
     async def _post(self, bot: Bot, ticket_id: int) -> None:
         """Post the card; its lease is let go once it is posted. A card that failed keeps

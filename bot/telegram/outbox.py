@@ -306,6 +306,11 @@ class Outbox:
             self._lanes[chat_id] = task
         return task
 
+    @property
+    def at_work(self) -> int:
+        """Lanes sending now (for /metrics)."""
+        return sum(1 for task in self._lanes.values() if not task.done())
+
     def busy(self, chat_id: int) -> bool:
         """Whether the chat has a lane at work (its rows go in order: nothing jumps it)."""
         task = self._lanes.get(chat_id)

@@ -18,7 +18,7 @@ from bot.store import Database
 from bot.telegram.app import TelegramFrontEnd
 from bot.telegram.intake import (
     Dispatcher,
-    Leases,
+    shared_leases,
 )
 from bot.telegram.serve import ALLOWED_UPDATES, Intake
 from bot.telegram.wiring import STOP_GRACE, WEBHOOK_CONNECTIONS
@@ -65,9 +65,8 @@ async def _serve(settings: Settings, front: TelegramFrontEnd, *, intake: bool) -
         if intake:
             # Several processes on one database take turns on a chat (a lease row);
             # one process on SQLite needs no more than its own order.
-            leases = None if db.url.startswith("sqlite") else Leases(db)
             dispatcher = Dispatcher(
-                front.inbox, front.handle_stored, leases=leases, consumed=front.consumed
+                front.inbox, front.handle_stored, leases=shared_leases(db), consumed=front.consumed
             )
         gate = Intake(
             settings,

@@ -24,6 +24,7 @@ from bot.telegram.followups import FollowUpKinds
 from bot.telegram.intake import (
     Inbox,
     Leases,
+    shared_leases,
 )
 from bot.telegram.lanes import StaffLanes
 from bot.telegram.metrics import Metrics
@@ -184,15 +185,14 @@ class Wiring:
         self.metrics.staff_queue.set_function(lambda: self.lanes.pending)
         self.outbox = Outbox(
             engine.db,
-            # several processes share a chat's rows only on PostgreSQL (as the inbox)
-            None if engine.db.url.startswith("sqlite") else Leases(engine.db),
+            shared_leases(engine.db),  # several processes share a chat's rows on PostgreSQL
             on_outcome=lambda outcome: self.metrics.sent.labels(outcome).inc(),
             on_failed=self.desk.not_delivered,
         )
         self.desk.outbox = self.outbox
         self.staff_outbox = Outbox(
             engine.db,
-            None if engine.db.url.startswith("sqlite") else Leases(engine.db),
+            shared_leases(engine.db),
             rows=StaffRows(),
             on_outcome=lambda outcome: self.metrics.staff_sent.labels(outcome).inc(),
             on_failed=self.desk.staff_not_delivered,
