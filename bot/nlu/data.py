@@ -105,7 +105,7 @@ def _lines(block: object, where: str) -> list[str]:
     return items
 
 
-def read_file(path: Path, language: str, data: TrainingData) -> None:
+def _read_file(path: Path, language: str, data: TrainingData) -> None:
     where = str(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -165,5 +165,5 @@ def load_training_data(root: Path) -> TrainingData:
         raise NluDataError(f"no training data: {root}/zh/*.yml and {root}/en/*.yml are missing")
     data = TrainingData(fingerprint=fingerprint(root))
     for language, path in files:
-        read_file(path, language, data)
+        _read_file(path, language, data)
     return data

@@ -41,14 +41,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 from sklearn.utils.parallel import Parallel, delayed
 
-from bot.nlu.data import (
-    Example,
-    TrainingData,
-    data_files,
-    fingerprint,
-    load_training_data,
-    read_file,
-)
+from bot.nlu.data import Example, TrainingData, fingerprint, load_training_data
 from bot.nlu.encoder import EmbeddingCache, SentenceEncoder
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.labels import (
@@ -229,11 +222,7 @@ def key_phrases(data: TrainingData, *names: str) -> re.Pattern[str] | None:
 
 @functools.cache
 def _self_harm(root: Path) -> re.Pattern[str] | None:
-    data = TrainingData()
-    for language, path in data_files(root):
-        if path.name == "signals.yml":
-            read_file(path, language, data)
-    return key_phrases(data, "self_harm")
+    return key_phrases(load_training_data(root), "self_harm")  # ~0.3 s, once a process
 
 
 def says_self_harm(text: str, root: Path) -> bool:
