@@ -103,6 +103,47 @@ async def test_not_what_they_hoped_goes_to_the_agent(staffed: Engine) -> None:
     ]
 
 
+async def test_a_typed_yes_to_the_close_is_a_yes(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    assert anna.keys[-1] == "utter_meets_expectation"
+    await anna.say("ok thanks")
+    assert anna.keys == ["utter_closing"]  # not "I've added this to your case"
+    await anna.say("no")  # the question was answered: a later "no" is no answer to it
+    assert "utter_expectation_not_met" not in anna.keys
+
+
+async def test_a_typed_no_that_says_what_they_want_is_not_asked_again(staffed: Engine) -> None:
+    li = Customer(staffed, user_id=2002, name="李雷", lang="zh")
+    await _handed_off(li, "快递显示签收了但我根本没收到，订单号 30012288776", "对", "都对")
+    await li.say("不是，我想要直接退款")
+    assert li.keys == ["utter_expectation_noted"]
+    assert "写在这里" not in li.text  # what they want was said: not asked for again
+    with staffed.db.session() as session:
+        rows = session.exec(select(StaffPost).order_by(col(StaffPost.id))).all()
+    shown = [(row.kind, row.body.get("key") or row.body.get("text")) for row in rows]
+    assert shown == [("line", "不是，我想要直接退款"), ("event", "staff.expectation_not_met")]
+
+
+async def test_a_bare_typed_no_to_the_close_asks_what_they_hoped_for(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("not really")
+    assert anna.keys == ["utter_expectation_not_met"]
+
+
+async def test_no_one_called_is_not_an_answer_to_the_close(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("no one has called me about the other order either")
+    assert "utter_expectation_not_met" not in anna.keys
+    assert "utter_closing" not in anna.keys
+
+
+async def test_will_it_take_long_gets_the_place_in_the_queue(anna: Customer) -> None:
+    await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
+    await anna.say("will it take long?")
+    assert anna.keys == ["utter_waiting_place"]
+    assert "number 1" in anna.text
+
+
 async def test_a_short_fragment_while_waiting_raises_nothing(anna: Customer) -> None:
     await _handed_off(anna, "I was charged twice for order SO20241105123", "Yes", "Yes, all")
     await anna.say("last week")

@@ -21,6 +21,8 @@ from bot.dialogue.policy.rules import (
     is_threat,
     message_size,
     safety_said,
+    says_something,
+    typed_meets,
     waiting_topic,
 )
 from bot.payloads import SlotPick, chosen
@@ -76,6 +78,7 @@ class HandingOff(Asking):
             # Step 5: ask whether what happens next meets what they hoped for; a long
             # wait then gets the offer of a call-back (after the answer).
             turn.say("utter_meets_expectation", MEETS_BUTTONS)
+            turn.slots["meets_asked"] = True
         elif wait is not None:
             self._offer_callback_if_long(turn, wait[2])
 
@@ -105,13 +108,17 @@ class HandingOff(Asking):
         turn.slots["handoff_kind"] = "complaint"
         await self._hand_off(turn)
 
-    def _meets_expectation(self, turn: Turn, tickets: list[Ticket]) -> None:
+    def _meets_expectation(
+        self, turn: Turn, tickets: list[Ticket], met: bool, *, hoped_for: bool = False
+    ) -> None:
         """The answer to "does that meet what you hoped for?": thanks and the close, or
-        what they had hoped for goes to the agent (and the topic shows it was not met)."""
+        what they had hoped for goes to the agent (and the topic shows it was not met).
+        `hoped_for`: the "no" already says what they wanted ("不是，我想要退款"), which the
+        agent sees with the message; it is not asked for again."""
         if turn.slots.get("meets_answered"):
             return  # answered already (Telegram removes the keyboard; a terminal may not)
         turn.slots["meets_answered"] = True
-        if chosen(turn.payload, "meets") == "yes":
+        if met:
             turn.say("utter_closing")
         else:
             for ticket in tickets[-1:]:
@@ -120,7 +127,7 @@ class HandingOff(Asking):
                         ticket.id or 0, "staff.expectation_not_met", {"ticket": f"#{ticket.id}"}
                     )
                 )
-            turn.say("utter_expectation_not_met")
+            turn.say("utter_expectation_noted" if hoped_for else "utter_expectation_not_met")
         if any(ticket.status == TicketStatus.WAITING for ticket in tickets[-1:]):
             self._offer_callback_if_long(turn, int(turn.slots.get("wait_minutes") or 0))
 
@@ -230,12 +237,17 @@ class HandingOff(Asking):
             self._book_callback(turn, tickets[-1] if tickets else None)
             return
         if chosen(turn.payload, "meets") in ("yes", "no"):
-            self._meets_expectation(turn, tickets)
+            self._meets_expectation(turn, tickets, chosen(turn.payload, "meets") == "yes")
             return
         if is_threat(turn):
             self._flag_threat(turn, tickets)
             return
         if any(ticket.status == TicketStatus.ASSIGNED for ticket in tickets) or not turn.text:
+            return
+        typed = typed_meets(turn)
+        if typed is not None:  # "ok thanks" / "不是，我想要退款" instead of a button
+            met, rest = typed
+            self._meets_expectation(turn, tickets, met, hoped_for=says_something(rest))
             return
         if tickets and safety_said(turn) and not about_safety(tickets[-1]):
             # "the heater caught fire and burned my hand" after a question was passed on:

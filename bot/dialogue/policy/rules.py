@@ -95,6 +95,41 @@ def acknowledges(turn: Turn) -> bool:
     return turn.intent == "thank" and message_size(turn) <= ACKNOWLEDGED_SIZE.get(turn.language, 4)
 
 
+_MEETS_NO = re.compile(
+    r"^\s*(?:no+(?:pe)?\b(?!\s*(?:one|body|where)\b)|nah\b|not really\b|not quite\b|"
+    r"not at all\b|not exactly\b|不是|不太|不满意|不符合|不行|不可以|不够)[\s,，.。!！~]*",
+    re.IGNORECASE,
+)
+"""A typed "no" to "does that meet what you hoped for?" and where the rest begins ("no one
+called me" is no answer to it)."""
+
+
+def typed_meets(turn: Turn) -> tuple[bool, str] | None:
+    """A typed answer to the hand-off's "does that meet what you hoped for?" while it is
+    open: (met, the words after a "no"), or None when the message is not one ("will it
+    take long?", a photo, a button)."""
+    if turn.payload is not None or not turn.text.strip():
+        return None
+    if not turn.slots.get("meets_asked") or turn.slots.get("meets_answered"):
+        return None
+    denial = _MEETS_NO.match(turn.text)
+    if denial:
+        return False, turn.text[denial.end() :].strip()
+    if turn.intent == "deny":
+        return False, ""
+    if turn.intent == "affirm" or acknowledges(turn):
+        return True, ""
+    return None
+
+
+def says_something(text: str) -> bool:
+    """More than a word or two: "我想要退款", "I wanted a refund" (not "really", "啊")."""
+    text = text.strip()
+    if re.search("[A-Za-z]", text):
+        return len(text.split()) >= 2
+    return len("".join(text.split())) >= 3
+
+
 def message_size(turn: Turn) -> int:
     """How much the customer wrote: words in English, characters (spaces left out) in
     Chinese."""
