@@ -234,14 +234,23 @@ SIGNAL_FLOORS: dict[str, tuple[dict[str, float], dict[tuple[str, str], float]]] 
             ("en", "abusive"): 0.97, ("en", "threat_of_harm"): 0.96,
         },  # measured, session 18: 1.00 1.00 1.00 0.94 / 0.97 0.94 1.00 1.00
     ),
-    "blind_2": (  # positives never read by the writers of nlu_data/
-        {"zh": 1 / 60, "en": 2 / 60},  # measured: 0 and 2 (session 18)
+    "blind_2": (  # read since session 19 (see its README)
+        {"zh": 1 / 60, "en": 1 / 60},  # measured: 0 and 0 (session 19)
         {
-            ("zh", "major_media"): 0.93, ("zh", "repeat_contact"): 0.73,
+            ("zh", "major_media"): 0.93, ("zh", "repeat_contact"): 0.93,
             ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.95,
-            ("en", "major_media"): 0.93, ("en", "repeat_contact"): 0.6,
-            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.75,
-        },  # measured, session 18: 1.00 0.80 1.00 1.00 / 1.00 0.67 1.00 0.80
+            ("en", "major_media"): 0.93, ("en", "repeat_contact"): 0.86,
+            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.9,
+        },  # measured, session 19: 1.00 1.00 1.00 1.00 / 1.00 0.93 1.00 0.95
+    ),
+    "blind_3": (  # positives never read by the writers of nlu_data/
+        {"zh": 1 / 100, "en": 3 / 100},  # measured: 1 and 3 (session 19)
+        {
+            ("zh", "major_media"): 0.85, ("zh", "repeat_contact"): 0.78,
+            ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.83,
+            ("en", "major_media"): 0.9, ("en", "repeat_contact"): 0.53,
+            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.9,
+        },  # measured, session 19: 0.90 0.81 0.95 0.87 / 0.95 0.56 0.95 0.93
     ),
 }  # fmt: skip
 
@@ -250,7 +259,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-@pytest.mark.parametrize("folder", list(SIGNAL_FLOORS), ids=["read", "blind_2"])
+@pytest.mark.parametrize("folder", list(SIGNAL_FLOORS), ids=["read", "blind_2", "blind_3"])
 def test_signals_on_messages_written_blind_to_the_training_data(
     model: TriageModel, folder: str
 ) -> None:
@@ -276,7 +285,7 @@ def test_signals_on_messages_written_blind_to_the_training_data(
         missed = [row["text"] for row, parse in rows if signal not in parse["signals"]]
         recall = 1 - len(missed) / len(rows)
         # the blind set's misses are not printed: nobody writing training data reads them
-        assert recall >= floor, (language, signal, missed if folder == "" else recall)
+        assert recall >= floor, (language, signal, recall if folder == "blind_3" else missed)
 
 
 @pytest.mark.parametrize(
