@@ -221,16 +221,29 @@ def key_phrases(data: TrainingData, *names: str) -> re.Pattern[str] | None:
 
 
 @functools.cache
-def _self_harm(root: Path) -> re.Pattern[str] | None:
-    return key_phrases(load_training_data(root), "self_harm")  # ~0.3 s, once a process
+def _harm_lists(root: Path) -> tuple[re.Pattern[str] | None, ...]:
+    """Self-harm key phrases, threat-to-others key phrases (without the self-harm ones)
+    and self-harm hints, from nlu_data/ (~0.3 s, once a process)."""
+    data = load_training_data(root)
+    hints = _term_pattern(data.lookups.get("self_harm_hints", []))
+    return key_phrases(data, "self_harm"), key_phrases(data, "threat_of_harm"), hints
 
 
 def says_self_harm(text: str, root: Path) -> bool:
-    """Whether the message says, in the words of nlu_data/'s `self_harm_terms`, that the
-    customer may hurt themselves (the parse reports it as threat_of_harm; the dialogue
-    answers it differently). Read from the data folder, so it holds with a remote NLU."""
-    pattern = _self_harm(root)
-    return bool(pattern and pattern.search(_lexicon_text(text)))
+    """Whether a message that raised threat_of_harm is about the customer hurting
+    themselves, so the dialogue answers with care rather than as to a threat: a self-harm
+    key phrase (`self_harm_terms`) says so; failing that, a phrase of despair
+    (`self_harm_hints`: "can't go on", "goodbye forever", 撑不下去) does, unless a threat to
+    others is named (`threat_of_harm_terms`). The hints raise no signal themselves: "I
+    can't go on like this" alone is a complaint. Read from the data folder, so it holds
+    with a remote NLU."""
+    own, others, hints = _harm_lists(root)
+    lexicon = _lexicon_text(text)
+    if own is not None and own.search(lexicon):
+        return True
+    if others is not None and others.search(lexicon):
+        return False
+    return bool(hints and hints.search(lexicon))
 
 
 def intent_label(example: Example) -> str:

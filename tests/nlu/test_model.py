@@ -13,7 +13,7 @@ import yaml
 from bot.config import PROJECT_ROOT
 from bot.nlu.evaluate import evaluate_holdout, load_holdout
 from bot.nlu.labels import COMPLAINT_TYPES, DIALOGUE_INTENTS, MOTIVES, SIGNALS
-from bot.nlu.model import TriageModel, load_or_train
+from bot.nlu.model import TriageModel, load_or_train, says_self_harm
 from tests.conftest import NLU_DATA, NLU_TEST_CACHE, copy_small_nlu_data
 
 HOLDOUT = Path(__file__).parent / "holdout"
@@ -323,3 +323,22 @@ def test_accuracy_on_real_customer_texts(model: TriageModel) -> None:
     scores = {key: results[key[0]].axes[key[1]].macro_f1() for key in DEV_FLOORS}
     below = {key: round(score, 3) for key, score in scores.items() if score < DEV_FLOORS[key]}
     assert not below, f"macro-F1 under the floor on real customer texts: {below}"
+
+
+@pytest.mark.parametrize(
+    ("text", "self_harm"),
+    [
+        ("I want to kill myself", True),  # a self-harm key phrase
+        ("this was all my savings. i cant go on. goodbye", True),  # despair, no one else
+        ("you took my last money and i can't go on", True),  # blame is not a threat
+        ("i will burn your shop down, goodbye", False),  # a threat to others named
+        ("我要砍了你们客服，撑不下去了", False),
+        ("我真的撑不下去了，再见了", True),
+        ("I will make you regret this", False),  # a threat in no list: not self-harm
+    ],
+)  # fmt: skip
+def test_whose_harm_a_threat_is_about(text: str, self_harm: bool) -> None:
+    """The dialogue's choice between care and a threat's answer, once threat_of_harm has
+    fired (bot.nlu.model.says_self_harm): self-harm phrases, then threats to others, then
+    words of despair."""
+    assert says_self_harm(text, NLU_DATA) is self_harm
