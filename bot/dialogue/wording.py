@@ -32,7 +32,13 @@ class Wording:
             shown = self.fact_value(name, value, language)
             lines.append(f"{label(f'slot.{name}', language)}{colon}{shown}")
         for name, note in (summary.get("notes") or {}).items():
-            title = label(f"slot.{name}" if name in slots else "note.correction", language)
+            # the answer to an open follow-up ("no order number? anything that helps us
+            # find it"): under what it is for, not as if it were the order number
+            title = self.responses.label_or(
+                f"note.{name}",
+                language,
+                label(f"slot.{name}" if name in slots else "note.correction", language),
+            )
             lines.append(f"{title}{colon}{note}")
         fallback = str(summary.get("outcome_text") or label("value.unknown", language))
         outcome_text = self.responses.label_or(

@@ -176,6 +176,9 @@ async def test_no_order_number_gets_an_open_follow_up_and_the_answer_is_kept(
     assert anna.keys == ["utter_ask_order_id_open"]
     await anna.say("bought it on the app around the 10th, my email is anna@example.com")
     await anna.answer_questions()
+    # read back under what it is for, not as a second "Order number"
+    assert "To find the order: bought it on the app" in anna.text
+    assert "Order number: bought" not in anna.text
     await anna.tap("Yes, all correct")
     complaint_facts = anna.ticket().summary_data
     assert complaint_facts["facts"]["order_id"] == "no_order_id"

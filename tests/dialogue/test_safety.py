@@ -34,6 +34,21 @@ async def test_a_typed_answer_to_the_safety_question_counts(li: Customer) -> Non
     assert "utter_ask_injury" not in await li.answer_questions()
 
 
+async def test_what_do_you_mean_at_the_safety_question_puts_it_plainly(li: Customer) -> None:
+    """ "啥意思" is no answer and no more of the story: the question again, more plainly,
+    with its buttons; nothing about injuries is assumed or asked twice."""
+    await li.say("我上周买的吹风机，用了三天就冒烟了，吓死我了，你们这什么质量！！")
+    assert li.keys[-1] == "utter_ask_safe_now"
+    await li.say("啥意思")
+    assert li.keys == ["utter_ask_safe_now_explained"]
+    assert li.buttons == ["都安全，没人受伤", "有人受伤或不舒服"]
+    await li.tap("都安全")
+    assert li.keys[0] == "utter_safety_safe"
+    await li.agree("退款")
+    assert "utter_ask_injury" not in await li.answer_questions()
+    assert "您的原话" in li.text and "啥意思" not in li.text  # the read-back
+
+
 async def test_no_safety_question_when_the_first_message_says_nobody_was_hurt(
     li: Customer,
 ) -> None:

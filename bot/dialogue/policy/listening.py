@@ -139,6 +139,9 @@ class Listening(ReadBack):
         elif payload or not turn.text:
             self.reprompt(turn)
             return
+        elif confused(turn.text):  # "啥意思", "what?": the question, put more plainly
+            turn.say("utter_ask_safe_now_explained", SAFE_BUTTONS)
+            return
         else:
             injury = find_term(load_facts().slots["injury"], turn.text, turn.language)
             if injury is None and turn.intent == "affirm":
