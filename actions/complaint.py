@@ -249,9 +249,10 @@ class ValidateComplaintForm(FormValidationAction):
             dispatcher.utter_message(response=problem)
             dispatcher.utter_message(response=f"utter_ask_{requested}", buttons=slot_buttons(slot))
             events += [SlotSet(requested, None), SlotSet("invalid_attempts", attempts + 1)]
-        elif attempts >= 1:
-            # Second answer we cannot read: go on without it. The fact is recorded as not
-            # given (the agent asks), never as "idk" or "the blue one" under its name.
+        elif problem == "utter_fact_not_given" or attempts >= 1:
+            # "不知道" to a yes/no, or a second answer we cannot read: go on without it.
+            # The fact is recorded as not given (the agent asks), never as "idk" or "the
+            # blue one" under its name.
             dispatcher.utter_message(response="utter_fact_not_given")
             events += [SlotSet(requested, NOT_GIVEN), SlotSet("invalid_attempts", 0)]
         else:
@@ -336,6 +337,20 @@ def _extract(slot: Slot, parse: dict[str, Any], text: str, language: str, today:
     return None
 
 
+_NUMBERISH = re.compile(r"[A-Za-z0-9#\-]*\d[A-Za-z0-9#\-]*")
+_NUMBER_WORDS = re.compile(r"(?i)\b(?:my|the|order|number|no|is|it'?s)\b|订单号?|单号|是")
+
+
+def _tries_a_number(answer: str) -> bool:
+    """An answer that is a try at an order number, if a wrong one ("SO2024", "#12",
+    "12345"), not words with a digit in them ("2 weeks ago", "我2周前说过了")."""
+    longest = max(_NUMBERISH.findall(answer), key=len, default="")
+    if not longest:
+        return False
+    rest = _NUMBER_WORDS.sub("", answer.replace(longest, "", 1))
+    return len(longest) >= 4 or len(re.sub(r"[\W_]", "", rest)) <= 3
+
+
 def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     """The slot's value from an answer, or the response that says what was wrong."""
     answer = str(raw).strip()
@@ -355,9 +370,9 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
             return found, None
         if slot.negative and (intent in NEGATIVE_INTENTS or _not_known(answer, language)):
             return slot.negative, None
-        if not any(char.isdigit() for char in answer):
-            # "what?", "你说什么?", "where do I find that": no try at a number; the
-            # question said again, with where to find one.
+        if not _tries_a_number(answer):
+            # "what?", "你说什么?", "I already told you, 2 weeks ago": no try at a
+            # number; the question said again, with where to find one.
             return None, "utter_invalid_order_id_words"
         return None, "utter_invalid_order_id"
     if slot.kind == "amount":
@@ -378,8 +393,10 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
                 value = bucket(slot, date.fromisoformat(day), _today(tracker))
                 return (value, None) if value else (None, "utter_invalid_date_future")
     if slot.kind == "yesno":
+        if _not_known(answer, language):
+            return None, "utter_fact_not_given"  # "不知道", "not sure": neither, and said
         if load_facts().is_non_answer(answer, language):
-            return None, _unread(answer, "utter_invalid_choice")  # "idk" is neither
+            return None, _unread(answer, "utter_invalid_choice")
         if intent in POSITIVE_INTENTS:
             return "yes", None
         if intent in NEGATIVE_INTENTS:

@@ -70,6 +70,55 @@ async def test_a_number_too_short_for_an_order_is_called_incomplete(model: Triag
     assert [m["response"] for m in dispatcher.messages] == ["utter_invalid_order_id"]
 
 
+@pytest.mark.parametrize(
+    ("typed", "response"),
+    [
+        ("I already told you, 2 weeks ago", "utter_invalid_order_id_words"),
+        ("我2周前就说过了", "utter_invalid_order_id_words"),
+        ("order 12", "utter_invalid_order_id"),
+        ("SO2024", "utter_invalid_order_id"),
+    ],
+)
+async def test_words_with_a_digit_are_not_called_an_incomplete_number(
+    model: TriageModel, typed: str, response: str
+) -> None:
+    """Asked for the order number, "I already told you, 2 weeks ago" is no try at one:
+    the question again with where to find it, not "that number looks incomplete"."""
+    first = model.parse("my parcel never came", today=None)
+    dispatcher = CollectingDispatcher()
+    await ValidateComplaintForm().run(
+        dispatcher,
+        tracker(
+            {"complaint_type": "delivery", "requested_slot": "order_id"},
+            [first, model.parse(typed, today=None)],
+            candidate={"order_id": typed},
+        ),
+        build_domain(),
+    )
+    assert [m["response"] for m in dispatcher.messages] == [response]
+
+
+@pytest.mark.parametrize("typed", ["不知道", "not sure"])
+async def test_dont_know_to_a_yes_no_question_goes_on_without_it(
+    model: TriageModel, typed: str
+) -> None:
+    """ "不知道" to "was anyone hurt?" is an answer (neither yes nor no), not an unread
+    choice: the fact is left for the agent and the questions go on."""
+    first = model.parse("the heater started smoking", today=None)
+    dispatcher = CollectingDispatcher()
+    events = await ValidateComplaintForm().run(
+        dispatcher,
+        tracker(
+            {"complaint_type": "safety", "requested_slot": "injury"},
+            [first, model.parse(typed, today=None)],
+            candidate={"injury": typed},
+        ),
+        build_domain(),
+    )
+    assert [m["response"] for m in dispatcher.messages][:1] == ["utter_fact_not_given"]
+    assert {"event": "slot", "timestamp": None, "name": "injury", "value": "not_given"} in events
+
+
 async def test_an_invalid_answer_says_why_and_keeps_the_buttons(model: TriageModel) -> None:
     first = model.parse("my parcel never came", today=None)
     answer = model.parse("the blue one", today=None)
