@@ -140,7 +140,8 @@ class Gathering(HandingOff):
             # question stands (not "I didn't catch which one you chose"). Asked for a
             # number or a contact, the question's own checks say what fits where.
             fact = self.services.responses.label_or(f"slot.{noted[0]}", turn.language, noted[0])
-            turn.say("utter_noted_fact", fact=fact)
+            # "I've noted your order number", not "Order number: noted"
+            turn.say("utter_noted_fact", fact=fact.lower() if turn.language == "en" else fact)
             self._ask(turn, str(requested))
             return
         else:
