@@ -246,11 +246,11 @@ SIGNAL_FLOORS: dict[str, tuple[dict[str, float], dict[tuple[str, str], float]]] 
     "blind_3": (  # positives never read by the writers of nlu_data/
         {"zh": 1 / 100, "en": 3 / 100},  # measured: 1 and 3 (session 19)
         {
-            ("zh", "major_media"): 0.85, ("zh", "repeat_contact"): 0.78,
+            ("zh", "major_media"): 0.85, ("zh", "repeat_contact"): 0.81,
             ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.83,
-            ("en", "major_media"): 0.9, ("en", "repeat_contact"): 0.53,
+            ("en", "major_media"): 0.9, ("en", "repeat_contact"): 0.56,
             ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.9,
-        },  # measured, session 19: 0.90 0.81 0.95 0.87 / 0.95 0.56 0.95 0.93
+        },  # measured, session 19: 0.90 0.84 0.95 0.87 / 0.95 0.59 0.95 0.93
     ),
 }  # fmt: skip
 
