@@ -231,6 +231,30 @@ async def test_words_that_change_nothing_are_noted_not_called_an_update(anna: Cu
     assert "app kept freezing" in anna.text
 
 
+async def test_a_no_that_says_what_is_wrong_is_kept_not_asked_which_item(li: Customer) -> None:
+    """ "不对，是扣了三次" at the read-back says what is wrong, which no field holds: kept for
+    the agent and read back, not "which item needs changing?"."""
+    await li.say("同一个订单扣了我两次钱 订单号 SO20241105777，299元，我要退款")
+    await li.tap("对")
+    await li.answer_questions()
+    assert li.keys[-1] == "utter_summary_confirm"
+    await li.say("不对，是扣了三次")
+    assert li.keys == ["utter_note_added", "utter_summary", "utter_summary_confirm"]
+    assert "不对，是扣了三次" in li.text
+
+
+async def test_a_yes_at_which_item_to_change_asks_again(anna: Customer) -> None:
+    """ "yes" to "which item would you like to change?" is no item and no note."""
+    await anna.say("I was charged twice for order SO20241105123, $45.90 each time. I want a refund")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    await anna.tap("Change something")
+    assert anna.keys == ["utter_ask_which_change"]
+    await anna.say("yes")
+    assert anna.keys == ["utter_ask_which_change"]
+    assert "Your addition" not in anna.text
+
+
 async def test_a_restatement_turned_down_twice_offers_the_types_and_a_person(
     anna: Customer,
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actions.facts import OTHER, load_facts
+from actions.facts import OTHER, confused, load_facts
 from bot.dialogue.policy.gathering import Gathering
 from bot.dialogue.policy.rules import (
     MIN_NOTE,
@@ -14,6 +14,9 @@ from bot.dialogue.policy.rules import (
     acknowledges,
     asks_to_change,
     outcome_buttons,
+    says_something,
+    short_reply,
+    without_denials,
 )
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.payloads import Choice, chosen
@@ -45,6 +48,11 @@ class ReadBack(Gathering):
             or (turn.payload is None and turn.intent == "deny")
             or (typed and asks_to_change(turn.text))
         ):
+            if typed and says_something(without_denials(turn.text), turn.text):
+                # "不对，是扣了三次": what is wrong is said; kept for the agent, not "which
+                # item?" (no field of the read-back holds it)
+                await self._add_note(turn)
+                return
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             turn.stage = Stage.CORRECTING
         elif turn.payload is not None or len(turn.text) < MIN_NOTE:
@@ -96,7 +104,11 @@ class ReadBack(Gathering):
             turn.slots["requested_slot"] = target
         elif target == OTHER or (not payload and turn.text):
             if turn.text and not payload:
-                if not await self._apply_correction(turn):
+                if await self._apply_correction(turn):
+                    return
+                if len(turn.text.strip()) < MIN_NOTE or confused(turn.text) or short_reply(turn):
+                    self.reprompt(turn)  # "对", "what?" to "which item?": the items again
+                else:
                     await self._add_note(turn)
                 return
             turn.say("utter_ask_other_text")

@@ -122,12 +122,23 @@ def typed_meets(turn: Turn) -> tuple[bool, str] | None:
     return None
 
 
-def says_something(text: str) -> bool:
-    """More than a word or two: "我想要退款", "I wanted a refund" (not "really", "啊")."""
+def says_something(text: str, whole: str | None = None) -> bool:
+    """More than a word or two: "我想要退款", "I wanted a refund" (not "really", "啊").
+    With ``whole``: ``text`` is what is left of it after a denial, and says something
+    only if a denial was taken off ("不对，是扣了三次" → "是扣了三次")."""
+    if whole is not None and text.strip() == whole.strip():
+        return False
     text = text.strip()
     if re.search("[A-Za-z]", text):
         return len(text.split()) >= 2
     return len("".join(text.split())) >= 3
+
+
+def short_reply(turn: Turn) -> bool:
+    """A yes, no or thanks of a word or two ("对", "ok", "no"): no content of its own."""
+    return turn.intent in ("affirm", "deny", "thank") and message_size(turn) <= (
+        3 if turn.language == "en" else 4
+    )
 
 
 def message_size(turn: Turn) -> int:
