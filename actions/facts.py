@@ -219,6 +219,16 @@ def _plain(text: str) -> str:
     return text.lower().replace("'", "").replace("\u2019", "")
 
 
+@cache
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A term as it occurs in text: Latin words whole, with an ending ("stain" in
+    "stained", "leak" in "leaks"; not "late" in "later" or "chocolate"); Chinese as is."""
+    escaped = re.escape(_plain(word))
+    if re.search("[a-z]", word.lower()):
+        return re.compile(rf"(?<![a-z]){escaped}(?:s|es|ed|d|ing)?(?![a-z])")
+    return re.compile(escaped)
+
+
 def longest_match(
     terms: dict[str, dict[str, tuple[str, ...]]], text: str, language: str
 ) -> str | None:
@@ -230,7 +240,7 @@ def longest_match(
         best: tuple[int, str] | None = None
         for value, words in terms.get(lang, {}).items():
             for word in words:
-                if _plain(word) in lowered and (best is None or len(word) > best[0]):
+                if (best is None or len(word) > best[0]) and _word_pattern(word).search(lowered):
                     best = (len(word), value)
         if best is not None:
             return best[1]

@@ -255,6 +255,22 @@ async def test_a_yes_at_which_item_to_change_asks_again(anna: Customer) -> None:
     assert "Your addition" not in anna.text
 
 
+async def test_a_question_at_which_item_is_answered_and_later_is_not_late(anna: Customer) -> None:
+    """At "which part should I change?": "do u need a pic of my porch" is answered (send
+    it here) and the items offered again; "I'll send photos later, the box was empty"
+    changes nothing ("later" is not "late") and is kept as a note."""
+    await anna.say("my package says delivered but its NOT here?? order #88421397")
+    await anna.agree("Replacement")
+    await anna.answer_questions()
+    assert "Delivery problem: Never arrived" in anna.text
+    await anna.tap("Change something")
+    await anna.say("wait do u need a pic of my porch or smth")
+    assert anna.keys == ["utter_waiting_send_media", "utter_ask_which_change"]
+    await anna.say("I'll send photos later, the box was empty")
+    assert anna.keys[0] == "utter_note_added"
+    assert "Delivery problem: Never arrived" in anna.text
+
+
 async def test_a_restatement_turned_down_twice_offers_the_types_and_a_person(
     anna: Customer,
 ) -> None:

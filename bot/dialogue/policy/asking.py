@@ -5,6 +5,7 @@ again, the queue's wait, a question answered in passing.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
@@ -41,6 +42,13 @@ from handoff.hours import (
 if TYPE_CHECKING:
     from bot.dialogue.services import TurnServices
     from bot.dialogue.turn import Turn
+
+
+OFFERS = re.compile(
+    r"\b(do you|d'?you|do u|should i|can i|shall i|want me to|need me to)\b"
+    r"|要不要|需要.{0,6}吗|可以.{0,4}吗"
+)
+"""An offer or a question put without a question mark ("do u need a pic of my porch")."""
 
 
 class Asking:
@@ -331,10 +339,16 @@ class Asking:
         first-contact time (or when people are back, out of hours); a question the FAQ
         knows gets its answer (``faq=False`` where a question may be the answer itself:
         "can I get a refund?" to "what would you like?")."""
-        if waiting_topic(turn.text, turn.language) == "bot":
+        topic = waiting_topic(turn.text, turn.language)
+        if topic == "bot":
             turn.say("utter_who_am_i_midway")  # "are you even a real person?"
             return True
         question = asks_back(turn.text) or turn.intent == "inquiry"
+        if topic == "send_media" and (question or OFFERS.search(turn.text.lower())):
+            # "do u need a pic of my porch?": yes, here (a photo is kept as evidence at
+            # any step); "I'll send photos later, the strap broke" is an answer, not this
+            turn.say("utter_waiting_send_media")
+            return True
         if not question:
             return False
         if waiting_topic(turn.text, turn.language) == "how_long":

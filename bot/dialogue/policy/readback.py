@@ -86,6 +86,9 @@ class ReadBack(Gathering):
 
     async def _stage_correcting(self, turn: Turn) -> None:
         payload = turn.payload or ""
+        if not payload and turn.text and self._answer_question(turn, "summary"):
+            self.reprompt(turn)  # "do u need a pic?" to "which item?": answered, then that
+            return
         target = chosen(payload, "change")
         if not payload and turn.text:
             target = self._named_field(turn)

@@ -1,0 +1,30 @@
+"""Reading a fact from the customer's words (actions/data/facts.yml terms)."""
+
+from __future__ import annotations
+
+import pytest
+
+from actions.facts import find_term, load_facts
+
+
+@pytest.mark.parametrize(
+    ("slot", "text", "value"),
+    [
+        ("delivery_issue", "my parcel is late", "late"),
+        ("delivery_issue", "I'll send photos later, the box was empty", None),  # not "late"
+        ("delivery_issue", "the chocolate arrived melted", None),
+        ("delivery_issue", "says delivered but it isn't here", "missing"),
+        ("defect", "the shirt came stained", "poor_finish"),  # a term with its ending
+        ("defect", "it leaks from the bottom", "broken"),
+        ("defect", "my phone screen went black after a week", "stopped_working"),
+        ("defect", "用了一个星期就黑屏了", "stopped_working"),
+        ("delivery_issue", "快递显示签收了但是没收到", "missing"),
+    ],
+)  # fmt: skip
+def test_a_term_counts_as_a_word_not_inside_another(
+    slot: str, text: str, value: str | None
+) -> None:
+    """ "late" is not read in "later" or "chocolate" (the read-back once changed "never
+    arrived" to "it's late" on "I'll send photos later")."""
+    language = "zh" if any("\u4e00" <= char <= "\u9fff" for char in text) else "en"
+    assert find_term(load_facts().slots[slot], text, language) == value
