@@ -271,6 +271,34 @@ async def test_a_question_at_which_item_is_answered_and_later_is_not_late(anna: 
     assert "Delivery problem: Never arrived" in anna.text
 
 
+@pytest.mark.parametrize(
+    ("lang", "feeling", "story"),
+    [
+        ("en", "this is a joke", "my headphones stopped working after a week"),
+        ("zh", "气死我了", "买的耳机用了一个星期就没声音了"),
+    ],
+)
+async def test_a_feeling_without_a_story_is_asked_what_happened(
+    engine: Engine, lang: str, feeling: str, story: str
+) -> None:
+    """ "this is a joke" / "气死我了" first: empathy for the feeling, then what happened —
+    no type guessed aloud ("what you were told didn't match…") and no "is everyone safe?"
+    (the type model reads 气死我了 as safety). "what the hell is this bot" and "what?"
+    there are answered and are not the story."""
+    customer = Customer(engine, name="Sam", lang=lang)
+    await customer.say(feeling)
+    assert customer.keys[-1] == "utter_ask_tell_more"
+    assert customer.keys[-2].startswith("utter_empathy_")
+    assert customer.keys[-2] in ("utter_empathy_mild", "utter_empathy_strong")
+    await customer.say("what the hell is this bot")
+    assert customer.keys == ["utter_who_am_i_midway", "utter_ask_tell_more"]
+    await customer.say("what?")
+    assert customer.keys == ["utter_ask_tell_more_explained"]
+    await customer.say(story)
+    assert customer.keys[-1] == "utter_restate_product_quality"
+    assert not any(key.startswith("utter_empathy") for key in customer.keys)  # once
+
+
 async def test_a_restatement_turned_down_twice_offers_the_types_and_a_person(
     anna: Customer,
 ) -> None:

@@ -22,6 +22,7 @@ from bot.dialogue.policy.rules import (
     SAFE_BUTTONS,
     full_account,
     is_complaint,
+    vague,
     waiting_topic,
 )
 from bot.nlu.labels import COMPLAINT_TYPES
@@ -107,6 +108,13 @@ class Listening(ReadBack):
         if turn.slots.get("major"):
             turn.say("utter_empathy_major")
             self._mirror_wait(turn)
+        elif vague(turn):
+            # "this is a joke", "气死我了": felt, not told. Empathy for the feeling, then
+            # what happened; no type is guessed aloud (nor a safety question asked).
+            turn.say(f"utter_empathy_{'strong' if agitated else 'mild'}")
+            turn.say("utter_ask_tell_more")
+            turn.stage = Stage.LISTENING
+            return
         else:
             self._empathise(turn, "strong" if agitated else "mild")
         if turn.slots.get("complaint_type") == "safety" and self._ask_if_safe(turn):
@@ -180,6 +188,13 @@ class Listening(ReadBack):
         if not turn.slots.get("complaint_id"):
             if turn.parse is not None:
                 await self._start_complaint(turn)
+            return
+        if waiting_topic(turn.text, turn.language) == "bot":
+            turn.say("utter_who_am_i_midway")  # "what the hell is this bot": not the story
+            turn.say("utter_ask_tell_more")
+            return
+        if confused(turn.text):
+            turn.say("utter_ask_tell_more_explained")  # "what?" to "what happened?"
             return
         if mostly_entity(turn.parse or {}, turn.text, FACT_ENTITIES):
             # "不对，订单号是SO…" after "not quite": a fact, not the story. Kept (it is not

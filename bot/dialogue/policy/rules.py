@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from actions.complaint import mostly_entity
-from actions.facts import load_facts
+from actions.facts import find_term, load_facts
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.payloads import Choice
 from bot.store import Ticket
@@ -181,6 +181,24 @@ def names_a_fact(turn: Turn) -> bool:
         if len(words) <= AROUND_A_FACT["en"] and len(chars) <= AROUND_A_FACT["zh"]:
             return True
     return False
+
+
+VAGUE_SIZE = {"en": 5, "zh": 8}
+"""Shorter than this (words / characters) and naming nothing, a complaint is a feeling."""
+
+
+def vague(turn: Turn) -> bool:
+    """A first complaint that says how the customer feels, not what happened ("this is a
+    joke", "worst company ever", "气死我了", "太差劲了"): short, with no product, order,
+    date or sum in it and no word that settles a fact. The type model still guesses a
+    type for it (气死我了 read as safety, 0.81); a person would ask what happened."""
+    if message_size(turn) >= VAGUE_SIZE.get(turn.language, 5):
+        return False
+    entities = (turn.parse or {}).get("entities") or []
+    if any(entity.get("entity") in (*FULL_ACCOUNT_ENTITIES, *FACT_ENTITIES) for entity in entities):
+        return False
+    slots = load_facts().slots.values()
+    return not any(slot.terms and find_term(slot, turn.text, turn.language) for slot in slots)
 
 
 def full_account(turn: Turn) -> bool:
