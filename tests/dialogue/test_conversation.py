@@ -193,7 +193,9 @@ async def test_request_human_hands_off_at_once_with_what_is_known(anna: Customer
     ticket = anna.ticket()
     assert ticket.kind == "request_human"
     assert ticket.summary_data["facts"]["order_id"] == "SO20241105123"
-    await anna.say("hello?")
+    await anna.say("hello?")  # still there? yes: where they are in the queue
+    assert anna.keys == ["utter_waiting_place"]
+    await anna.say("my neighbour might have taken it in")
     assert anna.keys == ["utter_handoff_waiting"]
     await anna.say("ok thanks, I'll wait")
     assert anna.replies == []  # acknowledged once; the agent answers from here

@@ -299,6 +299,19 @@ async def test_a_feeling_without_a_story_is_asked_what_happened(
     assert not any(key.startswith("utter_empathy") for key in customer.keys)  # once
 
 
+async def test_are_you_still_there_and_thanks_bye_at_the_read_back(anna: Customer) -> None:
+    """ "are you still there" is answered (not kept as a note for the agent); "thanks bye"
+    to "is that all correct?" is a yes, not a note."""
+    await anna.say("my order SO20241105123 never arrived, I want a refund")
+    await anna.tap("Yes")
+    await anna.answer_questions()
+    await anna.say("are you still there")
+    assert anna.keys == ["utter_still_here", "utter_summary_confirm"]
+    await anna.say("thanks bye")
+    assert anna.status == "handed_off"
+    assert "thanks bye" not in str(anna.ticket().summary_data)
+
+
 async def test_a_restatement_turned_down_twice_offers_the_types_and_a_person(
     anna: Customer,
 ) -> None:

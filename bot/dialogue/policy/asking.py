@@ -19,6 +19,7 @@ from bot.dialogue.policy.rules import (
     SAFE_BUTTONS,
     TYPE_BUTTONS,
     UNSURE_BUTTONS,
+    message_size,
     outcome_buttons,
     waiting_topic,
     without_denials,
@@ -342,6 +343,9 @@ class Asking:
         topic = waiting_topic(turn.text, turn.language)
         if topic == "bot":
             turn.say("utter_who_am_i_midway")  # "are you even a real person?"
+            return True
+        if topic == "ping" and message_size(turn) <= (4 if turn.language == "en" else 6):
+            turn.say("utter_still_here")  # "are you still there?": yes, and the question
             return True
         question = asks_back(turn.text) or turn.intent == "inquiry"
         if topic == "send_media" and (question or OFFERS.search(turn.text.lower())):

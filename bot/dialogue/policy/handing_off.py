@@ -276,7 +276,7 @@ class HandingOff(Asking):
         answer = None
         if topic is None and turn.intent == "inquiry":
             answer = self.services.faq.answer(turn.text, turn.language)
-        if topic == "how_long":
+        if topic in ("how_long", "ping"):  # "are you still there?": where they are
             if tickets:
                 self._say_place(turn, tickets[-1])
             else:

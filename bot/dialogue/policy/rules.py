@@ -91,8 +91,11 @@ ACKNOWLEDGED_SIZE = {"en": 4, "zh": 6}
 
 
 def acknowledges(turn: Turn) -> bool:
-    """ "ok thanks", "好的谢谢" to "is that all correct?": a yes, not a note for the agent."""
-    return turn.intent == "thank" and message_size(turn) <= ACKNOWLEDGED_SIZE.get(turn.language, 4)
+    """ "ok thanks", "好的谢谢", "thanks bye" to "is that all correct?": a yes, not a note for
+    the agent."""
+    return turn.intent in ("thank", "goodbye") and message_size(turn) <= ACKNOWLEDGED_SIZE.get(
+        turn.language, 4
+    )
 
 
 _MEETS_NO = re.compile(
