@@ -198,7 +198,9 @@ async def test_request_human_hands_off_at_once_with_what_is_known(anna: Customer
     await anna.say("my neighbour might have taken it in")
     assert anna.keys == ["utter_handoff_waiting"]
     await anna.say("ok thanks, I'll wait")
-    assert anna.replies == []  # acknowledged once; the agent answers from here
+    assert anna.keys == ["utter_thank_reply_waiting"]  # not "added to your case"
+    await anna.say("thanks")
+    assert anna.replies == []  # said once; the agent answers from here
     await anna.say("anyone there?")
     assert anna.keys == ["utter_waiting_place"]  # a question the bot can answer
 

@@ -17,6 +17,7 @@ from bot.dialogue.policy.rules import (
     MENU_BUTTONS,
     RAISE_WHILE_WAITING,
     about_safety,
+    acknowledges,
     is_fragment,
     is_threat,
     message_size,
@@ -272,6 +273,12 @@ class HandingOff(Asking):
         }
         if raised and tickets and topic != "send_media":  # "视频怎么发" is not the press
             self._raise_waiting(turn, tickets[-1], sorted(raised))
+            return
+        if topic is None and acknowledges(turn):
+            # "ok thanks, I'll wait": not "I've added this to your case"; said once
+            if not turn.slots.get("thanked_waiting"):
+                turn.say("utter_thank_reply_waiting")
+                turn.slots["thanked_waiting"] = True
             return
         answer = None
         if topic is None and turn.intent == "inquiry":
