@@ -54,20 +54,27 @@ async def test_the_form_asks_only_what_is_missing(model: TriageModel) -> None:
     assert dispatcher.messages == []
 
 
-async def test_a_number_too_short_for_an_order_is_called_incomplete(model: TriageModel) -> None:
-    first = model.parse("my parcel never came", today=None)
-    answer = model.parse("8823", today=None)
+async def _validate(
+    model: TriageModel, complaint_type: str, slot: str, story: str, typed: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The form's answer to ``typed`` given at the ``slot`` question of a complaint that
+    began with ``story``: the responses it sends and the events it returns."""
     dispatcher = CollectingDispatcher()
-    await ValidateComplaintForm().run(
+    events = await ValidateComplaintForm().run(
         dispatcher,
         tracker(
-            {"complaint_type": "delivery", "requested_slot": "order_id"},
-            [first, answer],
-            candidate={"order_id": "8823"},
+            {"complaint_type": complaint_type, "requested_slot": slot},
+            [model.parse(story, today=None), model.parse(typed, today=None)],
+            candidate={slot: typed},
         ),
         build_domain(),
     )
-    assert [m["response"] for m in dispatcher.messages] == ["utter_invalid_order_id"]
+    return [str(m["response"]) for m in dispatcher.messages], events
+
+
+async def test_a_number_too_short_for_an_order_is_called_incomplete(model: TriageModel) -> None:
+    sent, _ = await _validate(model, "delivery", "order_id", "my parcel never came", "8823")
+    assert sent == ["utter_invalid_order_id"]
 
 
 @pytest.mark.parametrize(
@@ -84,18 +91,8 @@ async def test_words_with_a_digit_are_not_called_an_incomplete_number(
 ) -> None:
     """Asked for the order number, "I already told you, 2 weeks ago" is no try at one:
     the question again with where to find it, not "that number looks incomplete"."""
-    first = model.parse("my parcel never came", today=None)
-    dispatcher = CollectingDispatcher()
-    await ValidateComplaintForm().run(
-        dispatcher,
-        tracker(
-            {"complaint_type": "delivery", "requested_slot": "order_id"},
-            [first, model.parse(typed, today=None)],
-            candidate={"order_id": typed},
-        ),
-        build_domain(),
-    )
-    assert [m["response"] for m in dispatcher.messages] == [response]
+    sent, _ = await _validate(model, "delivery", "order_id", "my parcel never came", typed)
+    assert sent == [response]
 
 
 @pytest.mark.parametrize("typed", ["不知道", "not sure"])
@@ -104,18 +101,8 @@ async def test_dont_know_to_a_yes_no_question_goes_on_without_it(
 ) -> None:
     """ "不知道" to "was anyone hurt?" is an answer (neither yes nor no), not an unread
     choice: the fact is left for the agent and the questions go on."""
-    first = model.parse("the heater started smoking", today=None)
-    dispatcher = CollectingDispatcher()
-    events = await ValidateComplaintForm().run(
-        dispatcher,
-        tracker(
-            {"complaint_type": "safety", "requested_slot": "injury"},
-            [first, model.parse(typed, today=None)],
-            candidate={"injury": typed},
-        ),
-        build_domain(),
-    )
-    assert [m["response"] for m in dispatcher.messages][:1] == ["utter_fact_not_given"]
+    sent, events = await _validate(model, "safety", "injury", "the heater started smoking", typed)
+    assert sent[:1] == ["utter_fact_not_given"]
     assert {"event": "slot", "timestamp": None, "name": "injury", "value": "not_given"} in events
 
 
