@@ -57,3 +57,17 @@ async def test_a_major_complaint_also_hears_its_wait_named(anna: Customer) -> No
     assert anna.keys[anna.keys.index("utter_empathy_major") + 1] == "utter_empathy_waited"
     assert "3 weeks" in _empathy(anna)
     assert "patience" not in anna.text.lower()  # not thanked for a patience they have lost
+
+
+async def test_a_parcel_weeks_late_is_a_wait_but_being_late_oneself_is_not(
+    anna: Customer, li: Customer
+) -> None:
+    """ "my parcel is 2 weeks late" / "快递晚了两周" name a wait; "I was 5 minutes late to
+    the door" does not (bot/dialogue/mirror.py)."""
+    await anna.say("my parcel is 2 weeks late and nobody answers my emails")
+    assert "utter_empathy_waited" in anna.keys and "2 weeks" in _empathy(anna)
+    await li.say("快递晚了两周了，打客服电话也没人接")
+    assert "utter_empathy_waited" in li.keys and "两周" in _empathy(li)
+    ben = Customer(anna.engine, user_id=4004, name="Ben")
+    await ben.say("I was 5 minutes late to the door and the courier just left with my parcel")
+    assert "utter_empathy_waited" not in ben.keys
