@@ -247,10 +247,10 @@ SIGNAL_FLOORS: dict[str, tuple[dict[str, float], dict[tuple[str, str], float]]] 
         {"zh": 1 / 100, "en": 3 / 100},  # measured: 1 and 3 (session 19)
         {
             ("zh", "major_media"): 0.85, ("zh", "repeat_contact"): 0.81,
-            ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.83,
+            ("zh", "abusive"): 0.9, ("zh", "threat_of_harm"): 0.77,
             ("en", "major_media"): 0.9, ("en", "repeat_contact"): 0.56,
-            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.9,
-        },  # measured, session 19: 0.90 0.84 0.95 0.87 / 0.95 0.59 0.95 0.93
+            ("en", "abusive"): 0.9, ("en", "threat_of_harm"): 0.87,
+        },  # measured, session 19: 0.90 0.84 0.95 0.80 / 0.95 0.59 0.95 0.90
     ),
 }  # fmt: skip
 
@@ -342,3 +342,23 @@ def test_whose_harm_a_threat_is_about(text: str, self_harm: bool) -> None:
     fired (bot.nlu.model.says_self_harm): self-harm phrases, then threats to others, then
     words of despair."""
     assert says_self_harm(text, NLU_DATA) is self_harm
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我周六去你们店里看看", "下午四点我到你们专柜", "I'll pop by the counter on thursday",
+     "gonna swing by ur shop around 4 to grab my order", "I bought it in the shop on Main Street",
+     "the store is 5 kms from my house"],
+)  # fmt: skip
+def test_a_visit_to_the_shop_is_no_threat(model: TriageModel, text: str) -> None:
+    """Threat examples often read "I'll come to your store tomorrow and…": going to a shop
+    at a time had become a threat (0.94-1.0) and ended the conversation with a supervisor
+    alert. None of these texts is in nlu_data/."""
+    assert model.parse(text)["signals"] == []
+
+
+@pytest.mark.parametrize(
+    "text", ["honestly might just kms", "I'm coming to your store tomorrow with a baseball bat"]
+)
+def test_harm_in_slang_and_a_visit_with_a_weapon_still_fire(model: TriageModel, text: str) -> None:
+    assert "threat_of_harm" in model.parse(text)["signals"]
