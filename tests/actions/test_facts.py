@@ -21,6 +21,8 @@ from actions.facts import find_term, load_facts
         ("delivery_issue", "快递显示签收了但是没收到", "missing"),
         ("delivery_issue", "外卖送来的汤全洒了，饭也凉了", "damaged"),
         ("delivery_issue", "half the soup spilled in the bag", "damaged"),
+        ("repair_status", "洗衣机修了三次了还是漏水", "not_fixed"),
+        ("repair_status", "it has been repaired three times and still leaks", "not_fixed"),
     ],
 )  # fmt: skip
 def test_a_term_counts_as_a_word_not_inside_another(

@@ -362,3 +362,13 @@ def test_a_visit_to_the_shop_is_no_threat(model: TriageModel, text: str) -> None
 )
 def test_harm_in_slang_and_a_visit_with_a_weapon_still_fire(model: TriageModel, text: str) -> None:
     assert "threat_of_harm" in model.parse(text)["signals"]
+
+
+@pytest.mark.parametrize(
+    "text", ["洗衣机修了三次了还是漏水", "the washer has been repaired three times and still leaks"]
+)
+def test_repaired_several_times_without_a_fix_is_a_repeat_contact(
+    model: TriageModel, text: str
+) -> None:
+    """Domain §4: "came back several times without a fix" makes a complaint major."""
+    assert "repeat_contact" in model.parse(text)["signals"]
