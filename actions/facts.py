@@ -219,14 +219,22 @@ def _plain(text: str) -> str:
     return text.lower().replace("'", "").replace("\u2019", "")
 
 
+_ENDINGS = "s|es|ed|d|ing|y|ment|ments|al"
+
+
 @cache
 def _word_pattern(word: str) -> re.Pattern[str]:
     """A term as it occurs in text: Latin words whole, with an ending ("stain" in
-    "stained", "leak" in "leaks"; not "late" in "later" or "chocolate"); Chinese as is."""
-    escaped = re.escape(_plain(word))
-    if re.search("[a-z]", word.lower()):
-        return re.compile(rf"(?<![a-z]){escaped}(?:s|es|ed|d|ing)?(?![a-z])")
-    return re.compile(escaped)
+    "stained", "mould" in "mouldy", "reimburse" in "reimbursement", "smoke" in "smoking";
+    not "late" in "later" or "chocolate", nor "ad" in "bad"); Chinese as is."""
+    plain = _plain(word)
+    if not re.search("[a-z]", plain):
+        return re.compile(re.escape(plain))
+    endings = _ENDINGS if len(plain) > 3 else "s"  # "ads", never "add" for "ad"
+    forms = rf"{re.escape(plain)}(?:{endings})?"
+    if plain.endswith("e") and plain[-2:-1].isalpha():
+        forms += rf"|{re.escape(plain[:-1])}(?:ing|y)"  # replace → replacing, smoke → smoky
+    return re.compile(rf"(?<![a-z])(?:{forms})(?![a-z])")
 
 
 def longest_match(

@@ -23,6 +23,10 @@ from actions.facts import find_term, load_facts
         ("delivery_issue", "half the soup spilled in the bag", "damaged"),
         ("repair_status", "洗衣机修了三次了还是漏水", "not_fixed"),
         ("repair_status", "it has been repaired three times and still leaks", "not_fixed"),
+        ("safety_issue", "the bread was mouldy inside", "food_contamination"),
+        ("safety_issue", "the charger was sparking", "overheating_fire"),
+        ("promotion_source", "please add my address", None),  # not "ad"
+        ("promotion_source", "saw your ads on tv", "advert"),
     ],
 )  # fmt: skip
 def test_a_term_counts_as_a_word_not_inside_another(
@@ -32,3 +36,16 @@ def test_a_term_counts_as_a_word_not_inside_another(
     arrived" to "it's late" on "I'll send photos later")."""
     language = "zh" if any("\u4e00" <= char <= "\u9fff" for char in text) else "en"
     assert find_term(load_facts().slots[slot], text, language) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        ("I want a reimbursement", "refund"),
+        ("can you just replacing it", "replacement"),
+        ("I'd like it repaired", "repair"),
+        ("I'll wait, ask me later", None),  # no outcome in "later"
+    ],
+)
+def test_an_outcome_named_with_an_ending_counts(text: str, outcome: str | None) -> None:
+    assert load_facts().named_outcome(text, "en") == outcome
