@@ -19,7 +19,7 @@ from bot.dialogue.policy.rules import (
     SAFE_BUTTONS,
     TYPE_BUTTONS,
     UNSURE_BUTTONS,
-    message_size,
+    is_short,
     outcome_buttons,
     waiting_topic,
     without_denials,
@@ -344,7 +344,7 @@ class Asking:
         if topic == "bot":
             turn.say("utter_who_am_i_midway")  # "are you even a real person?"
             return True
-        if topic == "ping" and message_size(turn) <= (4 if turn.language == "en" else 6):
+        if topic == "ping" and is_short(turn):
             turn.say("utter_still_here")  # "are you still there?": yes, and the question
             return True
         question = asks_back(turn.text) or turn.intent == "inquiry"
@@ -355,7 +355,7 @@ class Asking:
             return True
         if not question:
             return False
-        if waiting_topic(turn.text, turn.language) == "how_long":
+        if topic == "how_long":
             back = self._back_at(turn)
             if back is not None:
                 turn.say(f"utter_{stage}_how_long_after_hours", back=back)

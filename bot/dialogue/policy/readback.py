@@ -48,7 +48,8 @@ class ReadBack(Gathering):
             or (turn.payload is None and turn.intent == "deny")
             or (typed and asks_to_change(turn.text))
         ):
-            if typed and says_something(without_denials(turn.text), turn.text):
+            told = without_denials(turn.text) if typed else turn.text
+            if told.strip() != turn.text.strip() and says_something(told):
                 # "不对，是扣了三次": what is wrong is said; kept for the agent, not "which
                 # item?" (no field of the read-back holds it)
                 await self._add_note(turn)

@@ -87,15 +87,19 @@ def answers_nothing(turn: Turn) -> bool:
     return mostly_entity(turn.parse or {}, turn.text, ("date", "order_id", "phone", "email"))
 
 
-ACKNOWLEDGED_SIZE = {"en": 4, "zh": 6}
+SHORT_SIZE = {"en": 4, "zh": 6}
+"""Words (en) or characters (zh) of a message that is only a few words."""
+
+
+def is_short(turn: Turn) -> bool:
+    """A few words: "ok thanks", "are you still there", "好的谢谢"."""
+    return message_size(turn) <= SHORT_SIZE.get(turn.language, 4)
 
 
 def acknowledges(turn: Turn) -> bool:
     """ "ok thanks", "好的谢谢", "thanks bye" to "is that all correct?": a yes, not a note for
     the agent."""
-    return turn.intent in ("thank", "goodbye") and message_size(turn) <= ACKNOWLEDGED_SIZE.get(
-        turn.language, 4
-    )
+    return turn.intent in ("thank", "goodbye") and is_short(turn)
 
 
 _MEETS_NO = re.compile(
@@ -125,12 +129,8 @@ def typed_meets(turn: Turn) -> tuple[bool, str] | None:
     return None
 
 
-def says_something(text: str, whole: str | None = None) -> bool:
-    """More than a word or two: "我想要退款", "I wanted a refund" (not "really", "啊").
-    With ``whole``: ``text`` is what is left of it after a denial, and says something
-    only if a denial was taken off ("不对，是扣了三次" → "是扣了三次")."""
-    if whole is not None and text.strip() == whole.strip():
-        return False
+def says_something(text: str) -> bool:
+    """More than a word or two: "我想要退款", "I wanted a refund" (not "really", "啊")."""
     text = text.strip()
     if re.search("[A-Za-z]", text):
         return len(text.split()) >= 2
