@@ -12,7 +12,7 @@ the validation they share; the action server loads this one module.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,17 @@ SIGNAL_FLOORS = {"threat_of_harm": 0.8, "abusive": 0.8, "major_media": 0.7, "rep
 signal from 0.5; acting on one (ending the bot's part, flagging a supervisor) needs
 more than a lean, and short answers ("#66120934") can lean oddly. A key phrase scores
 0.95, so it always counts."""
+CAME_BACK = "came_back"
+"""The major reason of a customer who comes back about a problem a person already had
+(domain §4: "came back several times without a fix"), seen from the record, not the words."""
+CARRIED_FACTS = (
+    "product", "order_id", "defect", "delivery_issue", "billing_issue", "amount",
+    "marketing_issue", "promotion_source", "staff_channel", "contact_channel",
+    "safety_issue", "other_issue",
+)  # fmt: skip
+"""Facts of an earlier complaint about the same problem that still hold: not asked again
+(the read-back shows them to check). Dates relative to "now", whether anyone is hurt and
+how a repair stands may have changed, and are asked."""
 MAJOR_FACTS = {
     ("staff_issue", "passed_around"): "passed_around",
     ("staff_issue", "wrong_information"): "wrong_information",
@@ -110,6 +121,42 @@ def _language(tracker: Tracker) -> str:
     return str(tracker.get_slot("language") or "zh")
 
 
+def _order_key(value: Any) -> str:
+    return re.sub(r"[\s#:\-]", "", str(value or "")).upper()
+
+
+def earlier_same_problem(
+    earlier: Sequence[Mapping[str, Any]], complaint_type: str | None, order_id: str | None
+) -> Mapping[str, Any] | None:
+    """The newest earlier complaint about this same problem: the same order number, or
+    the same type when one of the two has no order number (two different order numbers
+    are two problems). ``earlier``: the engine's ``earlier_complaints`` slot, newest first."""
+    mine = _order_key(order_id)
+    for item in earlier:
+        theirs = _order_key(item.get("order_id"))
+        if mine and theirs:
+            if mine == theirs:
+                return item
+        elif complaint_type and item.get("complaint_type") == complaint_type:
+            return item
+    return None
+
+
+def _entity(parse: Mapping[str, Any], name: str) -> str | None:
+    for entity in parse.get("entities") or []:
+        if entity.get("entity") == name and entity.get("value"):
+            return str(entity["value"])
+    return None
+
+
+def _names_something(parse: Mapping[str, Any], text: str, language: str) -> bool:
+    if parse.get("entities"):
+        return True
+    return any(
+        slot.terms and find_term(slot, text, language) for slot in load_facts().slots.values()
+    )
+
+
 class ActionRecordComplaint(Action):
     """Classify the complaint from everything said so far and record its flags."""
 
@@ -145,6 +192,18 @@ class ActionRecordComplaint(Action):
 
         signals = sorted(set(tracker.get_slot("signals") or []) | strong_signals(parse))
         reasons = [signal for signal in MAJOR_SIGNALS if signal in signals]
+        # The same problem as a complaint a person already had (type and order number).
+        # A type read from a feeling alone ("this is a joke", 气死我了) is a guess: it
+        # counts once the words name something (a product, an order, a fact).
+        concrete = tracker.get_slot("type_locked") or _names_something(parse, text, language)
+        same = earlier_same_problem(
+            tracker.get_slot("earlier_complaints") or [],
+            complaint_type if concrete else None,
+            _entity(parse, "order_id"),
+        )
+        if same is not None:
+            reasons.append(CAME_BACK)
+        events.append(SlotSet("came_back", dict(same) if same is not None else None))
         prior = int(tracker.get_slot("complaints_90d") or 0)
         tier = str(tracker.get_slot("customer_tier") or "regular")
         priority = Priority.HIGH if reasons or tier in VIP_TIERS else Priority.NORMAL
@@ -202,6 +261,12 @@ class ValidateComplaintForm(FormValidationAction):
                 if value is not None:
                     found[name] = value
             unsure = unsure or _unsure_order_id(parse, text)
+        # Coming back about the same problem: what they told us then is not asked again.
+        told_before = (tracker.get_slot("came_back") or {}).get("facts") or {}
+        for name in (*required, *facts.volunteered()):
+            given = tracker.get_slot(name) is not None or name in found
+            if name in CARRIED_FACTS and not given and told_before.get(name) is not None:
+                found[name] = told_before[name]
         events = [SlotSet(name, value) for name, value in found.items()]
         open_order = "order_id" in required and tracker.get_slot("order_id") is None
         if open_order and "order_id" not in found and unsure:
@@ -494,6 +559,14 @@ class ActionSummarise(Action):
             for (slot, value), reason in MAJOR_FACTS.items()
             if known.get(slot) == value and reason not in reasons
         ]
+        # An order number given in the questions can show an earlier complaint about it.
+        same = earlier_same_problem(
+            tracker.get_slot("earlier_complaints") or [],
+            tracker.get_slot("complaint_type"),
+            known.get("order_id"),
+        )
+        if same is not None and CAME_BACK not in reasons:
+            reasons.append(CAME_BACK)
         major = bool(tracker.get_slot("major")) or bool(reasons)
         priority = max(
             int(tracker.get_slot("priority") or 0), Priority.HIGH if major else Priority.NORMAL

@@ -29,6 +29,7 @@ ENGINE_SLOTS = (
     "priority", "complaints_90d", "customer_tier", "first_words", "notes", "summary",
     "requested_slot", "invalid_attempts", "handoff_kind", "ticket_ref", "policy",
     "first_contact_sla_seconds", "progress_sla_seconds", "corrected", "unsure_order_id",
+    "earlier_complaints", "came_back",
 )  # fmt: skip
 
 

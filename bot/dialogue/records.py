@@ -5,6 +5,11 @@ turn's, committed by the engine with the replies.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
 from actions.facts import load_facts
 from bot.dialogue.turn import Turn
 from bot.dialogue.wording import Wording
@@ -63,6 +68,43 @@ def prior_complaints(turn: Turn) -> int:
     since = habitual_window_start(turn.now)
     count = complaints_since(turn.session, customer_id=turn.customer.id, since=since)
     return count - (1 if turn.complaint is not None else 0)
+
+
+SAME_PROBLEM_WINDOW = timedelta(days=30)
+"""A complaint a person had within this time, about the same problem, makes a new one a
+"came back" (major, domain §4). Within `reopen_window` of its resolution the old ticket
+is reopened instead."""
+
+
+def earlier_complaints(turn: Turn) -> list[dict[str, Any]]:
+    """The customer's complaints of the last 30 days that reached a person (a ticket),
+    this conversation's left out, newest first: what the complaint actions compare a new
+    complaint with (type, order number)."""
+    assert turn.customer.id is not None
+    rows = turn.session.exec(
+        select(Complaint, Ticket)
+        .join(Ticket, col(Ticket.complaint_id) == col(Complaint.id))
+        .where(
+            Complaint.customer_id == turn.customer.id,
+            col(Complaint.conversation_id) != turn.conversation.id,
+            Complaint.created_at >= turn.now - SAME_PROBLEM_WINDOW,
+        )
+        .order_by(col(Complaint.created_at).desc(), col(Ticket.id).desc())
+    ).all()
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for complaint, ticket in rows:
+        if complaint.id in seen:
+            continue
+        seen.add(complaint.id or 0)
+        out.append({
+            "complaint_type": complaint.complaint_type,
+            "order_id": (complaint.facts or {}).get("order_id"),
+            "ticket": ticket.id,
+            "facts": {k: v for k, v in (complaint.facts or {}).items() if k != "notes"},
+            "date": complaint.created_at.date().isoformat(),
+        })  # fmt: skip
+    return out
 
 
 def open_ticket(

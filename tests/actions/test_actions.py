@@ -15,7 +15,12 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.complaint import ActionHandoff, ActionRecordComplaint, ValidateComplaintForm
+from actions.complaint import (
+    ActionHandoff,
+    ActionRecordComplaint,
+    ValidateComplaintForm,
+    earlier_same_problem,
+)
 from bot.config import PROJECT_ROOT, Settings
 from bot.dialogue.actions_client import RemoteActions, build_domain
 from bot.nlu.model import TriageModel
@@ -133,6 +138,52 @@ async def test_record_flags_major_and_habitual(model: TriageModel) -> None:
     )
     values = {e["name"]: e["value"] for e in events}
     assert values["major"] is True and values["habitual"] is True and values["priority"] == 1
+
+
+EARLIER = [
+    {"complaint_type": "delivery", "order_id": "SO20241105123", "ticket": 9, "facts": {}},
+    {"complaint_type": "billing", "order_id": None, "ticket": 4, "facts": {}},
+]
+
+
+@pytest.mark.parametrize(
+    ("complaint_type", "order_id", "ticket"),
+    [
+        ("delivery", "SO20241105123", 9),
+        ("other", "so-2024 1105123", 9),  # the same number, typed another way
+        ("delivery", None, 9),  # no number now: the same type
+        ("delivery", "SO20249999999", None),  # another order: another problem
+        ("billing", "SO20249999999", 4),  # no number then: the same type
+        ("product_quality", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_same_problem_is_the_same_order_or_the_same_type(
+    complaint_type: str | None, order_id: str | None, ticket: int | None
+) -> None:
+    same = earlier_same_problem(EARLIER, complaint_type, order_id)
+    assert (same or {}).get("ticket") == ticket
+
+
+@pytest.mark.parametrize(
+    ("text", "came_back"),
+    [
+        ("my parcel still hasn't arrived", True),
+        ("this is a joke", False),  # a feeling: its type is a guess, no match on it
+    ],
+)
+async def test_record_flags_coming_back_only_on_a_named_problem(
+    model: TriageModel, text: str, came_back: bool
+) -> None:
+    parse = model.parse(text, today=None)
+    parse["complaint_type"] = {"name": "delivery", "confidence": 0.9}
+    events = await ActionRecordComplaint().run(
+        CollectingDispatcher(), tracker({"earlier_complaints": EARLIER}, [parse]), build_domain()
+    )
+    values = {e["name"]: e["value"] for e in events}
+    assert ("came_back" in values["major_reasons"]) is came_back
+    assert values["major"] is came_back
+    assert (values["came_back"] or {}).get("ticket") == (9 if came_back else None)
 
 
 async def test_handoff_pauses_and_offers_the_policy_alternative() -> None:

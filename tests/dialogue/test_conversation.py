@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.dialogue import Engine
 from bot.nlu.model import TriageModel
 from bot.store import Complaint, Conversation, FollowUp, Message, Ticket
+from handoff import tickets
 from tests.dialogue.conftest import NOW, Customer, make_engine
 
 
@@ -270,6 +271,83 @@ async def test_a_major_complaint_is_flagged_and_asks_only_the_essentials(li: Cus
     ticket = li.ticket()
     assert ticket.priority == 1 and ticket.supervisor_flag
     assert set(ticket.summary_data["major_reasons"]) == {"major_media", "repeat_contact"}
+
+
+def _resolve(engine: Engine, customer: Customer, when: datetime) -> int:
+    """What an agent's /close does to the customer's ticket and conversation."""
+    with engine.db.session() as session:
+        ticket = session.exec(
+            select(Ticket).where(Ticket.conversation_id == customer.conversation_id)
+        ).one()
+        tickets.resolve(session, ticket_id=ticket.id or 0, resolution="sent again", now=when)
+        conversation = session.get(Conversation, customer.conversation_id)
+        assert conversation is not None
+        conversation.status, conversation.stage = "closed", "closed"
+        session.add(conversation)
+        session.commit()
+        return ticket.id or 0
+
+
+@pytest.mark.parametrize(
+    ("lang", "first", "again", "other"),
+    [
+        (
+            "en",
+            "my parcel never arrived, order SO20241105123",
+            "the parcel I wrote to you about still hasn't come",
+            "my parcel never arrived, order SO20241199999",
+        ),
+        (
+            "zh",
+            "快递一直没到，订单号 JD778812340",
+            "上次跟你们说的那个快递，到现在还是没收到",
+            "快递一直没到，订单号 JD778899999",
+        ),
+    ],
+)
+async def test_coming_back_about_the_same_problem_is_known_and_made_major(
+    settings: Settings, model: TriageModel, lang: str, first: str, again: str, other: str
+) -> None:
+    """Domain §4: came back without a fix. Two weeks after the agent closed the case
+    (past the 7 days that reopen it), the same order again: the bot says it knows
+    (the old case number), does not ask again for the order number it was told then,
+    the new ticket is high priority with a supervisor, and the card says why. Another
+    order number is another problem."""
+    day = [NOW]
+    engine = make_engine(settings, model, clock=lambda: day[0])
+    sam = Customer(engine, user_id=3010, name="Sam", lang=lang)
+    try:
+        await sam.say(first)
+        await sam.tap(sam.buttons[0])
+        await sam.answer_questions()
+        await sam.tap(sam.buttons[0])  # the read-back is right
+        assert sam.status == "handed_off"
+        old = _resolve(engine, sam, NOW + timedelta(days=1))
+        day[0] = NOW + timedelta(days=14)
+        await sam.say(again)
+        assert "utter_empathy_came_back" in sam.keys
+        assert f"#{old}" in sam.text
+        assert "utter_empathy_major" not in sam.keys
+        await sam.tap(sam.buttons[0])
+        asked = await sam.answer_questions()
+        assert "utter_ask_order_id" not in asked
+        order = first.split()[-1]
+        assert "utter_summary" in sam.keys and order in sam.text  # shown, to check
+        await sam.tap(sam.buttons[0])
+        ticket = sam.ticket()
+        assert ticket.summary_data["facts"]["order_id"] == order
+        assert ticket.id != old
+        assert (ticket.priority, ticket.supervisor_flag) == (1, True)
+        assert "came_back" in ticket.summary_data["major_reasons"]
+
+        _resolve(engine, sam, day[0] + timedelta(days=1))
+        day[0] += timedelta(days=10)
+        await sam.say(other)
+        assert "utter_empathy_came_back" not in sam.keys
+        assert not any(key.startswith("utter_empathy_major") for key in sam.keys)
+    finally:
+        await engine.close()
+        engine.db.dispose()
 
 
 async def test_habitual_is_recorded_from_history_and_never_said(

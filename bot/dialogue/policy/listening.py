@@ -100,12 +100,19 @@ class Listening(ReadBack):
             complaint_texts=[turn.text],
             restatements=0,
             complaints_90d=records.prior_complaints(turn),
+            earlier_complaints=records.earlier_complaints(turn),
         )
         await self.services.tracker.act(turn, "action_record_complaint")
         records.save_complaint(turn)
         self._greet_briefly(turn)
         agitated = intensity(turn.text, turn.parse) >= AGITATED
-        if turn.slots.get("major"):
+        came_back = turn.slots.get("came_back")
+        if came_back:
+            # They told a person about this before and it is not sorted: say that we
+            # know, so they need not tell it as new (domain §1, §4).
+            turn.say("utter_empathy_came_back", ticket=f"#{came_back.get('ticket')}")
+            self._mirror_wait(turn)
+        elif turn.slots.get("major"):
             turn.say("utter_empathy_major")
             self._mirror_wait(turn)
         elif vague(turn):
