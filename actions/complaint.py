@@ -532,6 +532,20 @@ def mostly_entity(parse: Mapping[str, Any], text: str, kinds: tuple[str, ...]) -
     )
 
 
+def _currency_of(tracker: Tracker, amount: Any) -> str | None:
+    """The currency the customer wrote with this sum ("£12.99": GBP), if they did."""
+    if not isinstance(amount, int | float):
+        return None
+    for message in reversed(_user_messages(tracker)):
+        for entity in (message.get("parse_data") or {}).get("entities") or []:
+            info = entity.get("additional_info") or {}
+            if entity.get("entity") != "amount" or not info.get("currency"):
+                continue
+            if abs(float(info.get("amount") or 0) - float(amount)) < 0.005:
+                return str(info["currency"])
+    return None
+
+
 class ActionSummarise(Action):
     """Build the read-back: type, motive, desired outcome, facts, the customer's words."""
 
@@ -585,6 +599,7 @@ class ActionSummarise(Action):
             "signals": tracker.get_slot("signals") or [],
             "priority": priority,
             "language": _language(tracker),
+            "amount_currency": _currency_of(tracker, known.get("amount")),
         }
         if summary["complaint_type"] == "safety" and known.get("injury") == "yes":
             summary["priority"] = Priority.URGENT

@@ -226,8 +226,15 @@ _ENDINGS = "s|es|ed|d|ing|y|ment|ments|al"
 def _word_pattern(word: str) -> re.Pattern[str]:
     """A term as it occurs in text: Latin words whole, with an ending ("stain" in
     "stained", "mould" in "mouldy", "reimburse" in "reimbursement", "smoke" in "smoking";
-    not "late" in "later" or "chocolate", nor "ad" in "bad"); Chinese as is."""
+    not "late" in "later" or "chocolate", nor "ad" in "bad"); Chinese as is. A `*` in a
+    term stands for a few words between ("charged * twice": "charged me £12.99 twice";
+    "扣了*两次": "扣了我299元两次")."""
     plain = _plain(word)
+    if "*" in plain:
+        parts = [part.strip() for part in plain.split("*")]
+        latin = any(re.search("[a-z]", part) for part in parts)
+        gap = r"(?:\s+\S+){0,2}\s+" if latin else r"[^。！？!?，,.]{0,8}?"
+        return re.compile(gap.join(_word_pattern(part).pattern for part in parts))
     if not re.search("[a-z]", plain):
         return re.compile(re.escape(plain))
     endings = _ENDINGS if len(plain) > 3 else "s"  # "ads", never "add" for "ad"

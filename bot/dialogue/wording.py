@@ -14,6 +14,11 @@ from actions.facts import NOT_GIVEN, load_facts
 from bot.dialogue.responses import Responses
 from bot.dialogue.turn import Button, Reply, Turn
 
+CURRENCY_SIGNS = {
+    "CNY": "¥", "USD": "$", "GBP": "£", "EUR": "€", "INR": "₹", "SGD": "S$", "AUD": "A$",
+    "HKD": "HK$",
+}  # fmt: skip
+"""How a sum reads back in the currency the customer wrote it in (others: "5,000 JPY")."""
 SAME_PARAGRAPH = frozenset({"utter_empathy_waited"})
 """Lines that go on the paragraph before them (the wait after the empathy it adds to)."""
 
@@ -28,8 +33,9 @@ class Wording:
         slots = load_facts().slots
         colon = "：" if language == "zh" else ": "
         lines = []
+        currency = summary.get("amount_currency")
         for name, value in (summary.get("facts") or {}).items():
-            shown = self.fact_value(name, value, language)
+            shown = self.fact_value(name, value, language, currency=currency)
             lines.append(f"{label(f'slot.{name}', language)}{colon}{shown}")
         for name, note in (summary.get("notes") or {}).items():
             # the answer to an open follow-up ("no order number? anything that helps us
@@ -52,11 +58,16 @@ class Wording:
             "words": words if len(words) <= 300 else words[:297] + "…",
         }
 
-    def fact_value(self, name: str, value: Any, language: str) -> str:
+    def fact_value(
+        self, name: str, value: Any, language: str, *, currency: str | None = None
+    ) -> str:
         """A fact as the customer reads it: the button's words, else what they typed (a
-        sum with its cents: 45.90, not 45.9)."""
-        if isinstance(value, float) and name == "amount":
-            return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+        sum with its cents and the currency they wrote: £45.90, not 45.9)."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and name == "amount":
+            number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+            if currency in CURRENCY_SIGNS:
+                return f"{CURRENCY_SIGNS[currency]}{number}"
+            return f"{number} {currency}" if currency else number
         if value == "no_order_id":
             key = "value.none_order"
         elif value in ("amount_unknown", NOT_GIVEN):

@@ -27,6 +27,12 @@ from actions.facts import find_term, load_facts
         ("safety_issue", "the charger was sparking", "overheating_fire"),
         ("promotion_source", "please add my address", None),  # not "ad"
         ("promotion_source", "saw your ads on tv", "advert"),
+        # a few words between ("charged * twice" in facts.yml), not a sentence
+        ("billing_issue", "I was charged £12.99 twice for the same order", "charged_twice"),
+        ("billing_issue", "they took the money twice", "charged_twice"),
+        ("billing_issue", "扣了我299元两次", "charged_twice"),
+        ("billing_issue", "paid for it and twice asked for a refund", None),
+        ("billing_issue", "扣了钱，我问了两次客服", None),
     ],
 )  # fmt: skip
 def test_a_term_counts_as_a_word_not_inside_another(

@@ -61,6 +61,7 @@ async def test_facts_already_given_are_never_asked(anna: Customer) -> None:
     assert asked == []  # order, what happened, amount and the outcome were all in the message
     assert "utter_summary" in anna.keys
     assert "SO20241105123" in anna.text
+    assert "Amount: $45.90" in anna.text  # with the currency they wrote
     assert "Charged twice" in anna.text or "charged twice" in anna.text.lower()
     await anna.tap("Yes, all correct")
     assert anna.status == "handed_off"
@@ -69,6 +70,28 @@ async def test_facts_already_given_are_never_asked(anna: Customer) -> None:
     assert ticket.summary_data["facts"]["billing_issue"] == "charged_twice"
     assert ticket.summary_data["desired_outcome"] == "refund"
     assert ticket.summary_data["customer_words"].startswith("I was charged twice")
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "shown"),
+    [
+        ("en", "I was charged £12.99 twice for order SO20241105123, I want my money back",
+         "Amount: £12.99"),
+        ("zh", "同一笔订单扣了我两次299元，订单号 JD778812340，我要退款", "金额：¥299"),
+    ],
+)  # fmt: skip
+async def test_a_sum_reads_back_in_its_currency_and_twice_is_not_asked(
+    engine: Engine, lang: str, text: str, shown: str
+) -> None:
+    """ "£12.99" read back as "12.99" lost what the customer said; "charged £12.99
+    twice" was asked "which payment problem?" as if they had not said."""
+    customer = Customer(engine, name="Kim", lang=lang)
+    await customer.say(text)
+    await customer.tap(customer.buttons[0])
+    assert [key for key in customer.all_keys if key.startswith("utter_ask_")] == []
+    assert shown in customer.text
+    await customer.tap(customer.buttons[0])
+    assert customer.ticket().summary_data["amount_currency"] == ("GBP" if lang == "en" else "CNY")
 
 
 async def test_closed_questions_one_at_a_time_then_summary_and_handoff(
