@@ -41,6 +41,9 @@ class Slot:
     negative: str | None = None
     bucket_days: tuple[int, ...] = ()
     terms: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    from_wait: bool = False
+    """A date read from a wait the customer states ("2 weeks and still nothing": two
+    weeks ago), when no date was said."""
 
     def options(self) -> tuple[str, ...]:
         """The button values, in order, ``other`` last where free text is allowed."""
@@ -125,6 +128,7 @@ def load_facts(path: Path = DATA / "facts.yml") -> FactSpec:
             negative=None if spec.get("negative") is None else str(spec["negative"]),
             bucket_days=tuple(spec.get("bucket_days", ())),
             terms=terms,
+            from_wait=bool(spec.get("from_wait", False)),
         )
     types = {name: tuple(spec["slots"]) for name, spec in raw["types"].items()}
     essential = {name: tuple(spec["essential"]) for name, spec in raw["types"].items()}

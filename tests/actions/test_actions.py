@@ -111,6 +111,52 @@ async def test_dont_know_to_a_yes_no_question_goes_on_without_it(
     assert {"event": "slot", "timestamp": None, "name": "injury", "value": "not_given"} in events
 
 
+@pytest.mark.parametrize(
+    ("slot", "typed", "response"),
+    [
+        ("waiting_since", "idk", "utter_fact_not_given"),
+        ("waiting_since", "not sure tbh", "utter_fact_not_given"),
+        ("contact_channel", "记不清了", "utter_fact_not_given"),
+        ("waiting_since", "what?", "utter_invalid_choice_confused"),  # a question back
+    ],
+)
+async def test_dont_know_to_a_choice_goes_on_without_it(
+    model: TriageModel, slot: str, typed: str, response: str
+) -> None:
+    """ "idk" to "how long have you been waiting?" was "Sorry, I didn't catch which one
+    you meant", and the "what?" after it then ended the question as if unanswerable."""
+    sent, _ = await _validate(model, "slow_response", slot, "nobody ever answers me", typed)
+    assert sent[:1] == [response]
+
+
+@pytest.mark.parametrize(
+    ("lang", "story"),
+    [
+        ("en", "my parcel is 2 weeks late and nobody answers my emails"),
+        ("en", "I've been waiting three days for a reply to my email"),
+        ("zh", "快递晚了两周，发邮件也一直没人回"),
+        ("zh", "邮件发了都半个月了还没人回复"),
+    ],
+)
+async def test_a_stated_wait_answers_how_long_they_have_waited(
+    model: TriageModel, lang: str, story: str
+) -> None:
+    """The wait the empathy line mirrors ("you've already waited 2 weeks") is the
+    answer to "how long have you been waiting?": not asked again."""
+    events = await ValidateComplaintForm().run(
+        CollectingDispatcher(),
+        tracker(
+            {"complaint_type": "slow_response", "language": lang},
+            [model.parse(story, today=None)],
+        ),
+        build_domain(),
+    )
+    values = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    expected = "this_week" if "three" in story else "this_month"
+    assert values.get("waiting_since") == expected
+    assert values.get("requested_slot") != "waiting_since"
+
+
 async def test_an_invalid_answer_says_why_and_keeps_the_buttons(model: TriageModel) -> None:
     first = model.parse("my parcel never came", today=None)
     answer = model.parse("the blue one", today=None)

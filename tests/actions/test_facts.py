@@ -18,6 +18,8 @@ from actions.facts import find_term, load_facts
         ("defect", "it leaks from the bottom", "broken"),
         ("defect", "my phone screen went black after a week", "stopped_working"),
         ("defect", "用了一个星期就黑屏了", "stopped_working"),
+        ("defect", "我买的空气炸锅用了三天就不热了", "stopped_working"),
+        ("defect", "空气炸锅不热了", "not_working"),
         ("delivery_issue", "快递显示签收了但是没收到", "missing"),
         ("delivery_issue", "外卖送来的汤全洒了，饭也凉了", "damaged"),
         ("delivery_issue", "half the soup spilled in the bag", "damaged"),

@@ -63,7 +63,7 @@ async def test_a_parcel_weeks_late_is_a_wait_but_being_late_oneself_is_not(
     anna: Customer, li: Customer
 ) -> None:
     """ "my parcel is 2 weeks late" / "快递晚了两周" name a wait; "I was 5 minutes late to
-    the door" does not (bot/dialogue/mirror.py)."""
+    the door" does not (actions/waits.py)."""
     await anna.say("my parcel is 2 weeks late and nobody answers my emails")
     assert "utter_empathy_waited" in anna.keys and "2 weeks" in _empathy(anna)
     await li.say("快递晚了两周了，打客服电话也没人接")

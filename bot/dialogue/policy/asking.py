@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from actions.complaint import MOTIVE_THRESHOLD, slot_buttons
 from actions.facts import OTHER, asks_back, load_facts
+from actions.waits import waited
 from bot.dialogue import records, survey, tracker
-from bot.dialogue.mirror import waited
 from bot.dialogue.policy.rules import (
     CONFIRM_BUTTONS,
     MAX_WORDS,

@@ -1,4 +1,5 @@
-"""The customer's own words for the empathy line: how long they say they have waited.
+"""How long the customer says they have waited: their words for the empathy line, and
+the number of days for the "how long have you been waiting?" fact (not asked again).
 
 Only a wait the customer states as waiting ("waited 10 days", "been waiting for two
 weeks", "2 weeks and still nothing", "等了一个星期", "都半个月了", "三天前留言
@@ -53,3 +54,52 @@ def waited(text: str, language: str) -> str | None:
         if found:
             return found.group(1).strip()
     return None
+
+
+_EN_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "several": 3,
+    "a few": 3, "a couple of": 2,
+}  # fmt: skip
+_ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9, "几": 3, "半": 0.5}  # fmt: skip
+_UNIT_DAYS = (
+    ("minute", 0), ("hour", 0), ("day", 1), ("week", 7), ("month", 30),
+    ("分钟", 0), ("小时", 0), ("天", 1), ("周", 7), ("星期", 7), ("礼拜", 7), ("月", 30),
+)  # fmt: skip
+
+
+def _zh_number(text: str) -> float | None:
+    if text.isdigit():
+        return float(text)
+    if text == "十":
+        return 10.0
+    if "十" in text:  # 十五, 二十, 二十五
+        tens, _, ones = text.partition("十")
+        return float(_ZH_DIGITS.get(tens, 1) * 10 + _ZH_DIGITS.get(ones, 0))
+    return float(_ZH_DIGITS[text]) if text in _ZH_DIGITS else None
+
+
+def wait_days(phrase: str) -> float | None:
+    """A wait as :func:`waited` gives it ("2 weeks", "半个月", "over a month") in days."""
+    lowered = phrase.lower()
+    unit = next((days for name, days in _UNIT_DAYS if name in lowered), None)
+    if unit is None:
+        return None
+    found = re.search(r"\d+", lowered)
+    if found:
+        number: float | None = float(found.group(0))
+    elif re.search("[\u4e00-\u9fff]", lowered):
+        found = re.match(r"[一二两三四五六七八九十几半]+", lowered)
+        number = _zh_number(found.group(0)) if found else None
+    else:
+        words = re.sub(r"^(?:over|almost|nearly|more than|about)\s+", "", lowered)
+        number = next(
+            (value for word, value in sorted(_EN_NUMBERS.items(), key=lambda i: -len(i[0]))
+             if words.startswith(word + " ")),
+            None,
+        )  # fmt: skip
+    if number is None:
+        return None
+    more = lowered.startswith(("over", "more than")) or "多" in lowered  # "两个多月"
+    return number * unit + (2 if more else 0)
