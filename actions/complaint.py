@@ -33,6 +33,7 @@ from actions.facts import (
     load_facts,
     order_id_in,
     policy_for,
+    says_dont_know,
 )
 from actions.waits import wait_days, waited
 from bot.payloads import Choice, SlotAnswer
@@ -475,21 +476,12 @@ def _validate(slot: Slot, raw: Any, tracker: Tracker) -> tuple[Any, str | None]:
     term = find_term(slot, answer, language)
     if term is not None:
         return term, None
-    if slot.kind in ("choice", "date") and _DONT_KNOW.match(answer) and len(answer) <= 40:
+    if slot.kind in ("choice", "date") and says_dont_know(answer):
         return None, "utter_fact_not_given"  # "idk", "记不清了": left for the agent, at once
     if slot.kind in ("choice", "date") and _describes(slot, answer, parse, language):
         # The customer described it in their own words: that is the "other" answer.
         return answer, None
     return None, _unread(answer, "utter_invalid_choice")
-
-
-_DONT_KNOW = re.compile(
-    r"(?i)^\s*(?:i\s+)?(?:idk|dunno|don'?t know|do not know|not sure|no idea|no clue|"
-    r"can'?t remember|cannot remember|don'?t remember|who knows|can'?t recall)\b"
-    r"|^\s*(?:我也)?(?:不知道|不清楚|不记得|记不清|记不得|忘了|忘记了|不晓得|不确定)"
-)
-"""An answer to a choice that says the customer does not know (not what they meant to
-pick): "idk", "not sure tbh", "记不清了"."""
 
 
 def _sure_intent(parse: Mapping[str, Any]) -> str | None:

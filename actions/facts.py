@@ -213,6 +213,19 @@ def confused(text: str) -> bool:
     return len(han) <= 8 and all(char in CONFUSED_ZH for char in han)
 
 
+_DONT_KNOW = re.compile(
+    r"(?i)^\s*(?:i\s+)?(?:idk|dunno|don'?t know|do not know|not sure|no idea|no clue|"
+    r"can'?t remember|cannot remember|don'?t remember|who knows|can'?t recall)\b"
+    r"|^\s*(?:我也)?(?:不知道|不清楚|不记得|记不清|记不得|忘了|忘记了|不晓得|不确定)"
+)
+
+
+def says_dont_know(text: str) -> bool:
+    """A short reply that says the customer does not know: "idk", "not sure tbh",
+    "记不清了" (not a choice they meant, nor a question back)."""
+    return len(text) <= 40 and _DONT_KNOW.match(text) is not None
+
+
 def asks_back(text: str) -> bool:
     """Whether a reply is put as a question ("what repair?", "你说啥", "有吗")."""
     core = text.strip().strip(_EDGE_PUNCTUATION).lower()

@@ -9,10 +9,13 @@ from typing import Any
 from sqlmodel import Session
 
 from actions.complaint import strong_signals
-from bot.nlu.labels import Parse
+from bot.nlu.labels import DIALOGUE_INTENTS, Parse
 from bot.store import Complaint, Conversation, Customer
 from bot.store.models import ConversationStatus, Stage
 from handoff.events import StaffEvent
+
+NO_EVIDENCE = 1 / len(DIALOGUE_INTENTS) + 1e-4
+"""The intent confidence of a text with no word the model knows (docs/nlu.md)."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,14 @@ class Turn:
 
     @property
     def intent(self) -> str | None:
+        """The message's intent; None where the model had no evidence at all (every
+        intent at even odds: "idk", a name, emoji), whose first one is only an order."""
         if self.parse is None:
             return None
         intent = self.parse.get("intent")
-        return intent["name"] or None if intent else None
+        if not intent or float(intent["confidence"]) <= NO_EVIDENCE:
+            return None
+        return intent["name"] or None
 
     @property
     def intent_confidence(self) -> float:

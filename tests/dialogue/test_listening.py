@@ -918,3 +918,30 @@ async def test_what_went_wrong_told_in_the_story_is_not_asked_again(
     assert "utter_ask_defect" not in customer.all_keys
     await customer.press(customer.replies[-1].buttons[0].payload)  # yes, all correct
     assert customer.ticket().summary_data["facts"]["defect"] == defect
+
+
+@pytest.mark.parametrize(
+    ("lang", "story", "lost"),
+    [
+        ("en", "I was charged twice for order SO20241105123, I want a refund", "idk"),
+        ("en", "I was charged twice for order SO20241105123, I want a refund", "what?"),
+        ("zh", "订单 JD778812340 重复扣款了，我要退款", "啥意思"),
+    ],
+)
+async def test_lost_at_the_read_back_is_told_what_to_do_not_taken_as_yes(
+    engine: Engine, lang: str, story: str, lost: str
+) -> None:
+    """ "idk" at "is that all correct?" confirmed the read-back and handed off (the
+    model, knowing no word of it, gave every intent even odds and "affirm" came first)."""
+    customer = Customer(engine, name="Kim", lang=lang)
+    await customer.say(story)
+    await customer.tap(customer.buttons[0])
+    await customer.answer_questions()
+    assert customer.keys[-1] == "utter_summary_confirm"
+    await customer.say(lost)
+    assert customer.keys == ["utter_summary_confirm_explained"]
+    assert customer.status != "handed_off" and len(customer.buttons) == 2
+    await customer.tap(customer.buttons[0])
+    assert customer.status == "handed_off"
+    await customer.say("what?" if lang == "en" else "啥")  # where they stand, not "noted"
+    assert customer.keys[0] == "utter_waiting_place"

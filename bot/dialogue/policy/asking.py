@@ -52,6 +52,14 @@ OFFERS = re.compile(
 """An offer or a question put without a question mark ("do u need a pic of my porch")."""
 
 
+def summary_buttons() -> list[dict[str, str]]:
+    """The read-back's question: all correct, or change something."""
+    return [
+        {"title": "button.correct", "payload": Choice("summary", "yes").pack()},
+        {"title": "button.change", "payload": Choice("summary", "change").pack()},
+    ]
+
+
 class Asking:
     """State and the moves every step makes."""
 
@@ -134,13 +142,7 @@ class Asking:
         elif stage in (Stage.FACTS,) and turn.slots.get("requested_slot"):
             self._ask(turn, str(turn.slots["requested_slot"]))
         elif stage == Stage.SUMMARY:
-            turn.say(
-                "utter_summary_confirm",
-                [
-                    {"title": "button.correct", "payload": Choice("summary", "yes").pack()},
-                    {"title": "button.change", "payload": Choice("summary", "change").pack()},
-                ],
-            )
+            turn.say("utter_summary_confirm", summary_buttons())
         elif stage == Stage.CORRECTING:
             turn.say("utter_ask_which_change", self._change_buttons(turn))
         elif stage == Stage.CHOOSING_TYPE:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from actions.facts import confused
 from bot.dialogue import records
 from bot.dialogue.faq import Answer
 from bot.dialogue.policy.asking import Asking
@@ -263,6 +264,8 @@ class HandingOff(Asking):
             )
             return
         topic = waiting_topic(turn.text, turn.language)
+        if topic is None and confused(turn.text):
+            topic = "ping"  # "what?" after the hand-off: where they stand, not "noted"
         parse = turn.parse or {}
         scores, phrases = parse.get("signal_scores") or {}, set(parse.get("signal_phrases") or [])
         sure = message_size(turn) >= (4 if turn.language == "en" else 8)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actions.facts import OTHER, confused, load_facts
+from actions.facts import OTHER, confused, load_facts, says_dont_know
+from bot.dialogue.policy.asking import summary_buttons
 from bot.dialogue.policy.gathering import Gathering
 from bot.dialogue.policy.rules import (
     MIN_NOTE,
@@ -56,6 +57,9 @@ class ReadBack(Gathering):
                 return
             turn.say("utter_ask_which_change", self._change_buttons(turn))
             turn.stage = Stage.CORRECTING
+        elif typed and (confused(turn.text) or says_dont_know(turn.text)):
+            # "what?", "idk": what the two buttons do, said plainly (never a yes)
+            turn.say("utter_summary_confirm_explained", summary_buttons())
         elif turn.payload is not None or len(turn.text) < MIN_NOTE:
             self.reprompt(turn)
         else:
