@@ -34,6 +34,7 @@ from actions.facts import (
     order_id_in,
     policy_for,
     says_dont_know,
+    settles_a_fact,
 )
 from actions.waits import wait_days, waited
 from bot.payloads import Choice, SlotAnswer
@@ -135,28 +136,13 @@ def earlier_same_problem(
     are two problems). ``earlier``: the engine's ``earlier_complaints`` slot, newest first."""
     mine = _order_key(order_id)
     for item in earlier:
-        theirs = _order_key(item.get("order_id"))
+        theirs = _order_key((item.get("facts") or {}).get("order_id"))
         if mine and theirs:
             if mine == theirs:
                 return item
         elif complaint_type and item.get("complaint_type") == complaint_type:
             return item
     return None
-
-
-def _entity(parse: Mapping[str, Any], name: str) -> str | None:
-    for entity in parse.get("entities") or []:
-        if entity.get("entity") == name and entity.get("value"):
-            return str(entity["value"])
-    return None
-
-
-def _names_something(parse: Mapping[str, Any], text: str, language: str) -> bool:
-    if parse.get("entities"):
-        return True
-    return any(
-        slot.terms and find_term(slot, text, language) for slot in load_facts().slots.values()
-    )
 
 
 class ActionRecordComplaint(Action):
@@ -197,11 +183,16 @@ class ActionRecordComplaint(Action):
         # The same problem as a complaint a person already had (type and order number).
         # A type read from a feeling alone ("this is a joke", 气死我了) is a guess: it
         # counts once the words name something (a product, an order, a fact).
-        concrete = tracker.get_slot("type_locked") or _names_something(parse, text, language)
+        concrete = (
+            tracker.get_slot("type_locked")
+            or bool(parse.get("entities"))
+            or settles_a_fact(text, language)
+        )
+        order_slot = load_facts().slots["order_id"]
         same = earlier_same_problem(
             tracker.get_slot("earlier_complaints") or [],
             complaint_type if concrete else None,
-            _entity(parse, "order_id"),
+            _extract(order_slot, dict(parse), text, language, _today(tracker)),
         )
         if same is not None:
             reasons.append(CAME_BACK)

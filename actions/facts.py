@@ -261,6 +261,14 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z])(?:{forms})(?![a-z])")
 
 
+def settles_a_fact(text: str, language: str) -> bool:
+    """Whether the text has a word that settles one of the facts ("never arrived",
+    "charged twice", "黑屏"): it says what happened, not only how the customer feels."""
+    return any(
+        slot.terms and find_term(slot, text, language) for slot in load_facts().slots.values()
+    )
+
+
 def longest_match(
     terms: dict[str, dict[str, tuple[str, ...]]], text: str, language: str
 ) -> str | None:

@@ -79,7 +79,7 @@ is reopened instead."""
 def earlier_complaints(turn: Turn) -> list[dict[str, Any]]:
     """The customer's complaints of the last 30 days that reached a person (a ticket),
     this conversation's left out, newest first: what the complaint actions compare a new
-    complaint with (type, order number)."""
+    complaint with (its type, and the order number among its facts)."""
     assert turn.customer.id is not None
     rows = turn.session.exec(
         select(Complaint, Ticket)
@@ -99,10 +99,8 @@ def earlier_complaints(turn: Turn) -> list[dict[str, Any]]:
         seen.add(complaint.id or 0)
         out.append({
             "complaint_type": complaint.complaint_type,
-            "order_id": (complaint.facts or {}).get("order_id"),
             "ticket": ticket.id,
             "facts": {k: v for k, v in (complaint.facts or {}).items() if k != "notes"},
-            "date": complaint.created_at.date().isoformat(),
         })  # fmt: skip
     return out
 

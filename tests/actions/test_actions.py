@@ -187,8 +187,8 @@ async def test_record_flags_major_and_habitual(model: TriageModel) -> None:
 
 
 EARLIER = [
-    {"complaint_type": "delivery", "order_id": "SO20241105123", "ticket": 9, "facts": {}},
-    {"complaint_type": "billing", "order_id": None, "ticket": 4, "facts": {}},
+    {"complaint_type": "delivery", "ticket": 9, "facts": {"order_id": "SO20241105123"}},
+    {"complaint_type": "billing", "ticket": 4, "facts": {}},
 ]
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from actions.complaint import mostly_entity
-from actions.facts import find_term, load_facts
+from actions.facts import load_facts, settles_a_fact
 from bot.nlu.labels import COMPLAINT_TYPES
 from bot.payloads import Choice
 from bot.store import Ticket
@@ -200,8 +200,7 @@ def vague(turn: Turn) -> bool:
     entities = (turn.parse or {}).get("entities") or []
     if any(entity.get("entity") in (*FULL_ACCOUNT_ENTITIES, *FACT_ENTITIES) for entity in entities):
         return False
-    slots = load_facts().slots.values()
-    return not any(slot.terms and find_term(slot, turn.text, turn.language) for slot in slots)
+    return not settles_a_fact(turn.text, turn.language)
 
 
 def full_account(turn: Turn) -> bool:
